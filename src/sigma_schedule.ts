@@ -1,0 +1,47 @@
+/**
+ * The σ schedule of MoGE (eq. 8).
+ *
+ * @module
+ */
+
+import { checkInteger, checkNumber } from "./validate.ts";
+
+/** Parameters of the σ schedule (MoGE eq. 8). */
+export interface SigmaScheduleOptions {
+  /** σ at step 0 (the paper uses 10). */
+  sigmaMax: number;
+  /** σ at the last step, > 0 (the paper uses 1.5 or 0.5). */
+  sigmaMin: number;
+  /** Shape exponent γ >= 0 (0.3 in the paper; 1 is linear, 0 constant σ_min). */
+  gamma: number;
+  /** Total number of optimizer steps T (>= 1). */
+  totalSteps: number;
+}
+
+/**
+ * MoGE eq. 8: σ(t) = σ_max − (σ_max − σ_min) · (t/T)^γ, with t/T clipped to
+ * [0, 1] and t the 0-based optimizer step. γ = 0 gives the constant σ_min
+ * (0^0 is taken as 1).
+ *
+ * @example
+ * ```ts
+ * import { sigmaSchedule } from "./sigma_schedule.ts";
+ * const sigma = sigmaSchedule({ sigmaMax: 10, sigmaMin: 1.5, gamma: 1, totalSteps: 100 });
+ * sigma(0); // 10
+ * sigma(50); // 5.75
+ * sigma(100); // 1.5
+ * ```
+ */
+export function sigmaSchedule(options: SigmaScheduleOptions): (step: number) => number {
+  const { sigmaMax, sigmaMin, gamma, totalSteps } = options;
+  checkNumber("sigmaMin", sigmaMin, { min: 0, exclusiveMin: true });
+  checkNumber("sigmaMax", sigmaMax, { min: sigmaMin });
+  checkNumber("gamma", gamma, { min: 0 });
+  checkInteger("totalSteps", totalSteps, 1);
+  return (step: number): number => {
+    checkNumber("step", step, { min: 0 });
+    const t = Math.min(1, step / totalSteps);
+    const shape = gamma === 0 ? 1 : t ** gamma;
+    return sigmaMax - (sigmaMax - sigmaMin) * shape;
+  };
+}
