@@ -68,6 +68,7 @@ export function groupSparsity(z: Tensor, options: GroupSparsityOptions = {}): Te
   checkInteger("h (filterSize)", h, 1);
   checkNumber("eps", eps, { min: 0 });
   const layout = options.layout ?? topographicLayout(E, h);
+  for (const k of ["rows", "cols"] as const) checkInteger(`layout.${k}`, layout[k], 1);
   if (layout.rows * layout.cols !== E) {
     throw new RangeError(
       `groupSparsity: layout ${layout.rows} x ${layout.cols} holds ${layout.rows * layout.cols}` +

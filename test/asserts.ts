@@ -9,7 +9,12 @@
 import assert from "node:assert/strict";
 
 export { assert };
-export const { equal, deepEqual, ok, throws, rejects, notEqual } = assert;
+export const equal: typeof assert.equal = assert.equal;
+export const deepEqual: typeof assert.deepEqual = assert.deepEqual;
+export const ok: typeof assert.ok = assert.ok;
+export const throws: typeof assert.throws = assert.throws;
+export const rejects: typeof assert.rejects = assert.rejects;
+export const notEqual: typeof assert.notEqual = assert.notEqual;
 
 /** Asserts |actual - expected| <= atol + rtol * |expected|. */
 export function assertClose(

@@ -1,0 +1,365 @@
+/**
+ * The sparse Mixture-of-Experts layer of MoGE (spec section 1; eq. 1-4) with
+ * top-k routing in both orders, routing noise, capacity with batch-prioritized
+ * routing, the load-balancing loss, and the MoGE regularizer (eq. 9).
+ *
+ * Experts run as batched matmuls over `[E, slots, d]` buffers filled by
+ * gathers (GShard / Switch / V-MoE style), so the work grows with
+ * tokens · k · d · d_ff, never with a private weight copy per token.
+ *
+ * @module
+ */
+
+import { tf } from "./deps.ts";
+import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
+import type { FilterKind } from "./filters.ts";
+import { groupSparsity } from "./group_sparsity.ts";
+import { topographicLayout } from "./layout.ts";
+import { planRouting, type RoutingPlan } from "./routing.ts";
+import type { Tensor, Tensor2D } from "./types.ts";
+import { checkInteger, checkNumber } from "./validate.ts";
+
+/** The order of top-k and softmax in the router. */
+export type RoutingOrder = "softmax-topk" | "topk-softmax";
+/** Expert hidden activation. */
+export type Activation = "gelu" | "relu" | "tanh";
+
+/** Configuration of one MoE layer. */
+export interface MoeConfig {
+  /** Token width d. */
+  inputDim: number;
+  /** Expert hidden width d_ff (each expert is d -> d_ff -> d_out). */
+  hiddenDim: number;
+  /** Output width d_out (default: inputDim). */
+  outputDim?: number;
+  /** Number of experts E. */
+  numExperts: number;
+  /** Experts per token k (1 <= k <= E). */
+  topK: number;
+  /** "softmax-topk" (vision, eq. 1-4) or "topk-softmax" (language models, spec 1.5). */
+  routingOrder: RoutingOrder;
+  /** Router bias (vision: false; language models: true). */
+  routerBias: boolean;
+  /** Expert activation. */
+  activation: Activation;
+  /** Std of the routing noise added to the router logits in training; default 1/E; 0 turns it off. */
+  noiseStd?: number;
+  /** Capacity factor C_f (0: no capacity limit). */
+  capacityFactor: number;
+  /** Weight of the load-balancing loss (0: off). */
+  loadBalanceWeight: number;
+}
+
+/** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
+export interface RegularizerSettings {
+  /** λ: weight of the batch mean of R(z) (0: plain MoE). */
+  lambda: number;
+  /** σ of the Gaussian filter now (from the σ schedule). */
+  sigma: number;
+  /** Filter size h. */
+  filterSize: number;
+  /** Filter shape. */
+  filter: FilterKind;
+}
+
+/** What one forward pass of the layer gives. */
+export interface MoeOutput {
+  /** Layer output `[N, d_out]` (dropped choices contribute zero). */
+  y: Tensor2D;
+  /** Routing scores z = softmax(router logits), noise-free, `[N, E]`. */
+  z: Tensor2D;
+  /** Load-balancing loss L_aux (scalar, unweighted). */
+  auxLoss: Tensor;
+  /** Batch mean of the MoGE regularizer R(z) (scalar, unweighted; 0 when not computed). */
+  regularizer: Tensor;
+  /** The terms this layer adds to the loss: loadBalanceWeight·L_aux + λ·mean R(z) (scalar). */
+  penalty: Tensor;
+}
+
+/** Routing statistics of one batch. */
+export interface RoutingStats {
+  /** Tokens each expert processed. */
+  load: Int32Array;
+  /** Tokens that chose each expert before capacity. */
+  demand: Int32Array;
+  /** Dropped (token, choice) pairs. */
+  dropped: number;
+  /** Dropped fraction of all N·k choices. */
+  dropRate: number;
+}
+
+function activate(x: Tensor, kind: Activation): Tensor {
+  switch (kind) {
+    case "relu":
+      return tf.relu(x);
+    case "tanh":
+      return tf.tanh(x);
+    case "gelu": {
+      // tanh approximation of GELU (Hendrycks & Gimpel 2016).
+      const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+      return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+    }
+  }
+}
+
+/** The allowed activations. */
+export const ACTIVATIONS: readonly Activation[] = ["gelu", "relu", "tanh"];
+/** The allowed routing orders. */
+export const ROUTING_ORDERS: readonly RoutingOrder[] = ["softmax-topk", "topk-softmax"];
+
+/** Checks a {@linkcode MoeConfig}, throwing a clear error on the first bad field. */
+export function validateMoeConfig(c: MoeConfig): void {
+  checkInteger("inputDim", c.inputDim, 1);
+  checkInteger("hiddenDim", c.hiddenDim, 1);
+  if (c.outputDim !== undefined) checkInteger("outputDim", c.outputDim, 1);
+  checkInteger("numExperts", c.numExperts, 1);
+  checkInteger("topK", c.topK, 1, c.numExperts);
+  if (!ROUTING_ORDERS.includes(c.routingOrder)) {
+    throw new RangeError(
+      `routingOrder = "${c.routingOrder}" is invalid: allowed are ${ROUTING_ORDERS.join(", ")}`,
+    );
+  }
+  if (!ACTIVATIONS.includes(c.activation)) {
+    throw new RangeError(
+      `activation = "${c.activation}" is invalid: allowed are ${ACTIVATIONS.join(", ")}`,
+    );
+  }
+  if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
+  checkNumber("capacityFactor", c.capacityFactor === Infinity ? 0 : c.capacityFactor, { min: 0 });
+  checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
+}
+
+/** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
+export interface RoutedBatch {
+  /** The CPU routing plan. */
+  plan: RoutingPlan;
+  /** Tokens into expert buffers. */
+  dispatch: RowRoute;
+  /** Expert buffer rows back to (token, choice) rows. */
+  combine: RowRoute;
+  /** One-hot of the chosen experts, `[N * k, E]`. */
+  chosen: Tensor2D;
+  /** Routing noise added to the logits (`[N, E]`), or null at eval. */
+  noise: Tensor2D | null;
+}
+
+/** Frees the tensors of a {@linkcode RoutedBatch}. */
+export function disposeRouted(r: RoutedBatch): void {
+  tf.dispose([r.dispatch.forward, r.dispatch.backward, r.combine.forward, r.combine.backward]);
+  tf.dispose(r.chosen);
+  if (r.noise) r.noise.dispose();
+}
+
+/**
+ * A sparse MoE layer. Parameters are tfjs variables in {@linkcode MoeLayer.params}:
+ * `router.w [d, E]`, `router.b [E]` (if routerBias), `experts.w1 [E, d, d_ff]`,
+ * `experts.b1 [E, 1, d_ff]`, `experts.w2 [E, d_ff, d_out]`, `experts.b2 [E, 1, d_out]`.
+ *
+ * A training step is two calls: {@linkcode MoeLayer.route} (outside the
+ * gradient tape: reads the scores back, plans top-k and capacity on the CPU)
+ * and {@linkcode MoeLayer.apply} (inside the tape: differentiable gates,
+ * dispatch, experts, combine, losses).
+ *
+ * @example
+ * ```ts
+ * import { MoeLayer, tf } from "../mod.ts";
+ * const layer = new MoeLayer({
+ *   inputDim: 8, hiddenDim: 4, numExperts: 9, topK: 1, routingOrder: "softmax-topk",
+ *   routerBias: false, activation: "relu", capacityFactor: 4, loadBalanceWeight: 0.01,
+ * }, { seed: 1 });
+ * const x = tf.randomNormal([5, 8]) as tf.Tensor2D; // [N, d]
+ * const logits = layer.logits(x); // [N, E]
+ * const routed = await layer.route(logits, { training: false });
+ * const out = layer.apply(x, logits, routed, { lambda: 0, sigma: 1, filterSize: 3, filter: "gaussian" });
+ * console.log(out.y.shape); // [5, 8]
+ * ```
+ */
+export class MoeLayer {
+  /** The validated configuration. */
+  readonly config: Required<MoeConfig>;
+  /** Trainable parameters by stable name (see class docs). */
+  readonly params: Record<string, tf.Variable>;
+
+  /**
+   * @param config layer shape and routing settings
+   * @param init `seed` for the initial weights; `prefix` for parameter names
+   */
+  constructor(config: MoeConfig, init: { seed?: number; prefix?: string } = {}) {
+    validateMoeConfig(config);
+    const E = config.numExperts;
+    this.config = {
+      ...config,
+      outputDim: config.outputDim ?? config.inputDim,
+      noiseStd: config.noiseStd ?? 1 / E,
+    };
+    const { inputDim: d, hiddenDim: f, outputDim: o } = this.config;
+    const prefix = init.prefix ?? "moe";
+    let seed = init.seed ?? 0;
+    const normal = (shape: number[], std: number) =>
+      tf.randomNormal(shape, 0, std, "float32", seed++);
+    const p: Record<string, tf.Variable> = {};
+    const v = (name: string, t: Tensor) => {
+      p[`${prefix}.${name}`] = tf.variable(t, true, `${prefix}.${name}#${uniqueId++}`);
+      t.dispose();
+    };
+    v("router.w", normal([d, E], 1 / Math.sqrt(d)));
+    if (config.routerBias) v("router.b", tf.zeros([E]));
+    v("experts.w1", normal([E, d, f], 1 / Math.sqrt(d)));
+    v("experts.b1", tf.zeros([E, 1, f]));
+    v("experts.w2", normal([E, f, o], 1 / Math.sqrt(f)));
+    v("experts.b2", tf.zeros([E, 1, o]));
+    this.params = p;
+    this.prefix = prefix;
+  }
+
+  private readonly prefix: string;
+
+  private param(name: string): tf.Variable {
+    return this.params[`${this.prefix}.${name}`];
+  }
+
+  /** Router logits W x (+ b), `[N, E]`; differentiable. */
+  logits(x: Tensor2D): Tensor2D {
+    return tf.tidy(() => {
+      const w = tf.matMul(x, this.param("router.w")); // [N, E]
+      const b = this.config.routerBias ? this.param("router.b") : null;
+      return (b ? tf.add(w, b) : w) as Tensor2D;
+    });
+  }
+
+  /**
+   * Plans the routing of a batch from its router logits: adds routing noise
+   * (training only, std `noiseStd`, seeded), reads the selection scores back
+   * (one readback per step), and plans top-k with capacity. Throws a clear
+   * error if the scores are not finite (a diverged router).
+   */
+  async route(
+    logits: Tensor2D,
+    options: { training: boolean; noiseSeed?: number },
+  ): Promise<RoutedBatch> {
+    const [N, E] = logits.shape;
+    const { topK: k, noiseStd, capacityFactor } = this.config;
+    const noise = options.training && noiseStd > 0
+      ? tf.randomNormal([N, E], 0, noiseStd, "float32", options.noiseSeed) as Tensor2D
+      : null;
+    const selection = noise ? tf.add(logits, noise) : logits; // [N, E]
+    const scores = await selection.data();
+    if (selection !== logits) selection.dispose();
+    const plan = planRouting(scores, N, E, { k, capacityFactor });
+    return {
+      plan,
+      dispatch: rowRoute(plan.tokenOfSlot, plan.slotOfChoice, k),
+      combine: rowRoute(plan.slotOfChoice, plan.choiceOfSlot, 1),
+      chosen: tf.tidy(() => tf.oneHot(tf.tensor1d(plan.expert, "int32"), E).toFloat()) as Tensor2D,
+      noise,
+    };
+  }
+
+  /**
+   * The differentiable forward pass for a routed batch (run it inside the
+   * gradient tape). `logits` must be {@linkcode MoeLayer.logits} of the same
+   * `x` (computed once, used both for routing and here).
+   */
+  apply(
+    x: Tensor2D,
+    logits: Tensor2D,
+    routed: RoutedBatch,
+    reg: RegularizerSettings | null,
+  ): MoeOutput {
+    const { plan } = routed;
+    const { N, E, k, slots } = plan;
+    const { inputDim: d, outputDim: o, routingOrder } = this.config;
+    return tf.tidy(() => {
+      const noisy = routed.noise ? tf.add(logits, routed.noise) : logits; // [N, E]
+      const z = tf.softmax(logits) as Tensor2D; // [N, E] clean scores (regularizer input)
+      const chosen = routed.chosen.reshape([N, k, E]); // [N, k, E]
+      let gates: Tensor; // [N, k]
+      let importanceProbs: Tensor; // [N, E]
+      if (routingOrder === "softmax-topk") {
+        importanceProbs = tf.softmax(noisy); // [N, E]
+        gates = tf.sum(tf.mul(importanceProbs.expandDims(1), chosen), 2); // [N, k] not renormalized
+      } else {
+        const picked = tf.sum(tf.mul(noisy.expandDims(1), chosen), 2); // [N, k]
+        gates = tf.softmax(picked); // [N, k]
+        importanceProbs = z;
+      }
+
+      // Dispatch -> experts -> combine.
+      const buf = routeRows(x, routed.dispatch).reshape([E, slots, d]); // [E, C, d]
+      const h1 = activate(
+        tf.add(tf.matMul(buf, this.param("experts.w1")), this.param("experts.b1")),
+        this.config.activation,
+      ); // [E, C, d_ff]
+      const out = tf.add(tf.matMul(h1, this.param("experts.w2")), this.param("experts.b2")); // [E, C, d_out]
+      const perChoice = routeRows(out.reshape([E * slots, o]) as Tensor2D, routed.combine); // [N*k, d_out]
+      const y = tf.sum(tf.mul(perChoice.reshape([N, k, o]), gates.expandDims(2)), 1) as Tensor2D; // [N, d_out]
+
+      const auxLoss = this.config.loadBalanceWeight > 0
+        ? this.loadBalancingLoss(logits, noisy, importanceProbs, chosen, routed.noise !== null)
+        : tf.scalar(0);
+      const regularizer = reg
+        ? tf.mean(groupSparsity(z, {
+          sigma: reg.sigma,
+          filterSize: reg.filterSize,
+          filter: reg.filter,
+          checkFinite: false,
+        }))
+        : tf.scalar(0);
+      const penalty = tf.add(
+        tf.mul(this.config.loadBalanceWeight, auxLoss),
+        tf.mul(reg?.lambda ?? 0, regularizer),
+      );
+      return { y, z, auxLoss, regularizer, penalty };
+    });
+  }
+
+  /**
+   * The load-balancing loss of V-MoE (Riquelme et al. 2021; spec 1.7):
+   * L_aux = ½ (L_imp + L_load), L_imp = cv(Σ_x probs)², L_load = cv(Σ_x P_i(x))²
+   * with P_i(x) = 1 − Φ((η_(k)(x) − (W x)_i) / σ_n) the chance expert i stays
+   * in the top k under fresh noise (η the noisy logits). Without noise only
+   * the importance term is defined and used.
+   */
+  private loadBalancingLoss(
+    logits: Tensor,
+    noisy: Tensor,
+    probs: Tensor,
+    chosen: Tensor,
+    hasNoise: boolean,
+  ): Tensor {
+    const cv2 = (v: Tensor) => {
+      const { mean, variance } = tf.moments(v);
+      return tf.div(variance, tf.add(tf.square(mean), 1e-10));
+    };
+    const imp = cv2(tf.sum(probs, 0)); // importance, [E] -> scalar
+    if (!hasNoise) return imp;
+    const k = this.config.topK;
+    const kth = tf.sum(
+      tf.mul(noisy, chosen.slice([0, k - 1, 0], [-1, 1, -1]).squeeze([1])),
+      1,
+      true,
+    ); // [N, 1]
+    const arg = tf.div(tf.sub(kth, logits), this.config.noiseStd); // [N, E]
+    const pStay = tf.sub(1, tf.mul(0.5, tf.add(1, tf.erf(tf.div(arg, Math.SQRT2))))); // [N, E]
+    const load = cv2(tf.sum(pStay, 0));
+    return tf.mul(0.5, tf.add(imp, load));
+  }
+
+  /** Routing statistics of a routed batch. */
+  static stats(routed: RoutedBatch): RoutingStats {
+    const { load, demand, dropped, N, k } = routed.plan;
+    return { load, demand, dropped, dropRate: dropped / (N * k) };
+  }
+
+  /** Checks that E fits the MoGE layout for a filter of size h (throws a clear error if not). */
+  checkLayout(h: number): void {
+    topographicLayout(this.config.numExperts, h);
+  }
+
+  /** Frees the parameters. */
+  dispose(): void {
+    for (const v of Object.values(this.params)) v.dispose();
+  }
+}
+
+let uniqueId = 0;

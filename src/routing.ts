@@ -1,0 +1,171 @@
+/**
+ * Top-k routing with expert capacity and batch-prioritized routing (V-MoE,
+ * Riquelme et al. 2021, as used by MoGE; spec section 1, items 3 and 6),
+ * planned on the CPU from the scores read back once per step.
+ *
+ * The plan is plain integers: which expert each (token, choice) goes to, which
+ * slot of that expert's buffer it fills, or that it was dropped. The layer
+ * turns it into gathers, so no top-k or sort ever sits on the gradient tape.
+ *
+ * @module
+ */
+
+import { checkFinite, checkInteger, checkNumber } from "./validate.ts";
+
+/** Where every (token, choice) of a batch goes. Arrays of choices are `[N * k]`, token-major. */
+export interface RoutingPlan {
+  /** Tokens in the batch. */
+  N: number;
+  /** Experts. */
+  E: number;
+  /** Choices per token. */
+  k: number;
+  /** Expert capacity C_e = k · floor(C_f · ceil(N / E)) (N when there is no capacity limit). */
+  capacity: number;
+  /** Slots per expert buffer actually used this batch (<= capacity): the dispatch tensor is `[E, slots, d]`. */
+  slots: number;
+  /** Expert of choice j of token n at `[n * k + j]` (its j-th largest score). */
+  expert: Int32Array;
+  /** Flat buffer position `e * slots + s` of each choice, or `E * slots` when dropped. */
+  slotOfChoice: Int32Array;
+  /** Token in each buffer position (`[E * slots]`), or `N` for an empty slot. */
+  tokenOfSlot: Int32Array;
+  /** Choice index `n * k + j` in each buffer position, or `N * k` for an empty slot. */
+  choiceOfSlot: Int32Array;
+  /** Tokens each expert received (after capacity), `[E]`. */
+  load: Int32Array;
+  /** Tokens that chose each expert (before capacity), `[E]`. */
+  demand: Int32Array;
+  /** Number of (token, choice) pairs dropped because their expert was full. */
+  dropped: number;
+}
+
+/**
+ * Expert capacity C_e = k · floor(C_f · ceil(N / E)) (V-MoE; spec section 1.6).
+ * `capacityFactor` 0 or Infinity means no limit (C_e = N).
+ *
+ * @example
+ * ```ts
+ * import { expertCapacity } from "./routing.ts";
+ * expertCapacity(200, 64, 1, 4); // 16
+ * ```
+ */
+export function expertCapacity(N: number, E: number, k: number, capacityFactor: number): number {
+  checkInteger("N (tokens)", N, 1);
+  checkInteger("E (experts)", E, 1);
+  checkInteger("k (top-k)", k, 1, E);
+  checkNumber("capacityFactor", capacityFactor === Infinity ? 0 : capacityFactor, { min: 0 });
+  if (capacityFactor === 0 || capacityFactor === Infinity) return N;
+  return Math.max(1, Math.min(N, k * Math.floor(capacityFactor * Math.ceil(N / E))));
+}
+
+/** Options of {@linkcode planRouting}. */
+export interface PlanOptions {
+  /** Choices per token (top-k), 1 <= k <= E. */
+  k: number;
+  /** Capacity factor C_f (0 or Infinity: no limit). */
+  capacityFactor: number;
+  /** Round the buffer size up to a multiple of this (fewer distinct shapes for webgpu). Default 4. */
+  slotMultiple?: number;
+}
+
+/**
+ * Plans top-k routing with batch-prioritized capacity (V-MoE): each token's
+ * k experts are its k largest scores; tokens are ranked by their largest
+ * score, highest first (ties: lower token index first), and fill expert slots
+ * in that order, all first choices before any second choice. A choice whose
+ * expert is full is dropped.
+ *
+ * @param scores the `[N, E]` selection scores, row-major (probabilities or
+ *   logits: only their order matters), noise included when training
+ *
+ * @example
+ * ```ts
+ * import { planRouting } from "./routing.ts";
+ * // 3 tokens, 2 experts, top-1, capacity 1: token 1 (score .9) beats token 0 (.8) for expert 0.
+ * const plan = planRouting(new Float32Array([.8, .2, .9, .1, .3, .7]), 3, 2, { k: 1, capacityFactor: 0.5 });
+ * plan.expert; // Int32Array [0, 0, 1]
+ * plan.dropped; // 1 (token 0)
+ * ```
+ */
+export function planRouting(
+  scores: ArrayLike<number>,
+  N: number,
+  E: number,
+  options: PlanOptions,
+): RoutingPlan {
+  const { k, capacityFactor, slotMultiple = 4 } = options;
+  checkInteger("E (experts)", E, 1);
+  checkInteger("k (top-k)", k, 1, E);
+  checkInteger("slotMultiple", slotMultiple, 1);
+  if (scores.length !== N * E) {
+    throw new RangeError(`routing scores have ${scores.length} values, expected N * E = ${N * E}`);
+  }
+  checkFinite("routing scores", scores);
+  const capacity = expertCapacity(N, E, k, capacityFactor);
+
+  // Top-k per token (k is small: partial selection).
+  const expert = new Int32Array(N * k);
+  const best = new Float64Array(N);
+  const taken = new Uint8Array(E);
+  for (let n = 0; n < N; n++) {
+    taken.fill(0);
+    for (let j = 0; j < k; j++) {
+      let arg = -1;
+      let max = -Infinity;
+      for (let e = 0; e < E; e++) {
+        const s = scores[n * E + e];
+        if (!taken[e] && (arg < 0 || s > max)) {
+          max = s;
+          arg = e;
+        }
+      }
+      taken[arg] = 1;
+      expert[n * k + j] = arg;
+      if (j === 0) best[n] = max;
+    }
+  }
+
+  // Batch priority: by largest score, descending; stable on token index.
+  const order = Array.from({ length: N }, (_, n) => n).sort((a, b) => best[b] - best[a] || a - b);
+  const position = new Int32Array(N * k).fill(-1);
+  const demand = new Int32Array(E);
+  const load = new Int32Array(E);
+  let dropped = 0;
+  for (let j = 0; j < k; j++) {
+    for (const n of order) {
+      const e = expert[n * k + j];
+      demand[e]++;
+      if (load[e] < capacity) position[n * k + j] = load[e]++;
+      else dropped++;
+    }
+  }
+
+  let maxLoad = 0;
+  for (let e = 0; e < E; e++) maxLoad = Math.max(maxLoad, load[e]);
+  const slots = Math.min(capacity, Math.ceil(Math.max(1, maxLoad) / slotMultiple) * slotMultiple);
+  const slotOfChoice = new Int32Array(N * k).fill(E * slots);
+  const tokenOfSlot = new Int32Array(E * slots).fill(N);
+  const choiceOfSlot = new Int32Array(E * slots).fill(N * k);
+  for (let c = 0; c < N * k; c++) {
+    if (position[c] < 0) continue;
+    const flat = expert[c] * slots + position[c];
+    slotOfChoice[c] = flat;
+    tokenOfSlot[flat] = Math.floor(c / k);
+    choiceOfSlot[flat] = c;
+  }
+  return {
+    N,
+    E,
+    k,
+    capacity,
+    slots,
+    expert,
+    slotOfChoice,
+    tokenOfSlot,
+    choiceOfSlot,
+    load,
+    demand,
+    dropped,
+  };
+}

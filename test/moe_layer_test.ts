@@ -1,0 +1,203 @@
+import { tf } from "../src/deps.ts";
+import { useBackend } from "../src/backend.ts";
+import { disposeRouted, type MoeConfig, MoeLayer } from "../src/moe_layer.ts";
+import { expertCapacity, planRouting } from "../src/routing.ts";
+import { assertAllClose, deepEqual, equal, ok, throws } from "./asserts.ts";
+import { availableBackends } from "./backends.ts";
+
+const base: MoeConfig = {
+  inputDim: 6,
+  hiddenDim: 5,
+  numExperts: 9,
+  topK: 2,
+  routingOrder: "softmax-topk",
+  routerBias: true,
+  activation: "gelu",
+  capacityFactor: 0,
+  loadBalanceWeight: 0.01,
+};
+
+function gelu(v: number): number {
+  return 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+}
+
+/** The layer's output computed token by token in plain TypeScript. */
+async function naiveForward(layer: MoeLayer, x: number[][], order: MoeConfig["routingOrder"]) {
+  const p = Object.fromEntries(
+    await Promise.all(
+      Object.entries(layer.params).map(async ([k, v]) => [k, await v.data()] as const),
+    ),
+  );
+  const { inputDim: d, hiddenDim: f, outputDim: o, numExperts: E, topK: k } = layer.config;
+  return x.map((tok) => {
+    const logits = Array.from({ length: E }, (_, e) => {
+      let s = p["moe.router.b"]?.[e] ?? 0;
+      for (let i = 0; i < d; i++) s += tok[i] * p["moe.router.w"][i * E + e];
+      return s;
+    });
+    const max = Math.max(...logits);
+    const ex = logits.map((l) => Math.exp(l - max));
+    const z = ex.map((v) => v / ex.reduce((a, b) => a + b));
+    const top = [...z.keys()].sort((a, b) => z[b] - z[a]).slice(0, k);
+    let gates = top.map((e) => z[e]);
+    if (order === "topk-softmax") {
+      const m = Math.max(...top.map((e) => logits[e]));
+      const w = top.map((e) => Math.exp(logits[e] - m));
+      gates = w.map((v) => v / w.reduce((a, b) => a + b));
+    }
+    const y = new Array(o).fill(0);
+    top.forEach((e, j) => {
+      const h = Array.from({ length: f }, (_, u) => {
+        let s = p["moe.experts.b1"][e * f + u];
+        for (let i = 0; i < d; i++) s += tok[i] * p["moe.experts.w1"][(e * d + i) * f + u];
+        return gelu(s);
+      });
+      for (let v = 0; v < o; v++) {
+        let s = p["moe.experts.b2"][e * o + v];
+        for (let u = 0; u < f; u++) s += h[u] * p["moe.experts.w2"][(e * f + u) * o + v];
+        y[v] += gates[j] * s;
+      }
+    });
+    return y;
+  });
+}
+
+for (const backend of await availableBackends()) {
+  for (const order of ["softmax-topk", "topk-softmax"] as const) {
+    Deno.test(`MoeLayer (${backend}, ${order}) output equals a naive per-token loop`, async () => {
+      await useBackend(backend);
+      const layer = new MoeLayer({ ...base, routingOrder: order }, { seed: 3 });
+      const xs = Array.from(
+        { length: 7 },
+        (_, n) => Array.from({ length: 6 }, (_, i) => Math.sin(n * 6 + i)),
+      );
+      const x = tf.tensor2d(xs);
+      const logits = layer.logits(x);
+      const routed = await layer.route(logits, { training: false });
+      const out = layer.apply(x, logits, routed, null);
+      const expected = await naiveForward(layer, xs, order);
+      assertAllClose(await out.y.data(), expected.flat(), { atol: 1e-4, rtol: 1e-3 });
+      equal(routed.plan.dropped, 0);
+      tf.dispose([x, logits, out.y, out.z, out.auxLoss, out.regularizer, out.penalty]);
+      disposeRouted(routed);
+      layer.dispose();
+    });
+  }
+
+  Deno.test(`MoeLayer (${backend}) gradients reach the router and every used expert`, async () => {
+    await useBackend(backend);
+    const layer = new MoeLayer(base, { seed: 5 });
+    const x = tf.randomNormal([12, 6], 0, 1, "float32", 7) as tf.Tensor2D;
+    const logits0 = layer.logits(x);
+    const routed = await layer.route(logits0, { training: true, noiseSeed: 11 });
+    logits0.dispose();
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = layer.logits(x);
+      const out = layer.apply(x, logits, routed, {
+        lambda: 0.1,
+        sigma: 1.5,
+        filterSize: 3,
+        filter: "gaussian",
+      });
+      return tf.add(tf.sum(tf.square(out.y)), out.penalty) as tf.Scalar;
+    }, Object.values(layer.params));
+    for (const [name, v] of Object.entries(layer.params)) {
+      const g = Array.from(await grads[v.name].data() as Float32Array);
+      const norm = Math.sqrt(g.reduce((s, a) => s + a * a, 0));
+      ok(Number.isFinite(norm) && norm > 0, `gradient of ${name} is ${norm}`);
+    }
+    // Experts that got no token have zero gradient in w1.
+    const w1 = Array.from(await grads[layer.params["moe.experts.w1"].name].data() as Float32Array);
+    const per = 6 * 5;
+    for (let e = 0; e < 9; e++) {
+      const n = w1.slice(e * per, (e + 1) * per).reduce((s, a) => s + Math.abs(a), 0);
+      equal(
+        n > 0,
+        routed.plan.load[e] > 0,
+        `expert ${e}: load ${routed.plan.load[e]}, |grad| ${n}`,
+      );
+    }
+    tf.dispose([value, x, ...Object.values(grads)]);
+    disposeRouted(routed);
+    layer.dispose();
+  });
+
+  Deno.test(`MoeLayer (${backend}) keeps tf.memory().numTensors flat over 50 training steps`, async () => {
+    await useBackend(backend);
+    const layer = new MoeLayer({ ...base, capacityFactor: 1 }, { seed: 5 });
+    const opt = tf.train.adam(1e-2);
+    const x = tf.randomNormal([16, 6], 0, 1, "float32", 9) as tf.Tensor2D;
+    const step = async (i: number) => {
+      const logits0 = layer.logits(x);
+      const routed = await layer.route(logits0, { training: true, noiseSeed: i });
+      logits0.dispose();
+      const loss = opt.minimize(() => {
+        const logits = layer.logits(x);
+        const out = layer.apply(x, logits, routed, {
+          lambda: 0.1,
+          sigma: 2,
+          filterSize: 3,
+          filter: "average",
+        });
+        return tf.add(tf.mean(tf.square(out.y)), out.penalty) as tf.Scalar;
+      }, true);
+      loss?.dispose();
+      disposeRouted(routed);
+    };
+    await step(0);
+    await step(1);
+    const before = tf.memory().numTensors;
+    for (let i = 2; i < 52; i++) await step(i);
+    equal(tf.memory().numTensors, before);
+    opt.dispose();
+    x.dispose();
+    layer.dispose();
+  });
+}
+
+Deno.test("expertCapacity() is k·floor(C_f·ceil(N/E))", () => {
+  equal(expertCapacity(200, 64, 1, 4), 16); // ceil(3.125) = 4, 4·4
+  equal(expertCapacity(200, 400, 1, 4), 4); // ceil(0.5) = 1
+  equal(expertCapacity(10, 4, 2, 1.25), 6); // 2·floor(1.25·3) = 2·3
+  equal(expertCapacity(10, 4, 1, 0), 10); // no limit
+  throws(() => expertCapacity(10, 4, 5, 1), /k \(top-k\) = 5/);
+});
+
+Deno.test("planRouting() fills slots by batch priority and drops the overflow", () => {
+  // 4 tokens, 2 experts, top-1, capacity 1·floor(1·ceil(4/2)) = 2.
+  // Best scores: t0 .6 (e0), t1 .9 (e0), t2 .7 (e0), t3 .8 (e1).
+  const scores = [.6, .4, .9, .1, .7, .3, .2, .8];
+  const plan = planRouting(scores, 4, 2, { k: 1, capacityFactor: 1, slotMultiple: 1 });
+  deepEqual([...plan.expert], [0, 0, 0, 1]);
+  equal(plan.capacity, 2);
+  // Priority order t1 (.9), t3 (.8), t2 (.7), t0 (.6): expert 0 takes t1, t2; t0 is dropped.
+  equal(plan.dropped, 1);
+  deepEqual([...plan.load], [2, 1]);
+  deepEqual([...plan.demand], [3, 1]);
+  equal(plan.slots, 2);
+  deepEqual([...plan.tokenOfSlot], [1, 2, 3, 4]); // slot (e1, 1) empty -> N = 4
+  deepEqual([...plan.slotOfChoice], [4, 0, 1, 2]); // t0 dropped -> E·slots = 4
+});
+
+Deno.test("planRouting() places all first choices before any second choice", () => {
+  // 3 tokens, 3 experts, top-2, capacity factor 1/3: C = 2·floor(1/3·1) = 0 -> clamped to 1.
+  // t0 prefers e0 then e1; t1 prefers e1 then e0; t2 prefers e1 then e2.
+  const scores = [.5, .3, .2, .35, .6, .05, .1, .45, .45];
+  const plan = planRouting(scores, 3, 3, { k: 2, capacityFactor: 1 / 3, slotMultiple: 1 });
+  equal(plan.capacity, 1);
+  // First choices by priority t1 (.6), t0 (.5), t2 (.45): e1 <- t1, e0 <- t0, t2's e1 is full.
+  // Second choices: t1 -> e0 full, t0 -> e1 full, t2 -> e2 free (tie .45/.45 broken by index: e1 first).
+  deepEqual([...plan.expert], [0, 1, 1, 0, 1, 2]);
+  deepEqual([...plan.load], [1, 1, 1]);
+  equal(plan.dropped, 3);
+  deepEqual([...plan.tokenOfSlot], [0, 1, 2]);
+});
+
+Deno.test("MoeLayer refuses a bad config with a message naming the field", () => {
+  throws(() => new MoeLayer({ ...base, topK: 10 }), /topK = 10 is invalid/);
+  throws(
+    () => new MoeLayer({ ...base, routingOrder: "bogus" as "softmax-topk" }),
+    /routingOrder = "bogus"/,
+  );
+  throws(() => new MoeLayer({ ...base, capacityFactor: -1 }), /capacityFactor = -1/);
+});
