@@ -15,7 +15,7 @@
  * await useBackend("cpu");
  * const z = tf.softmax(tf.randomNormal([4, 64])); // [N, E] routing scores
  * const sigma = sigmaSchedule({ sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3, totalSteps: 1000 });
- * const r = groupSparsity(z as tf.Tensor2D, { sigma: sigma(0) }); // [N]
+ * const r = groupSparsity(z, { sigma: sigma(0) }); // [N]
  * console.log(await r.data());
  * ```
  *

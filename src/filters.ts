@@ -44,7 +44,7 @@ export function gaussianFilter(h: number, sigma: number): Filter {
   const o = offsets(h);
   const min = Math.min(...o.map((a) => a * a)) * 2;
   // Subtracting the smallest exponent keeps a tiny sigma from underflowing to 0/0.
-  const raw = o.map((a) => o.map((b) => Math.exp(-(a * a + b * b - min) / (2 * sigma * sigma))));
+  const raw = o.map((a) => o.map((b) => Math.exp(-(a * a + b * b - min) / (2 * sigma) / sigma)));
   const total = raw.flat().reduce((s, v) => s + v, 0);
   return raw.map((row) => row.map((v) => v / total));
 }

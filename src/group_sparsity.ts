@@ -47,7 +47,7 @@ export interface GroupSparsityOptions {
  * ```ts
  * import { groupSparsity, tf } from "../mod.ts";
  * const z = tf.softmax(tf.randomNormal([2, 16])); // [N, E]
- * const r = groupSparsity(z as tf.Tensor2D, { sigma: 1.5 }); // [N]
+ * const r = groupSparsity(z, { sigma: 1.5 }); // [N]
  * console.log(r.shape); // [2]
  * ```
  */

@@ -82,7 +82,7 @@ export function topographicLayout(E: number, h = 3): Layout {
   const layout = closestDivisors(E);
   if (layout.rows < h) {
     const { below, above } = nearestUsableE(E, h);
-    const why = layout.rows === 1
+    const why = layout.rows === 1 && E > 1
       ? `E = ${E} is prime, so its only layout is 1 x ${E}`
       : `the squarest layout of E = ${E} is ${layout.rows} x ${layout.cols}`;
     const near = below === null ? `${above}` : `${below} or ${above}`;

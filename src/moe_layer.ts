@@ -162,12 +162,12 @@ export function disposeRouted(r: RoutedBatch): void {
  *
  * @example
  * ```ts
- * import { MoeLayer, tf } from "../mod.ts";
+ * import { MoeLayer, type Tensor2D, tf } from "../mod.ts";
  * const layer = new MoeLayer({
  *   inputDim: 8, hiddenDim: 4, numExperts: 9, topK: 1, routingOrder: "softmax-topk",
  *   routerBias: false, activation: "relu", capacityFactor: 4, loadBalanceWeight: 0.01,
  * }, { seed: 1 });
- * const x = tf.randomNormal([5, 8]) as tf.Tensor2D; // [N, d]
+ * const x = tf.randomNormal([5, 8]) as Tensor2D; // [N, d]
  * const logits = layer.logits(x); // [N, E]
  * const routed = await layer.route(logits, { training: false });
  * const out = layer.apply(x, logits, routed, { lambda: 0, sigma: 1, filterSize: 3, filter: "gaussian" });
@@ -237,14 +237,43 @@ export class MoeLayer {
     logits: Tensor2D,
     options: { training: boolean; noiseSeed?: number },
   ): Promise<RoutedBatch> {
-    const [N, E] = logits.shape;
-    const { topK: k, noiseStd, capacityFactor } = this.config;
-    const noise = options.training && noiseStd > 0
-      ? tf.randomNormal([N, E], 0, noiseStd, "float32", options.noiseSeed) as Tensor2D
-      : null;
-    const selection = noise ? tf.add(logits, noise) : logits; // [N, E]
+    const { noise, selection } = this.#selection(logits, options);
     const scores = await selection.data();
     if (selection !== logits) selection.dispose();
+    return this.#routed(scores as Float32Array, logits.shape[0], noise);
+  }
+
+  /**
+   * {@linkcode MoeLayer.route} with a synchronous readback, for use inside a
+   * gradient tape (multi-layer models). tfjs allows it on cpu and wasm only;
+   * on webgpu this throws (plan with `route` in a no-tape pass first).
+   */
+  routeSync(logits: Tensor2D, options: { training: boolean; noiseSeed?: number }): RoutedBatch {
+    if (tf.getBackend() === "webgpu") {
+      throw new Error(
+        "MoeLayer.routeSync: webgpu cannot read tensors synchronously; plan the routing with the" +
+          " async route() in a pass outside the gradient tape",
+      );
+    }
+    const { noise, selection } = this.#selection(logits, options);
+    const scores = selection.dataSync();
+    if (selection !== logits) selection.dispose();
+    return this.#routed(scores as Float32Array, logits.shape[0], noise);
+  }
+
+  #selection(
+    logits: Tensor2D,
+    options: { training: boolean; noiseSeed?: number },
+  ): { noise: Tensor2D | null; selection: Tensor2D } {
+    const [N, E] = logits.shape;
+    const noise = options.training && this.config.noiseStd > 0
+      ? tf.randomNormal([N, E], 0, this.config.noiseStd, "float32", options.noiseSeed) as Tensor2D
+      : null;
+    return { noise, selection: noise ? tf.add(logits, noise) as Tensor2D : logits }; // [N, E]
+  }
+
+  #routed(scores: Float32Array, N: number, noise: Tensor2D | null): RoutedBatch {
+    const { topK: k, capacityFactor, numExperts: E } = this.config;
     const plan = planRouting(scores, N, E, { k, capacityFactor });
     return {
       plan,

@@ -65,7 +65,7 @@ export interface PlanOptions {
   k: number;
   /** Capacity factor C_f (0 or Infinity: no limit). */
   capacityFactor: number;
-  /** Round the buffer size up to a multiple of this (fewer distinct shapes for webgpu). Default 4. */
+  /** Round the buffer size up to a multiple of this (fewer distinct shapes for webgpu). Default 1. */
   slotMultiple?: number;
 }
 
@@ -94,7 +94,7 @@ export function planRouting(
   E: number,
   options: PlanOptions,
 ): RoutingPlan {
-  const { k, capacityFactor, slotMultiple = 4 } = options;
+  const { k, capacityFactor, slotMultiple = 1 } = options;
   checkInteger("E (experts)", E, 1);
   checkInteger("k (top-k)", k, 1, E);
   checkInteger("slotMultiple", slotMultiple, 1);

@@ -42,6 +42,6 @@ export function sigmaSchedule(options: SigmaScheduleOptions): (step: number) => 
     checkNumber("step", step, { min: 0 });
     const t = Math.min(1, step / totalSteps);
     const shape = gamma === 0 ? 1 : t ** gamma;
-    return sigmaMax - (sigmaMax - sigmaMin) * shape;
+    return shape === 1 ? sigmaMin : Math.max(sigmaMin, sigmaMax - (sigmaMax - sigmaMin) * shape);
   };
 }

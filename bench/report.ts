@@ -1,0 +1,283 @@
+/**
+ * `deno task bench:report`: what MoGE costs over MoE as E grows, measured
+ * with alternating steps (A B A B ...) so that drift cancels, plus memory.
+ *
+ * For every backend and E it records the median step time of MoE and MoGE,
+ * the ratio MoGE/MoE (median of per-pair ratios, with its quartiles), tfjs's
+ * peak bytes per step (`tf.profile`), bytes held after a step, and the
+ * process's resident memory. Writes `bench/results/<date>-<backend>.json`,
+ * a markdown table beside it, and `bench/results/overhead.svg` (overhead %
+ * against E, one line per backend, from the newest result of each backend).
+ *
+ * @module
+ */
+
+import { tf } from "../src/deps.ts";
+import { type BackendInfo, describeBackend } from "../src/backend.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../src/atomic.ts";
+import { lineChartSvg } from "../src/heatmap.ts";
+import { numberFlag, parseFlags, runMain, UsageError } from "../src/cli/args.ts";
+import { formatDuration, ProgressLine } from "../src/cli/progress.ts";
+import { BENCH, benchBackend, benchBatch, type BenchModel, benchModel, warmUp } from "./setup.ts";
+
+const RESULTS = new URL("./results/", import.meta.url).pathname;
+
+interface Point {
+  experts: number;
+  hidden: number;
+  pairs: number;
+  moeMedianMs: number;
+  mogeMedianMs: number;
+  ratioMedian: number;
+  ratioQ1: number;
+  ratioQ3: number;
+  overheadPercent: number;
+  moePeakBytes: number;
+  mogePeakBytes: number;
+  extraPeakBytes: number;
+  extraPeakPercent: number;
+  moeHeldBytes: number;
+  mogeHeldBytes: number;
+  rssBytes: number;
+}
+
+interface Report {
+  date: string;
+  backend: BackendInfo;
+  label: string;
+  settings: typeof BENCH & { warmup: number; pairs: number };
+  command: string;
+  points: Point[];
+}
+
+function quantile(sorted: number[], q: number): number {
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
+}
+
+const median = (a: number[]) => quantile([...a].sort((x, y) => x - y), 0.5);
+
+async function timed(m: BenchModel): Promise<number> {
+  const t0 = performance.now();
+  await m.step();
+  return performance.now() - t0;
+}
+
+async function peakBytes(m: BenchModel): Promise<number> {
+  const info = await tf.profile(async () => {
+    await m.step();
+  });
+  return info.peakBytes;
+}
+
+async function measure(
+  experts: number,
+  hidden: number,
+  pairs: number,
+  warmup: number,
+): Promise<Point> {
+  const batch = benchBatch();
+  const moe = benchModel("moe", experts, hidden, batch);
+  const moge = benchModel("moge", experts, hidden, batch);
+  await warmUp(moe, warmup);
+  await warmUp(moge, warmup);
+  const tA: number[] = [];
+  const tB: number[] = [];
+  const ratios: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    // A B, then B A: neither model always runs second.
+    let a: number, b: number;
+    if (i % 2 === 0) {
+      a = await timed(moe);
+      b = await timed(moge);
+    } else {
+      b = await timed(moge);
+      a = await timed(moe);
+    }
+    tA.push(a);
+    tB.push(b);
+    ratios.push(b / a);
+  }
+  const moePeak = await peakBytes(moe);
+  const mogePeak = await peakBytes(moge);
+  const moeHeld = tf.memory().numBytes;
+  await moge.step();
+  const mogeHeld = tf.memory().numBytes;
+  const sortedR = [...ratios].sort((x, y) => x - y);
+  moe.dispose();
+  moge.dispose();
+  tf.dispose([batch.x, batch.y]);
+  const ratioMedian = quantile(sortedR, 0.5);
+  return {
+    experts,
+    hidden,
+    pairs,
+    moeMedianMs: median(tA),
+    mogeMedianMs: median(tB),
+    ratioMedian,
+    ratioQ1: quantile(sortedR, 0.25),
+    ratioQ3: quantile(sortedR, 0.75),
+    overheadPercent: 100 * (ratioMedian - 1),
+    moePeakBytes: moePeak,
+    mogePeakBytes: mogePeak,
+    extraPeakBytes: mogePeak - moePeak,
+    extraPeakPercent: 100 * (mogePeak - moePeak) / moePeak,
+    moeHeldBytes: moeHeld,
+    mogeHeldBytes: mogeHeld,
+    rssBytes: Deno.memoryUsage().rss,
+  };
+}
+
+function markdown(r: Report): string {
+  const mb = (b: number) => (b / 2 ** 20).toFixed(2);
+  const rows = r.points.map((p) =>
+    `| ${p.experts} | ${p.hidden} | ${p.moeMedianMs.toFixed(1)} | ${p.mogeMedianMs.toFixed(1)} | ` +
+    `${p.ratioMedian.toFixed(4)} [${p.ratioQ1.toFixed(4)}, ${p.ratioQ3.toFixed(4)}] | ` +
+    `${p.overheadPercent >= 0 ? "+" : ""}${p.overheadPercent.toFixed(2)} % | ${
+      mb(p.moePeakBytes)
+    } | ` +
+    `${p.extraPeakBytes >= 0 ? "+" : ""}${(p.extraPeakBytes / 1024).toFixed(1)} KiB (${
+      p.extraPeakPercent.toFixed(3)
+    } %) | ${mb(p.rssBytes)} |`
+  );
+  return `# MoGE overhead over MoE: ${r.label}
+
+${r.date}; ${r.backend.runtime}, tfjs ${r.backend.tfjs}. One training step of the Fashion-MNIST
+model (batch ${r.settings.batch}, top-${r.settings.topK}, C_f ${r.settings.capacityFactor}, λ ${r.settings.lambda},
+3x3 Gaussian σ ${r.settings.sigma}); ${r.settings.warmup} warm-up steps each, then ${r.settings.pairs} alternating
+MoE/MoGE pairs. Ratio: median of per-pair MoGE/MoE ratios [quartiles]. Peak: tfjs's peak tensor bytes
+during one step (\`tf.profile\`). RSS: the process's resident memory after the point.
+
+Reproduce: \`${r.command}\`
+
+| E | d_ff | MoE ms | MoGE ms | MoGE/MoE | overhead | MoE peak MiB | MoGE extra peak | RSS MiB |
+|---|---|---|---|---|---|---|---|---|
+${rows.join("\n")}
+`;
+}
+
+async function plot(): Promise<void> {
+  const newest = new Map<string, Report>();
+  for await (const e of Deno.readDir(RESULTS)) {
+    if (!e.name.endsWith(".json")) continue;
+    const r = JSON.parse(await Deno.readTextFile(RESULTS + e.name)) as Report;
+    const key = r.backend.backend;
+    if (!newest.has(key) || newest.get(key)!.date < r.date) newest.set(key, r);
+  }
+  const series = [...newest.values()].flatMap((r) =>
+    [...new Set(r.points.map((p) => p.hidden))].map((h) => ({
+      name: `${r.backend.backend}, d_ff ${h}`,
+      points: r.points.filter((p) => p.hidden === h).map((p) =>
+        [p.experts, p.overheadPercent] as [number, number]
+      ),
+    }))
+  );
+  const svg = lineChartSvg(series, {
+    title: "MoGE step-time overhead over MoE (median of alternating pairs)",
+    xLabel: "experts E (log scale)",
+    yLabel: "overhead %",
+    logX: true,
+  });
+  await writeFileAtomic(RESULTS + "overhead.svg", svg);
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(Deno.args, {
+    help: { type: "boolean", short: "h" },
+    backends: { type: "string" },
+    experts: { type: "string" },
+    hidden: { type: "string" },
+    pairs: { type: "string" },
+    warmup: { type: "string" },
+    quick: { type: "boolean" },
+  });
+  if (flags.help) {
+    console.log(`Measures MoGE's overhead over MoE per training step as E grows; writes
+bench/results/<date>-<backend>.json and .md, and bench/results/overhead.svg.
+
+Usage: deno task bench:report [flags]
+
+  --backends LIST   comma-separated: webgpu, wasm, cpu [default wasm]
+  --experts LIST    E values [default 16,32,64,128,256,400,1024]
+  --hidden LIST     expert widths d_ff [default 64,512 (512 only at E = 32, 128, 400)]
+  --pairs N         alternating MoE/MoGE step pairs per point [default 20]
+  --warmup N        warm-up steps per model before timing [default 3]
+  --quick           E = 16,64,256, d_ff 64, 6 pairs: about two minutes on wasm
+  -h, --help        this text`);
+    return;
+  }
+  const list = (v: unknown, dflt: string) =>
+    String(v ?? dflt).split(",").map((s) => numberFlag("list value", s.trim()));
+  const quick = Boolean(flags.quick);
+  const backends = String(flags.backends ?? "wasm").split(",").map((s) => s.trim());
+  for (const b of backends) {
+    if (!["webgpu", "wasm", "cpu"].includes(b)) {
+      throw new UsageError(`--backends: "${b}" is invalid: allowed are webgpu, wasm, cpu`);
+    }
+  }
+  const experts = list(flags.experts, quick ? "16,64,256" : "16,32,64,128,256,400,1024");
+  const hiddens = list(flags.hidden, "64,512");
+  const pairs = numberFlag("pairs", String(flags.pairs ?? (quick ? 6 : 20)));
+  const warmup = numberFlag("warmup", String(flags.warmup ?? 3));
+  for (const E of experts) {
+    if (!Number.isInteger(E) || E < 9) {
+      throw new UsageError(`--experts: ${E} is invalid: E must be an integer >= 9`);
+    }
+  }
+  if (!Number.isInteger(pairs) || pairs < 2) {
+    throw new UsageError(`--pairs ${pairs}: must be an integer >= 2`);
+  }
+  await Deno.mkdir(RESULTS, { recursive: true });
+  const line = new ProgressLine();
+  for (const backend of backends) {
+    const { info, label } = await benchBackend(backend);
+    console.log(`backend: ${label}`);
+    // Explicit --hidden: every (E, d_ff). Default: d_ff 64 at every E, 512 at E = 32, 128, 400.
+    const cases = flags.hidden !== undefined
+      ? experts.flatMap((E) => hiddens.map((h) => [E, h] as const))
+      : experts.flatMap((E) =>
+        (quick || ![32, 128, 400].includes(E) ? [64] : [64, 512]).map((h) => [E, h] as const)
+      );
+    const points: Point[] = [];
+    const t0 = performance.now();
+    for (const [i, [E, h]] of cases.entries()) {
+      line.update(
+        `${backend}: E=${E} d_ff=${h} (${i + 1}/${cases.length}, ${
+          formatDuration((performance.now() - t0) / 1000)
+        })`,
+        true,
+      );
+      const p = await measure(E, h, pairs, warmup);
+      points.push(p);
+      line.done();
+      console.log(
+        `  E=${E} d_ff=${h}: MoE ${p.moeMedianMs.toFixed(1)} ms, MoGE ${
+          p.mogeMedianMs.toFixed(1)
+        } ms,` +
+          ` ratio ${p.ratioMedian.toFixed(4)} [${p.ratioQ1.toFixed(4)}, ${p.ratioQ3.toFixed(4)}],` +
+          ` extra peak ${(p.extraPeakBytes / 1024).toFixed(1)} KiB`,
+      );
+    }
+    const date = new Date().toISOString();
+    const report: Report = {
+      date,
+      backend: info,
+      label: describeBackend(info),
+      settings: { ...BENCH, warmup, pairs },
+      command: `deno task bench:report --backends ${backend} --experts ${
+        experts.join(",")
+      } --hidden ${hiddens.join(",")} --pairs ${pairs}`,
+      points,
+    };
+    const base = `${RESULTS}${date.slice(0, 10)}-${backend}`;
+    await writeJsonAtomic(`${base}.json`, report);
+    await writeFileAtomic(`${base}.md`, markdown(report));
+    console.log(`wrote ${base}.json and ${base}.md`);
+  }
+  await plot();
+  console.log(`wrote ${RESULTS}overhead.svg`);
+}
+
+if (import.meta.main) await runMain(main, "deno task bench:report");

@@ -1,0 +1,166 @@
+/**
+ * The paper's Fashion-MNIST model (MoGE Sec. 2.4): each 28x28 image is one
+ * token of 784 pixels, one MoE layer (E experts, each 784 -> d_ff -> 784),
+ * then a linear 784 -> 10 classifier.
+ *
+ * @module
+ */
+
+import { tf } from "./deps.ts";
+
+import { isUsableE } from "./layout.ts";
+import {
+  type Activation,
+  MoeLayer,
+  type RegularizerSettings,
+  type RoutedBatch,
+} from "./moe_layer.ts";
+import type { Tensor, Tensor2D } from "./types.ts";
+
+/** Shape of the classifier (a subset of the training config). */
+export interface ClassifierConfig {
+  /** Pixels per image (784 for 28x28). */
+  inputDim: number;
+  /** Classes (10). */
+  numClasses: number;
+  /** Experts E. */
+  experts: number;
+  /** Experts per token k. */
+  topK: number;
+  /** Expert hidden width d_ff (64 in the paper). */
+  hiddenDim: number;
+  /** Expert activation. */
+  activation: Activation;
+  /** Capacity factor C_f (4.0 in the paper). */
+  capacityFactor: number;
+  /** Load-balancing loss weight (0.01 in the paper). */
+  loadBalanceWeight: number;
+  /** Routing-noise std (default 1/E, the paper's gate noise 1.0 scaled by 1/E). */
+  noiseStd?: number;
+}
+
+/** Losses and statistics of one batch, as tensors (read them once, together). */
+export interface BatchResult {
+  /** Total loss: cross-entropy + penalties. */
+  loss: Tensor;
+  /** Cross-entropy. */
+  ce: Tensor;
+  /** Load-balancing loss (unweighted). */
+  aux: Tensor;
+  /** Batch mean of R(z) (unweighted). */
+  reg: Tensor;
+  /** Correct predictions in the batch. */
+  correct: Tensor;
+  /** Routing scores z `[N, E]` (noise-free). */
+  z: Tensor2D;
+}
+
+/**
+ * MoE layer + linear head. Parameters: the layer's (`moe.*`) and
+ * `head.w [d, classes]`, `head.b [classes]`.
+ *
+ * @example
+ * ```ts
+ * import { MoeClassifier, type Tensor2D, tf } from "../mod.ts";
+ * const model = new MoeClassifier({
+ *   inputDim: 16, numClasses: 3, experts: 9, topK: 1, hiddenDim: 4, activation: "relu",
+ *   capacityFactor: 4, loadBalanceWeight: 0.01,
+ * }, 1);
+ * const x = tf.randomUniform([4, 16]) as Tensor2D;
+ * const { logits, routed } = await model.route(x, false, 0);
+ * const out = model.forward(x, logits, routed, tf.tensor1d([0, 1, 2, 0], "int32"), null);
+ * console.log(out.ce.shape); // []
+ * ```
+ */
+export class MoeClassifier {
+  /** The MoE layer. */
+  readonly moe: MoeLayer;
+  /** All trainable parameters by stable name. */
+  readonly params: Record<string, tf.Variable>;
+  /** The configuration. */
+  readonly config: ClassifierConfig;
+
+  constructor(config: ClassifierConfig, seed: number) {
+    this.config = config;
+    this.moe = new MoeLayer({
+      inputDim: config.inputDim,
+      hiddenDim: config.hiddenDim,
+      numExperts: config.experts,
+      topK: config.topK,
+      routingOrder: "softmax-topk",
+      routerBias: false,
+      activation: config.activation,
+      noiseStd: config.noiseStd,
+      capacityFactor: config.capacityFactor,
+      loadBalanceWeight: config.loadBalanceWeight,
+    }, { seed, prefix: "moe" });
+    const w = tf.randomNormal(
+      [config.inputDim, config.numClasses],
+      0,
+      1 / Math.sqrt(config.inputDim),
+      "float32",
+      seed + 1000,
+    );
+    this.params = {
+      ...this.moe.params,
+      "head.w": tf.variable(w, true, `head.w#${nextId()}`),
+      "head.b": tf.variable(tf.zeros([config.numClasses]), true, `head.b#${nextId()}`),
+    };
+    w.dispose();
+  }
+
+  /** Router logits and routing plan for a batch (outside the gradient tape). */
+  async route(
+    x: Tensor2D,
+    training: boolean,
+    noiseSeed: number,
+  ): Promise<{ logits: Tensor2D; routed: RoutedBatch }> {
+    const logits = this.moe.logits(x);
+    const routed = await this.moe.route(logits, { training, noiseSeed });
+    return { logits, routed };
+  }
+
+  /**
+   * The differentiable pass: `loss = CE + loadBalanceWeight·L_aux + λ·mean R(z)`
+   * (eq. 9 with one MoE layer). Pass `reg = null` to skip the regularizer
+   * entirely (E without a usable layout).
+   */
+  forward(
+    x: Tensor2D,
+    routerLogits: Tensor2D,
+    routed: RoutedBatch,
+    labels: Tensor,
+    reg: RegularizerSettings | null,
+  ): BatchResult {
+    return tf.tidy(() => {
+      const out = this.moe.apply(x, routerLogits, routed, reg); // y [N, 784]
+      const logits = tf.add(tf.matMul(out.y, this.params["head.w"]), this.params["head.b"]); // [N, 10]
+      const onehot = tf.oneHot(labels as tf.Tensor1D, this.config.numClasses);
+      const ce = tf.losses.softmaxCrossEntropy(onehot, logits);
+      const correct = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), "float32"));
+      return {
+        loss: tf.add(ce, out.penalty),
+        ce,
+        aux: out.auxLoss,
+        reg: out.regularizer,
+        correct,
+        z: out.z,
+      };
+    });
+  }
+
+  /** Whether the MoGE regularizer can be evaluated for this E and filter size. */
+  static regularizable(experts: number, filterSize: number): boolean {
+    return isUsableE(experts, filterSize);
+  }
+
+  /** Frees the parameters. */
+  dispose(): void {
+    for (const v of Object.values(this.params)) v.dispose();
+  }
+}
+
+let id = 0;
+function nextId(): number {
+  return id++;
+}

@@ -1,0 +1,267 @@
+/**
+ * `deno task invariance --moe RUN --moge RUN`: the paper's Table 1 and Fig. 2
+ * on two trained runs: mean IMED between the routing maps of test images and
+ * of their randomly transformed copies, average routing map per class,
+ * expert-load histograms and specialization figures.
+ *
+ * @module
+ */
+
+import { tf } from "../deps.ts";
+import { describeBackend, useBackend } from "../backend.ts";
+import { TABLE1_TRANSFORMS } from "../affine.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
+import { loadCheckpoint } from "../checkpoint.ts";
+import type { TrainConfig } from "../config.ts";
+import { type Dataset, loadDataset, loadFixture } from "../data.ts";
+import { barChartSvg, heatmapPng, heatmapSvg } from "../heatmap.ts";
+import { meanImed, routingScores, transformImages } from "../invariance.ts";
+import { type Layout, topographicLayout } from "../layout.ts";
+import { classMeanMaps, type Specialization, specialization } from "../specialization.ts";
+import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
+import { ProgressLine } from "./progress.ts";
+
+const FASHION_CLASSES = [
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+];
+
+interface LoadedRun {
+  dir: string;
+  config: TrainConfig;
+  routerW: Float32Array;
+  layout: Layout;
+}
+
+async function loadRun(dir: string, flag: string): Promise<LoadedRun> {
+  let config: TrainConfig;
+  try {
+    config = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+  } catch (e) {
+    throw new UsageError(`--${flag} ${dir}: not a run directory (${(e as Error).message})`);
+  }
+  const ck = await loadCheckpoint(`${dir}/checkpoint`).catch((e: Error) => {
+    throw new UsageError(`--${flag} ${dir}: ${e.message}`);
+  });
+  const w = ck.tensors["param/moe.router.w"];
+  if (!w) throw new UsageError(`--${flag} ${dir}: the checkpoint has no router weights`);
+  // The squarest layout of E (h = 1 accepts any E, so a plain-MoE run with a prime E still works).
+  return {
+    dir,
+    config,
+    routerW: w.values as Float32Array,
+    layout: topographicLayout(config.experts, 1),
+  };
+}
+
+function toFloat(images: Uint8Array): Float32Array {
+  const out = new Float32Array(images.length);
+  for (let i = 0; i < images.length; i++) out[i] = images[i] / 255;
+  return out;
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(Deno.args, {
+    help: { type: "boolean", short: "h" },
+    moe: { type: "string" },
+    moge: { type: "string" },
+    out: { type: "string" },
+    limit: { type: "string" },
+    seed: { type: "string" },
+    "imed-sigma": { type: "string" },
+    backend: { type: "string" },
+  });
+  if (flags.help) {
+    console.log(
+      `Measures routing invariance (the MoGE paper's Table 1) and draws Fig. 2 for two runs
+of \`deno task train\` (same data; one MoE, one MoGE).
+
+Usage: deno task invariance --moe RUN_DIR --moge RUN_DIR [flags]
+
+  --out DIR          where to write the report [default <moge run>/invariance]
+  --limit N          use the first N test images (0: all) [default 0]
+  --seed S           seed of the random transforms (same draws for both models) [default 0]
+  --imed-sigma S     σ of the IMED Gaussian [default 1]
+  --backend NAME     auto | webgpu | wasm | cpu [default auto]
+  -h, --help         this text
+
+For every column of Table 1 (rotation 5/10/15°, scale 0.5/0.8/1.1, translation
+(0,0.1)/(0.1,0)/(0.1,0.1), shear 5/10/15°; torchvision RandomAffine semantics,
+bilinear) it reports the mean squared IMED d² between the routing map z of each
+test image and of its transformed copy, for both models, beside the paper's
+figures. Writes invariance.json, invariance.md, class_maps.svg/.png (the average
+routing map per class, MoE and MoGE), load_moe.svg, load_moge.svg and
+specialization.json.`,
+    );
+    return;
+  }
+  if (typeof flags.moe !== "string" || typeof flags.moge !== "string") {
+    throw new UsageError("both --moe RUN_DIR and --moge RUN_DIR are required");
+  }
+  const limit = numberFlag("limit", String(flags.limit ?? 0));
+  const seed = numberFlag("seed", String(flags.seed ?? 0));
+  const imedSigma = numberFlag("imed-sigma", String(flags["imed-sigma"] ?? 1));
+  if (!Number.isInteger(limit) || limit < 0) {
+    throw new UsageError(`--limit ${limit}: must be an integer >= 0`);
+  }
+  if (!(imedSigma > 0)) throw new UsageError(`--imed-sigma ${imedSigma}: must be > 0`);
+  const runs = { moe: await loadRun(flags.moe, "moe"), moge: await loadRun(flags.moge, "moge") };
+  if (runs.moe.config.dataset !== runs.moge.config.dataset) {
+    throw new UsageError(
+      `the runs used different data (${runs.moe.config.dataset} vs ${runs.moge.config.dataset})`,
+    );
+  }
+  const backend = await useBackend(
+    (flags.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu",
+  );
+  console.log(`backend: ${describeBackend(backend)}`);
+  const ds = runs.moe.config.dataset;
+  const data: Dataset = ds === "fixture"
+    ? await loadFixture("fashion-mnist")
+    : await loadDataset(ds);
+  const n = limit > 0 ? Math.min(limit, data.testLabels.length) : data.testLabels.length;
+  const size = data.imageSize;
+  const images = toFloat(data.testImages.subarray(0, n * size * size));
+  const labels = data.testLabels.subarray(0, n);
+  const outDir = typeof flags.out === "string" ? flags.out : `${runs.moge.dir}/invariance`;
+  await Deno.mkdir(outDir, { recursive: true });
+
+  const z0 = {
+    moe: await routingScores(images, runs.moe.routerW, runs.moe.config.experts),
+    moge: await routingScores(images, runs.moge.routerW, runs.moge.config.experts),
+  };
+  const line = new ProgressLine();
+  const columns = [];
+  for (const [i, t] of TABLE1_TRANSFORMS.entries()) {
+    line.update(`IMED: ${t.name} (${i + 1}/${TABLE1_TRANSFORMS.length}) on ${n} test images`, true);
+    const moved = transformImages(images, size, t.options, seed * 1000 + i);
+    const result: Record<string, { mean: number; std: number }> = {};
+    for (const kind of ["moe", "moge"] as const) {
+      const z1 = await routingScores(moved, runs[kind].routerW, runs[kind].config.experts);
+      result[kind] = meanImed(z0[kind], z1, runs[kind].layout, imedSigma);
+    }
+    columns.push({
+      name: t.name,
+      family: t.family,
+      options: t.options,
+      moe: result.moe,
+      moge: result.moge,
+      mogeLower: result.moge.mean < result.moe.mean,
+      paperMoE: t.paperMoE,
+      paperMoGE: t.paperMoGE,
+    });
+  }
+  line.done();
+  const agree = columns.filter((c) => c.mogeLower).length;
+
+  // Specialization and pictures.
+  const spec: Record<string, Specialization> = {};
+  const maps: Record<string, number[][]> = {};
+  for (const kind of ["moe", "moge"] as const) {
+    const { layout, config } = runs[kind];
+    spec[kind] = specialization(z0[kind], labels, layout, data.numClasses);
+    maps[kind] = classMeanMaps(z0[kind], labels, config.experts, data.numClasses);
+  }
+  const classNames = ds === "mnist" ? [...Array(10).keys()].map(String) : FASHION_CLASSES;
+  const panels = (["moe", "moge"] as const).flatMap((kind) =>
+    maps[kind].map((values, c) => ({
+      title: `${kind === "moe" ? "MoE" : "MoGE"}: ${classNames[c]}`,
+      values,
+      rows: runs[kind].layout.rows,
+      cols: runs[kind].layout.cols,
+    }))
+  );
+  const heatOpts = {
+    columns: data.numClasses,
+    title: "Average routing map z per class (top row MoE, bottom row MoGE)",
+  };
+  await writeFileAtomic(`${outDir}/class_maps.svg`, heatmapSvg(panels, heatOpts));
+  await writeFileAtomic(
+    `${outDir}/class_maps.png`,
+    await heatmapPng(panels, { ...heatOpts, cell: 12 }),
+  );
+  for (const kind of ["moe", "moge"] as const) {
+    await writeFileAtomic(
+      `${outDir}/load_${kind}.svg`,
+      barChartSvg(spec[kind].tokensPerExpert, {
+        title: `${kind === "moe" ? "MoE" : "MoGE"}: test images per expert (first choice)`,
+        xLabel: "expert (row-major on the map)",
+        yLabel: "images",
+      }),
+    );
+  }
+
+  const report = {
+    date: new Date().toISOString(),
+    backend,
+    runs: { moe: runs.moe.dir, moge: runs.moge.dir },
+    testImages: n,
+    seed,
+    imedSigma,
+    imed: "squared image Euclidean distance d² = (a − b)ᵀ G (a − b) between routing maps z",
+    columns,
+    mogeLowerIn: `${agree} of ${columns.length}`,
+    specialization: spec,
+  };
+  await writeJsonAtomic(`${outDir}/invariance.json`, report);
+  await writeJsonAtomic(`${outDir}/specialization.json`, spec);
+  const f = (v: number) => v.toFixed(4);
+  const md = `# Routing invariance (MoGE Table 1)
+
+Runs: MoE \`${runs.moe.dir}\` (E = ${runs.moe.config.experts}), MoGE \`${runs.moge.dir}\`
+(E = ${runs.moge.config.experts}). ${n} test images of ${ds}; transforms seeded with ${seed};
+IMED σ = ${imedSigma}; ${describeBackend(backend)}.
+
+Mean squared IMED between the routing map of each image and of its transformed copy
+(lower = more invariant). MoGE is lower in **${agree} of ${columns.length}** columns
+(the paper: 12 of 12).
+
+| model | ${columns.map((c) => c.name).join(" | ")} |
+|---|${columns.map(() => "---").join("|")}|
+| MoE (ours) | ${columns.map((c) => f(c.moe.mean)).join(" | ")} |
+| MoGE (ours) | ${
+    columns.map((c) => `${c.mogeLower ? "**" : ""}${f(c.moge.mean)}${c.mogeLower ? "**" : ""}`)
+      .join(" | ")
+  } |
+| MoE (paper) | ${columns.map((c) => f(c.paperMoE)).join(" | ")} |
+| MoGE (paper) | ${columns.map((c) => f(c.paperMoGE)).join(" | ")} |
+
+Specialization on the untransformed test images:
+
+| figure | MoE | MoGE |
+|---|---|---|
+| dead experts | ${spec.moe.deadExperts} | ${spec.moge.deadExperts} |
+| mean routing entropy (nats) | ${f(spec.moe.meanRoutingEntropy)} | ${
+    f(spec.moge.meanRoutingEntropy)
+  } |
+| load entropy (nats) | ${f(spec.moe.loadEntropy)} | ${f(spec.moge.loadEntropy)} |
+| I(class; expert) / H(class) | ${f(spec.moe.normalizedMutualInformation)} | ${
+    f(spec.moge.normalizedMutualInformation)
+  } |
+| mean expert purity | ${f(spec.moe.meanPurity)} | ${f(spec.moge.meanPurity)} |
+| same-class map distance | ${f(spec.moe.sameClassMapDistance)} | ${
+    f(spec.moge.sameClassMapDistance)
+  } |
+| different-class map distance | ${f(spec.moe.differentClassMapDistance)} | ${
+    f(spec.moge.differentClassMapDistance)
+  } |
+
+![average routing map per class](class_maps.png)
+`;
+  await writeFileAtomic(`${outDir}/invariance.md`, md);
+  console.log(md);
+  console.log(
+    `files: ${outDir}/{invariance.json,invariance.md,class_maps.svg,class_maps.png,load_moe.svg,load_moge.svg,specialization.json}`,
+  );
+  tf.disposeVariables();
+}
+
+if (import.meta.main) await runMain(main, "deno task invariance");

@@ -1,0 +1,352 @@
+/**
+ * The optimizer of the MoGE recipe (MOGE.md section 3: "AdamW lr 1e-3, weight
+ * decay 0.05"). tfjs ships Adam but not AdamW, so this is a small AdamW.
+ *
+ * It implements AdamW with decoupled weight decay (Loshchilov & Hutter,
+ * "Decoupled Weight Decay Regularization", ICLR 2019), in the form PyTorch's
+ * `torch.optim.AdamW` uses, where the decay is scaled by the learning rate
+ * (so it follows the schedule). For each variable w with gradient g, at step
+ * t = 1, 2, ...:
+ *
+ *     m = β1·m + (1 − β1)·g
+ *     v = β2·v + (1 − β2)·g²
+ *     m̂ = m / (1 − β1^t),  v̂ = v / (1 − β2^t)
+ *     w = w − lr·(m̂ / (sqrt(v̂) + ε) + λ·w)
+ *
+ * with λ = 0 for variables excluded from decay (e.g. biases).
+ *
+ * @module
+ */
+
+import { tf } from "./deps.ts";
+import { checkInteger, checkNumber } from "./validate.ts";
+
+/** Settings of {@linkcode AdamW}. */
+export interface AdamWOptions {
+  /** Learning rate used when `step` is called without one (> 0). */
+  learningRate: number;
+  /** Decay of the first-moment average, in [0, 1) (default 0.9). */
+  beta1?: number;
+  /** Decay of the second-moment average, in [0, 1) (default 0.999). */
+  beta2?: number;
+  /** ε added to sqrt(v̂), > 0 (default 1e-8). */
+  epsilon?: number;
+  /** Decoupled weight decay λ >= 0 (default 0.05, the MoGE recipe's value). */
+  weightDecay?: number;
+  /**
+   * Names of variables that get no weight decay, as a predicate on the name
+   * (default: none excluded). Example: `(name) => name.endsWith("bias")`.
+   */
+  excludeFromWeightDecay?: (name: string) => boolean;
+}
+
+/**
+ * The optimizer state: the step count and the moment estimates, keyed like
+ * the variables. Save it with the model to resume training exactly.
+ */
+export interface AdamWState {
+  /** Number of steps taken so far (the t of the last update). */
+  step: number;
+  /** First-moment estimates m, one per variable updated so far. */
+  m: Record<string, tf.Tensor>;
+  /** Second-moment estimates v, one per variable updated so far. */
+  v: Record<string, tf.Tensor>;
+}
+
+/**
+ * AdamW with decoupled weight decay over a named set of `tf.Variable`s.
+ *
+ * @example
+ * ```ts
+ * import { AdamW } from "./optim.ts";
+ * import { tf } from "./deps.ts";
+ * import { useBackend } from "./backend.ts";
+ *
+ * await useBackend("cpu");
+ * const vars = { w: tf.variable(tf.tensor1d([1, -2])), bias: tf.variable(tf.scalar(0.5)) };
+ * const opt = new AdamW({ learningRate: 0.1, excludeFromWeightDecay: (n) => n === "bias" });
+ * for (let i = 0; i < 3; i++) {
+ *   const { grads } = tf.variableGrads(
+ *     () => tf.sum(tf.square(tf.add(vars.w, vars.bias))) as tf.Scalar,
+ *     [vars.w, vars.bias],
+ *   );
+ *   opt.step({ w: grads[vars.w.name], bias: grads[vars.bias.name] }, vars);
+ *   tf.dispose(grads);
+ * }
+ * console.log(await vars.w.data());
+ * opt.dispose();
+ * tf.dispose(vars);
+ * ```
+ */
+export class AdamW {
+  /** Default learning rate. */
+  readonly learningRate: number;
+  /** β1. */
+  readonly beta1: number;
+  /** β2. */
+  readonly beta2: number;
+  /** ε. */
+  readonly epsilon: number;
+  /** Decoupled weight decay λ. */
+  readonly weightDecay: number;
+  #exclude: (name: string) => boolean;
+  #step = 0;
+  #m = new Map<string, tf.Variable>();
+  #v = new Map<string, tf.Variable>();
+  #disposed = false;
+
+  constructor(options: AdamWOptions) {
+    const {
+      learningRate,
+      beta1 = 0.9,
+      beta2 = 0.999,
+      epsilon = 1e-8,
+      weightDecay = 0.05,
+      excludeFromWeightDecay = () => false,
+    } = options;
+    checkNumber("learningRate", learningRate, { min: 0, exclusiveMin: true });
+    checkBeta("beta1", beta1);
+    checkBeta("beta2", beta2);
+    checkNumber("epsilon", epsilon, { min: 0, exclusiveMin: true });
+    checkNumber("weightDecay", weightDecay, { min: 0 });
+    if (typeof excludeFromWeightDecay !== "function") {
+      throw new TypeError(
+        `excludeFromWeightDecay = ${String(excludeFromWeightDecay)} is invalid:` +
+          ` it must be a function (name: string) => boolean`,
+      );
+    }
+    this.learningRate = learningRate;
+    this.beta1 = beta1;
+    this.beta2 = beta2;
+    this.epsilon = epsilon;
+    this.weightDecay = weightDecay;
+    this.#exclude = excludeFromWeightDecay;
+  }
+
+  /**
+   * The number of steps taken (0 before the first).
+   *
+   * @example
+   * ```ts
+   * import { AdamW } from "./optim.ts";
+   * console.log(new AdamW({ learningRate: 1e-3 }).iterations); // 0
+   * ```
+   */
+  get iterations(): number {
+    return this.#step;
+  }
+
+  /**
+   * The weight decay applied to variable `name` (0 when excluded).
+   *
+   * @example
+   * ```ts
+   * import { AdamW } from "./optim.ts";
+   * const opt = new AdamW({ learningRate: 1e-3, excludeFromWeightDecay: (n) => n.endsWith("b") });
+   * console.log(opt.decayFor("w"), opt.decayFor("b")); // 0.05 0
+   * ```
+   */
+  decayFor(name: string): number {
+    return this.#exclude(name) ? 0 : this.weightDecay;
+  }
+
+  /**
+   * One AdamW update of every variable that has a gradient in `grads`
+   * (variables without one are left alone, and so are their moments). The
+   * gradients are not disposed: they stay the caller's.
+   *
+   * @param grads gradients keyed by variable name, each the shape of its variable.
+   * @param vars the variables, keyed by name.
+   * @param lr learning rate for this step (e.g. from a schedule); defaults to
+   * `learningRate`.
+   * @example
+   * ```ts
+   * import { AdamW } from "./optim.ts";
+   * import { tf } from "./deps.ts";
+   * import { useBackend } from "./backend.ts";
+   * await useBackend("cpu");
+   * const w = tf.variable(tf.tensor1d([1, 2]));
+   * const opt = new AdamW({ learningRate: 0.01, weightDecay: 0 });
+   * const g = tf.tensor1d([0.5, -0.5]);
+   * opt.step({ w: g }, { w }, 0.01);
+   * console.log(await w.data()); // [0.99, 2.01] (the first Adam step moves by lr)
+   * tf.dispose([w, g]);
+   * opt.dispose();
+   * ```
+   */
+  step(
+    grads: Record<string, tf.Tensor>,
+    vars: Record<string, tf.Variable>,
+    lr: number = this.learningRate,
+  ): void {
+    if (this.#disposed) throw new Error("AdamW.step: this optimizer has been disposed");
+    checkNumber("lr", lr, { min: 0 });
+    const names = Object.keys(grads);
+    for (const name of names) {
+      const g = grads[name];
+      const w = vars[name];
+      if (!w) {
+        throw new RangeError(
+          `AdamW.step: gradient "${name}" has no variable: known variables are ` +
+            Object.keys(vars).map((n) => `"${n}"`).join(", "),
+        );
+      }
+      if (!(g instanceof tf.Tensor)) {
+        throw new TypeError(`AdamW.step: gradient "${name}" is not a tf.Tensor`);
+      }
+      if (!tf.util.arraysEqual(g.shape, w.shape)) {
+        throw new RangeError(
+          `AdamW.step: gradient "${name}" has shape [${g.shape}] but its variable has` +
+            ` shape [${w.shape}]`,
+        );
+      }
+      if (w.dtype !== "float32") {
+        throw new TypeError(
+          `AdamW.step: variable "${name}" has dtype ${w.dtype}: only float32 variables can be optimized`,
+        );
+      }
+    }
+    const t = this.#step + 1;
+    const b1 = this.beta1, b2 = this.beta2;
+    const bc1 = 1 - b1 ** t;
+    const bc2 = 1 - b2 ** t;
+    for (const name of names) {
+      const w = vars[name];
+      const g = grads[name];
+      const m = this.#moment(this.#m, "m", name, w);
+      const v = this.#moment(this.#v, "v", name, w);
+      const wd = this.decayFor(name);
+      tf.tidy(() => {
+        const gf = g.dtype === "float32" ? g : tf.cast(g, "float32");
+        const newM = tf.add(tf.mul(m, b1), tf.mul(gf, 1 - b1));
+        const newV = tf.add(tf.mul(v, b2), tf.mul(tf.square(gf), 1 - b2));
+        const adam = tf.div(tf.div(newM, bc1), tf.add(tf.sqrt(tf.div(newV, bc2)), this.epsilon));
+        const update = wd === 0 ? adam : tf.add(adam, tf.mul(w, wd));
+        m.assign(newM);
+        v.assign(newV);
+        w.assign(tf.sub(w, tf.mul(update, lr)));
+      });
+    }
+    this.#step = t;
+  }
+
+  #moment(
+    store: Map<string, tf.Variable>,
+    kind: string,
+    name: string,
+    w: tf.Variable,
+  ): tf.Variable {
+    let s = store.get(name);
+    if (s && !tf.util.arraysEqual(s.shape, w.shape)) {
+      throw new RangeError(
+        `AdamW.step: variable "${name}" has shape [${w.shape}] but its saved ${kind} has` +
+          ` shape [${s.shape}]`,
+      );
+    }
+    if (!s) {
+      s = tf.tidy(() => tf.variable(tf.zerosLike(w), false));
+      store.set(name, s);
+    }
+    return s;
+  }
+
+  /**
+   * The current state. The tensors are the optimizer's own: read them (e.g.
+   * to save a checkpoint) but do not dispose them; they stay valid until the
+   * next `step`, `setState` or `dispose`.
+   *
+   * @example
+   * ```ts
+   * import { AdamW } from "./optim.ts";
+   * const state = new AdamW({ learningRate: 1e-3 }).getState();
+   * console.log(state.step, Object.keys(state.m)); // 0 []
+   * ```
+   */
+  getState(): AdamWState {
+    const m: Record<string, tf.Tensor> = {};
+    const v: Record<string, tf.Tensor> = {};
+    for (const [name, t] of this.#m) m[name] = t;
+    for (const [name, t] of this.#v) v[name] = t;
+    return { step: this.#step, m, v };
+  }
+
+  /**
+   * Replaces the state with a copy of `state` (the caller keeps ownership of
+   * the tensors passed in). `m` and `v` must name the same variables.
+   *
+   * @example
+   * ```ts
+   * import { AdamW } from "./optim.ts";
+   * import { tf } from "./deps.ts";
+   * import { useBackend } from "./backend.ts";
+   * await useBackend("cpu");
+   * const m = { w: tf.zeros([2]) }, v = { w: tf.ones([2]) };
+   * const opt = new AdamW({ learningRate: 1e-3 });
+   * opt.setState({ step: 10, m, v });
+   * console.log(opt.iterations); // 10
+   * tf.dispose([m.w, v.w]);
+   * opt.dispose();
+   * ```
+   */
+  setState(state: AdamWState): void {
+    if (this.#disposed) throw new Error("AdamW.setState: this optimizer has been disposed");
+    checkInteger("state.step", state?.step, 0);
+    const mNames = Object.keys(state.m ?? {}).sort();
+    const vNames = Object.keys(state.v ?? {}).sort();
+    if (mNames.join("\u0000") !== vNames.join("\u0000")) {
+      throw new RangeError(
+        `AdamW.setState: state.m names [${mNames}] and state.v names [${vNames}] must be the same`,
+      );
+    }
+    for (const name of mNames) {
+      for (const [kind, t] of [["m", state.m[name]], ["v", state.v[name]]] as const) {
+        if (!(t instanceof tf.Tensor) || t.dtype !== "float32") {
+          throw new TypeError(
+            `AdamW.setState: state.${kind}["${name}"] must be a float32 tf.Tensor`,
+          );
+        }
+      }
+      if (!tf.util.arraysEqual(state.m[name].shape, state.v[name].shape)) {
+        throw new RangeError(
+          `AdamW.setState: state.m["${name}"] has shape [${state.m[name].shape}] but` +
+            ` state.v["${name}"] has shape [${state.v[name].shape}]`,
+        );
+      }
+    }
+    this.#clear();
+    for (const name of mNames) {
+      this.#m.set(name, tf.tidy(() => tf.variable(state.m[name].clone(), false)));
+      this.#v.set(name, tf.tidy(() => tf.variable(state.v[name].clone(), false)));
+    }
+    this.#step = state.step;
+  }
+
+  #clear(): void {
+    for (const t of this.#m.values()) t.dispose();
+    for (const t of this.#v.values()) t.dispose();
+    this.#m.clear();
+    this.#v.clear();
+  }
+
+  /**
+   * Frees the moment tensors. The optimizer cannot be used afterwards.
+   *
+   * @example
+   * ```ts
+   * import { AdamW } from "./optim.ts";
+   * const opt = new AdamW({ learningRate: 1e-3 });
+   * opt.dispose();
+   * ```
+   */
+  dispose(): void {
+    this.#clear();
+    this.#disposed = true;
+  }
+}
+
+function checkBeta(name: string, value: number): void {
+  checkNumber(name, value, { min: 0 });
+  if (value >= 1) {
+    throw new RangeError(`${name} = ${value} is invalid: ${name} must be in [0, 1)`);
+  }
+}

@@ -1,0 +1,179 @@
+import {
+  CHECKPOINT_FILE,
+  checkpointPath,
+  loadCheckpoint,
+  saveCheckpoint,
+  toTensor,
+} from "../src/checkpoint.ts";
+import { tempPrefix } from "../src/atomic.ts";
+import { Rng } from "../src/rng.ts";
+import { tf } from "../src/deps.ts";
+import { useBackend } from "../src/backend.ts";
+import { deepEqual, equal, ok, rejects } from "./asserts.ts";
+
+await useBackend("cpu");
+
+function bytesOf(a: Float32Array | Int32Array): number[] {
+  return Array.from(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  return names.sort();
+}
+
+Deno.test("checkpoint: round trip is bit-exact for tensors and meta", () =>
+  withDir(async (dir) => {
+    const special = new Float32Array([0, -0, NaN, Infinity, -Infinity, 1e-45, 3.4028235e38, -1.5]);
+    const rng = new Rng(1);
+    const rand = Float32Array.from({ length: 1000 }, () => rng.normal());
+    const tensors = {
+      "layer0/w": tf.tensor2d(rand, [20, 50]),
+      special: tf.tensor1d(special),
+      counts: tf.tensor1d([0, 1, -1, 2147483647, -2147483648], "int32"),
+      scalar: tf.scalar(3.25),
+      empty: tf.zeros([0, 4]),
+    };
+    const meta = { step: 1234, epoch: 4, rng: rng.state, config: { lr: 1e-3, name: "é" } };
+    const { path, bytes } = await saveCheckpoint(`${dir}/nested/run`, { tensors, meta });
+    equal(path, checkpointPath(`${dir}/nested/run`));
+    equal(bytes, (await Deno.stat(path)).size);
+    const loaded = await loadCheckpoint(`${dir}/nested/run`);
+    deepEqual(loaded.meta, meta);
+    deepEqual(Object.keys(loaded.tensors), Object.keys(tensors));
+    for (const [name, t] of Object.entries(tensors)) {
+      const e = loaded.tensors[name];
+      deepEqual(e.shape, t.shape, name);
+      equal(e.dtype, t.dtype, name);
+      deepEqual(bytesOf(e.values), bytesOf((await t.data()) as Float32Array), name);
+    }
+    ok(loaded.tensors.counts.values instanceof Int32Array);
+    ok(loaded.tensors.special.values instanceof Float32Array);
+    // a loaded entry can be turned back into a tensor, and re-saved as is
+    const back = toTensor(loaded.tensors["layer0/w"]);
+    deepEqual(Array.from(await back.data()), Array.from(rand));
+    back.dispose();
+    await saveCheckpoint(`${dir}/copy`, loaded);
+    const again = await loadCheckpoint(`${dir}/copy`);
+    deepEqual(bytesOf(again.tensors.special.values), bytesOf(special));
+    deepEqual(again.meta, meta);
+    tf.dispose(Object.values(tensors));
+  }));
+
+Deno.test("checkpoint: the data starts 8-byte aligned after a readable JSON header", () =>
+  withDir(async (dir) => {
+    for (const name of ["a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "abcdefgh"]) {
+      await saveCheckpoint(dir, {
+        tensors: { [name]: { shape: [1], dtype: "float32", values: new Float32Array([1]) } },
+        meta: {},
+      });
+      const file = await Deno.readFile(checkpointPath(dir));
+      equal(new TextDecoder().decode(file.subarray(0, 8)), "MOGECKP1");
+      const h = new DataView(file.buffer).getUint32(8, true);
+      equal((12 + h) % 8, 0, `aligned for name ${name}`);
+      const manifest = JSON.parse(new TextDecoder().decode(file.subarray(12, 12 + h)));
+      equal(manifest.format, "moge-checkpoint");
+      deepEqual(manifest.tensors[0], { name, dtype: "float32", shape: [1], offset: 0, length: 4 });
+    }
+  }));
+
+Deno.test("checkpoint: damaged files give clear errors", () =>
+  withDir(async (dir) => {
+    await rejects(loadCheckpoint(`${dir}/none`), /no checkpoint in .*none: .*does not exist/);
+    const w = tf.tensor1d(Float32Array.from({ length: 256 }, (_, i) => i));
+    await saveCheckpoint(dir, { tensors: { w }, meta: { step: 1 } });
+    w.dispose();
+    const path = checkpointPath(dir);
+    const good = await Deno.readFile(path);
+    const cases: [string, Uint8Array, RegExp][] = [
+      ["empty", new Uint8Array(0), /corrupt: it has 0 bytes, fewer than the 12-byte prefix/],
+      ["truncated data", good.subarray(0, good.length - 10), /corrupt: truncated: .* promises/],
+      ["truncated header", good.subarray(0, 40), /corrupt: truncated: the header needs/],
+      ["extra bytes", new Uint8Array([...good, 0, 0, 0, 0]), /the header promises \d+ bytes but/],
+      ["bad magic", new Uint8Array([0x50, 0x4b, ...good.subarray(2)]), /not the magic "MOGECKP1"/],
+    ];
+    const flipped = good.slice();
+    flipped[good.length - 100] ^= 0x10;
+    cases.push(["flipped data bit", flipped, /checksum mismatch/]);
+    const badJson = good.slice();
+    badJson[12] = 0x7d; // '}' where '{' was
+    cases.push(["broken header", badJson, /header is not valid JSON/]);
+    for (const [what, bytes, pattern] of cases) {
+      await Deno.writeFile(path, bytes);
+      await rejects(loadCheckpoint(dir), pattern, what);
+    }
+  }));
+
+Deno.test("checkpoint: an interrupted save leaves the previous checkpoint intact", () =>
+  withDir(async (dir) => {
+    const v1 = tf.tensor1d([1, 2, 3]);
+    await saveCheckpoint(dir, { tensors: { w: v1 }, meta: { step: 1 } });
+    // A crash mid-write leaves a partial temporary file next to the checkpoint.
+    const stale = `${dir}/${tempPrefix(CHECKPOINT_FILE)}4242-deadbeef`;
+    await Deno.writeFile(stale, new Uint8Array([0x4d, 0x4f, 0x47, 0x45, 1, 2, 3]));
+    let loaded = await loadCheckpoint(dir);
+    deepEqual(Array.from(loaded.tensors.w.values), [1, 2, 3]);
+    equal(loaded.meta.step, 1);
+    // A save that fails part-way (here: a bad tensor after a good one) writes nothing.
+    const disposed = tf.tensor1d([9]);
+    disposed.dispose();
+    const [seven, bool] = [tf.tensor1d([7, 7, 7]), tf.tensor1d([true], "bool")];
+    await rejects(
+      saveCheckpoint(dir, { tensors: { w: seven, x: disposed }, meta: {} }),
+      /tensor "x" is disposed/,
+    );
+    await rejects(
+      saveCheckpoint(dir, { tensors: { b: bool }, meta: {} }),
+      /tensor "b" has dtype bool: allowed dtypes are float32 and int32/,
+    );
+    loaded = await loadCheckpoint(dir);
+    deepEqual(Array.from(loaded.tensors.w.values), [1, 2, 3]);
+    // The next successful save replaces it and clears the leftover.
+    const v2 = tf.tensor1d([4, 5, 6]);
+    await saveCheckpoint(dir, { tensors: { w: v2 }, meta: { step: 2 } });
+    loaded = await loadCheckpoint(dir);
+    deepEqual(Array.from(loaded.tensors.w.values), [4, 5, 6]);
+    equal(loaded.meta.step, 2);
+    deepEqual(await listDir(dir), [CHECKPOINT_FILE]);
+    tf.dispose([v1, v2, seven, bool]);
+  }));
+
+Deno.test("checkpoint: bad inputs are refused with clear errors", () =>
+  withDir(async (dir) => {
+    await rejects(
+      saveCheckpoint(dir, { tensors: {}, meta: [] as unknown as object }),
+      /meta = \[\] is invalid: meta must be a JSON-serializable object/,
+    );
+    await rejects(
+      saveCheckpoint(dir, {
+        tensors: { a: { shape: [2, 2], dtype: "float32", values: new Float32Array(3) } },
+        meta: {},
+      }),
+      /tensor "a" has shape \[2,2\], which does not fit its 3 values/,
+    );
+    await rejects(
+      saveCheckpoint(dir, {
+        tensors: { a: { shape: [1], dtype: "int32", values: new Float32Array(1) } },
+        meta: {},
+      }),
+      /tensor "a" values must be a Int32Array/,
+    );
+    await rejects(
+      saveCheckpoint(dir, {
+        tensors: { a: { shape: [1], dtype: "float64" as "float32", values: new Float32Array(1) } },
+        meta: {},
+      }),
+      /tensor "a" has dtype float64: allowed dtypes are float32 and int32/,
+    );
+    deepEqual(await listDir(dir), []);
+  }));

@@ -1,0 +1,250 @@
+import { AdamW } from "../src/optim.ts";
+import { tf } from "../src/deps.ts";
+import { useBackend } from "../src/backend.ts";
+import { availableBackends } from "./backends.ts";
+import { assertAllClose, assertClose, deepEqual, equal, throws } from "./asserts.ts";
+
+const backends = await availableBackends();
+
+/** Float64 reference AdamW on plain arrays, straight from the formula. */
+function referenceAdamW(
+  w: number[],
+  gradsPerStep: number[][],
+  { lr, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.05 }: {
+    lr: number;
+    b1?: number;
+    b2?: number;
+    eps?: number;
+    wd?: number;
+  },
+): number[] {
+  w = [...w];
+  const m = w.map(() => 0), v = w.map(() => 0);
+  gradsPerStep.forEach((g, s) => {
+    const t = s + 1;
+    for (let i = 0; i < w.length; i++) {
+      m[i] = b1 * m[i] + (1 - b1) * g[i];
+      v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+      const mhat = m[i] / (1 - b1 ** t), vhat = v[i] / (1 - b2 ** t);
+      w[i] -= lr * (mhat / (Math.sqrt(vhat) + eps) + wd * w[i]);
+    }
+  });
+  return w;
+}
+
+/** Loss whose gradients the tests feed: sum((A w - 1)^2) per variable. */
+function gradsOf(vars: Record<string, tf.Variable>): Record<string, tf.Tensor> {
+  const list = Object.values(vars);
+  const { value, grads } = tf.variableGrads(
+    () =>
+      tf.addN(list.map((w, i) => tf.sum(tf.square(tf.sub(tf.mul(w, i + 1.5), 1))))) as tf.Scalar,
+    list,
+  );
+  value.dispose();
+  const out: Record<string, tf.Tensor> = {};
+  for (const [name, w] of Object.entries(vars)) out[name] = grads[w.name];
+  return out;
+}
+
+for (const backend of backends) {
+  Deno.test(`optim [${backend}]: first two steps match hand-computed values`, async () => {
+    await useBackend(backend);
+    const w = tf.variable(tf.tensor1d([1, -2]));
+    const b = tf.variable(tf.tensor1d([0.5]));
+    const opt = new AdamW({ learningRate: 0.1, excludeFromWeightDecay: (n) => n === "b" });
+    const g1 = { w: tf.tensor1d([0.5, 0.25]), b: tf.tensor1d([-3]) };
+    opt.step(g1, { w, b });
+    // t = 1: m̂ = g, v̂ = g², so the Adam part is sign(g); decay 0.05·w (w only):
+    // w = [1 - 0.1·(1 + 0.05), -2 - 0.1·(1 - 0.1)] = [0.895, -2.09]; b = 0.5 + 0.1
+    assertAllClose(await w.data(), [0.895, -2.09], { atol: 1e-6 });
+    assertAllClose(await b.data(), [0.6], { atol: 1e-6 });
+    const g2 = { w: tf.tensor1d([-1, 0.5]), b: tf.tensor1d([1]) };
+    opt.step(g2, { w, b }, 0.05);
+    // t = 2, w[0]: m = 0.9·0.05 − 0.1 = −0.055, v = 0.999·0.00025 + 0.001 = 0.00124975,
+    // m̂ = −0.055/0.19, v̂ = 0.00124975/0.001999,
+    // w = 0.895 − 0.05·(m̂/sqrt(v̂) + 0.05·0.895) = 0.9110675...
+    const mhat = -0.055 / 0.19, vhat = 0.00124975 / 0.001999;
+    const w0 = 0.895 - 0.05 * (mhat / Math.sqrt(vhat) + 0.05 * 0.895);
+    assertClose(w0, 0.91106768, { atol: 1e-8, rtol: 0 });
+    // w[1]: m = 0.9·0.025 + 0.1·0.5 = 0.0725, v = 0.999·0.0000625 + 0.001·0.25
+    const w1 = -2.09 - 0.05 * ((0.0725 / 0.19) / Math.sqrt(0.0003124375 / 0.001999) + 0.05 * -2.09);
+    assertAllClose(await w.data(), [w0, w1], { atol: 1e-6 });
+    // b (no decay): m = 0.9·(−0.3) + 0.1 = −0.17, v = 0.999·0.009 + 0.001
+    const b0 = 0.6 - 0.05 * ((-0.17 / 0.19) / Math.sqrt(0.009991 / 0.001999));
+    assertAllClose(await b.data(), [b0], { atol: 1e-6 });
+    equal(opt.iterations, 2);
+    opt.dispose();
+    tf.dispose([w, b, g1.w, g1.b, g2.w, g2.b]);
+  });
+
+  Deno.test(`optim [${backend}]: 20 steps match a float64 reference`, async () => {
+    await useBackend(backend);
+    const init = [0.3, -1.2, 2.0, 0.0, -0.7, 5.0];
+    const w = tf.variable(tf.tensor1d(init));
+    const opt = new AdamW({ learningRate: 0.01, weightDecay: 0.1 });
+    const gradsPerStep: number[][] = [];
+    for (let s = 0; s < 20; s++) {
+      const g = init.map((_, i) => Math.sin(1.3 * s + i) * (i + 1));
+      gradsPerStep.push(g);
+      const gt = tf.tensor1d(g);
+      opt.step({ w: gt }, { w });
+      gt.dispose();
+    }
+    const ref = referenceAdamW(init, gradsPerStep, { lr: 0.01, wd: 0.1 });
+    assertAllClose(await w.data(), ref, { atol: 2e-5, rtol: 1e-5 });
+    opt.dispose();
+    w.dispose();
+  });
+
+  Deno.test(`optim [${backend}]: with weightDecay 0 it matches tf.train.adam`, async () => {
+    await useBackend(backend);
+    const init = () => ({
+      a: tf.variable(tf.tensor2d([[0.5, -1], [2, 0.1]])),
+      c: tf.variable(tf.tensor1d([3, -0.25, 0.8])),
+    });
+    const ours = init(), theirs = init();
+    const lr = 0.05;
+    const opt = new AdamW({ learningRate: lr, weightDecay: 0, epsilon: 1e-7 });
+    const adam = tf.train.adam(lr, 0.9, 0.999, 1e-7);
+    for (let s = 0; s < 8; s++) {
+      const g1 = gradsOf(ours);
+      opt.step(g1, ours);
+      tf.dispose(Object.values(g1));
+      const g2 = gradsOf(theirs);
+      const named: Record<string, tf.Tensor> = {};
+      for (const [name, v] of Object.entries(theirs)) named[v.name] = g2[name];
+      adam.applyGradients(named as unknown as Record<string, tf.Variable>);
+      tf.dispose(Object.values(g2));
+    }
+    for (const name of ["a", "c"] as const) {
+      assertAllClose(await ours[name].data(), await theirs[name].data(), {
+        atol: 1e-5,
+        rtol: 1e-5,
+        msg: name,
+      });
+    }
+    opt.dispose();
+    adam.dispose();
+    tf.dispose([...Object.values(ours), ...Object.values(theirs)]);
+  });
+
+  Deno.test(`optim [${backend}]: state round-trip continues identically`, async () => {
+    await useBackend(backend);
+    const make = () => ({
+      w: tf.variable(tf.tensor2d([[1, 2, 3], [-1, 0.5, 0]])),
+      bias: tf.variable(tf.tensor1d([0.1, -0.2])),
+    });
+    const options = { learningRate: 0.02, excludeFromWeightDecay: (n: string) => n === "bias" };
+    const a = make();
+    const optA = new AdamW(options);
+    for (let s = 0; s < 3; s++) {
+      const g = gradsOf(a);
+      optA.step(g, a);
+      tf.dispose(Object.values(g));
+    }
+    // Save as plain arrays (as a checkpoint would), then restore into a fresh pair.
+    const state = optA.getState();
+    equal(state.step, 3);
+    deepEqual(Object.keys(state.m).sort(), ["bias", "w"]);
+    type Saved = Record<string, { shape: number[]; values: Float32Array }>;
+    const save = async (rec: Record<string, tf.Tensor>): Promise<Saved> => {
+      const out: Saved = {};
+      for (const [k, t] of Object.entries(rec)) {
+        out[k] = { shape: t.shape, values: (await t.data()) as Float32Array };
+      }
+      return out;
+    };
+    const restore = (saved: Saved): Record<string, tf.Tensor> =>
+      Object.fromEntries(
+        Object.entries(saved).map(([k, { shape, values }]) => [k, tf.tensor(values, shape)]),
+      );
+    const savedVars = await save(a);
+    const savedM = await save(state.m), savedV = await save(state.v);
+    const b = make();
+    const restoredVars = restore(savedVars);
+    b.w.assign(restoredVars.w as tf.Tensor2D);
+    b.bias.assign(restoredVars.bias as tf.Tensor1D);
+    const m = restore(savedM), v = restore(savedV);
+    const optB = new AdamW(options);
+    optB.setState({ step: 3, m, v });
+    // setState copied them
+    tf.dispose([...Object.values(m), ...Object.values(v), ...Object.values(restoredVars)]);
+    equal(optB.iterations, 3);
+    for (let s = 0; s < 4; s++) {
+      const ga = gradsOf(a), gb = gradsOf(b);
+      optA.step(ga, a, 0.01);
+      optB.step(gb, b, 0.01);
+      tf.dispose([...Object.values(ga), ...Object.values(gb)]);
+    }
+    deepEqual(Array.from(await b.w.data()), Array.from(await a.w.data()));
+    deepEqual(Array.from(await b.bias.data()), Array.from(await a.bias.data()));
+    optA.dispose();
+    optB.dispose();
+    tf.dispose([a.w, a.bias, b.w, b.bias]);
+  });
+
+  Deno.test(`optim [${backend}]: no tensor leaks over 50 steps`, async () => {
+    await useBackend(backend);
+    const vars = {
+      w: tf.variable(tf.randomNormal([16, 8], 0, 1, "float32", 1)),
+      b: tf.variable(tf.zeros([8])),
+    };
+    const before = tf.memory().numTensors;
+    const opt = new AdamW({ learningRate: 1e-3, excludeFromWeightDecay: (n) => n === "b" });
+    const g = gradsOf(vars);
+    opt.step(g, vars);
+    const afterFirst = tf.memory().numTensors;
+    equal(afterFirst, before + 4 + 2, "one m and one v per variable, plus the 2 gradients");
+    for (let s = 0; s < 50; s++) opt.step(g, vars, 1e-3 * (1 + s));
+    equal(tf.memory().numTensors, afterFirst);
+    tf.dispose(Object.values(g));
+    opt.dispose();
+    equal(tf.memory().numTensors, before);
+    tf.dispose(Object.values(vars));
+  });
+}
+
+Deno.test("optim: variables without a gradient are left alone", async () => {
+  await useBackend("cpu");
+  const vars = { w: tf.variable(tf.tensor1d([1])), frozen: tf.variable(tf.tensor1d([7])) };
+  const opt = new AdamW({ learningRate: 0.1 });
+  const g = tf.tensor1d([1]);
+  opt.step({ w: g }, vars);
+  deepEqual(Array.from(await vars.frozen.data()), [7]);
+  deepEqual(Object.keys(opt.getState().m), ["w"]);
+  opt.dispose();
+  tf.dispose([g, vars.w, vars.frozen]);
+});
+
+Deno.test("optim: bad options, gradients and states are refused with clear errors", async () => {
+  await useBackend("cpu");
+  throws(() => new AdamW({ learningRate: 0 }), /learningRate = 0 is invalid/);
+  throws(
+    () => new AdamW({ learningRate: 1, beta1: 1 }),
+    /beta1 = 1 is invalid: beta1 must be in \[0, 1\)/,
+  );
+  throws(() => new AdamW({ learningRate: 1, beta2: -0.1 }), /beta2 = -0.1 is invalid/);
+  throws(() => new AdamW({ learningRate: 1, epsilon: 0 }), /epsilon = 0 is invalid/);
+  throws(() => new AdamW({ learningRate: 1, weightDecay: -1 }), /weightDecay = -1 is invalid/);
+  const opt = new AdamW({ learningRate: 0.1 });
+  const w = tf.variable(tf.zeros([2]));
+  const g3 = tf.zeros([3]), g2 = tf.zeros([2]);
+  throws(() => opt.step({ x: g2 }, { w }), /gradient "x" has no variable: known variables are "w"/);
+  throws(
+    () => opt.step({ w: g3 }, { w }),
+    /gradient "w" has shape \[3\] but its variable has shape \[2\]/,
+  );
+  throws(() => opt.step({ w: g2 }, { w }, -1), /lr = -1 is invalid/);
+  throws(
+    () => opt.setState({ step: 1, m: { w: g2 }, v: {} }),
+    /state.m names \[w\] and state.v names \[\] must be the same/,
+  );
+  throws(() => opt.setState({ step: -1, m: {}, v: {} }), /state.step = -1 is invalid/);
+  throws(
+    () => opt.setState({ step: 1, m: { w: g2 }, v: { w: g3 } }),
+    /state.m\["w"\] has shape \[2\] but state.v\["w"\] has shape \[3\]/,
+  );
+  opt.dispose();
+  throws(() => opt.step({ w: g2 }, { w }), /disposed/);
+  tf.dispose([w, g2, g3]);
+});

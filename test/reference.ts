@@ -1,0 +1,131 @@
+/**
+ * Plain-TypeScript (float64) references for the tests, written from the spec
+ * (shared/spec/MOGE.md section 2) and independent of `src/`: Algorithm 1,
+ * its filters, the squarest layout by brute force, map flips and central
+ * finite differences.
+ *
+ * @module
+ */
+
+/** An h x h filter or an r x c map, row-major. */
+export type Matrix = number[][];
+
+/** The Gaussian lowpass filter of Algorithm 1 step 3, straight from its formula. */
+export function refGaussian(h: number, sigma: number): Matrix {
+  const off = (i: number) => i - (h - 1) / 2;
+  const raw = Array.from(
+    { length: h },
+    (_, i) =>
+      Array.from(
+        { length: h },
+        (_, j) => Math.exp(-(off(i) ** 2 + off(j) ** 2) / (2 * sigma ** 2)),
+      ),
+  );
+  let total = 0;
+  for (const row of raw) for (const v of row) total += v;
+  return raw.map((row) => row.map((v) => v / total));
+}
+
+/** The h x h average filter, 1/h² everywhere. */
+export function refAverage(h: number): Matrix {
+  return Array.from({ length: h }, () => Array.from({ length: h }, () => 1 / (h * h)));
+}
+
+/**
+ * R(z) of Algorithm 1 for one token, in float64: reshape z row-major to
+ * rows x cols, square, correlate with the h x h filter (valid, stride 1),
+ * sqrt(· + eps), sum.
+ */
+export function refR(
+  z: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  filter: Matrix,
+  eps = 1e-8,
+): number {
+  if (z.length !== rows * cols) throw new Error(`refR: ${z.length} != ${rows} x ${cols}`);
+  const h = filter.length;
+  let total = 0;
+  for (let u = 0; u + h <= rows; u++) {
+    for (let v = 0; v + h <= cols; v++) {
+      let y = 0;
+      for (let a = 0; a < h; a++) {
+        for (let b = 0; b < h; b++) y += filter[a][b] * z[(u + a) * cols + v + b] ** 2;
+      }
+      total += Math.sqrt(y + eps);
+    }
+  }
+  return total;
+}
+
+/** {@linkcode refR} for each row of a row-major `[N, E]` array. */
+export function refRBatch(
+  z: ArrayLike<number>,
+  n: number,
+  rows: number,
+  cols: number,
+  filter: Matrix,
+  eps = 1e-8,
+): number[] {
+  const E = rows * cols;
+  return Array.from(
+    { length: n },
+    (_, i) => refR(Array.from(z).slice(i * E, (i + 1) * E), rows, cols, filter, eps),
+  );
+}
+
+/** Every divisor pair r <= c with r * c = E. */
+export function divisorPairs(E: number): { rows: number; cols: number }[] {
+  const pairs: { rows: number; cols: number }[] = [];
+  for (let r = 1; r * r <= E; r++) if (E % r === 0) pairs.push({ rows: r, cols: E / r });
+  return pairs;
+}
+
+/** The squarest layout by brute force: the divisor pair with the smallest c - r. */
+export function bruteLayout(E: number): { rows: number; cols: number } {
+  let best = { rows: 1, cols: E };
+  for (const p of divisorPairs(E)) if (p.cols - p.rows < best.cols - best.rows) best = p;
+  return best;
+}
+
+/** Whether E's squarest layout (by brute force) fits an h x h filter. */
+export function bruteUsable(E: number, h: number): boolean {
+  const { rows, cols } = bruteLayout(E);
+  return rows >= h && cols >= h;
+}
+
+/** The rows x cols map of a flat row-major vector, flipped and/or transposed. */
+export function transformMap(
+  z: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  { flipRows = false, flipCols = false, transpose = false } = {},
+): number[] {
+  const out: number[] = [];
+  if (transpose) {
+    for (let j = 0; j < cols; j++) {
+      for (let i = 0; i < rows; i++) {
+        out.push(z[(flipRows ? rows - 1 - i : i) * cols + (flipCols ? cols - 1 - j : j)]);
+      }
+    }
+  } else {
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        out.push(z[(flipRows ? rows - 1 - i : i) * cols + (flipCols ? cols - 1 - j : j)]);
+      }
+    }
+  }
+  return out;
+}
+
+/** Central finite differences of f at x, in float64. */
+export function numericGradient(f: (x: number[]) => number, x: ArrayLike<number>, step = 1e-3) {
+  const base = Array.from(x);
+  return base.map((_, i) => {
+    const plus = base.slice();
+    const minus = base.slice();
+    plus[i] += step;
+    minus[i] -= step;
+    return (f(plus) - f(minus)) / (2 * step);
+  });
+}
