@@ -25,6 +25,7 @@
  */
 
 import { tf } from "./deps.ts";
+import type { Tensor } from "./types.ts";
 import { tempPrefix, writeFileAtomic } from "./atomic.ts";
 import { checksum32, CHECKSUM_SEED, isLittleEndian } from "./checksum.ts";
 import { join } from "node:path";
@@ -88,7 +89,7 @@ export function checkpointPath(dir: string): string {
   return join(dir, CHECKPOINT_FILE);
 }
 
-async function entryOf(name: string, t: tf.Tensor | TensorEntry): Promise<TensorEntry> {
+async function entryOf(name: string, t: Tensor | TensorEntry): Promise<TensorEntry> {
   if (t instanceof tf.Tensor) {
     if (t.isDisposed) throw new Error(`saveCheckpoint: tensor "${name}" is disposed`);
     if (t.dtype !== "float32" && t.dtype !== "int32") {
@@ -140,6 +141,7 @@ function checkShape(what: string, shape: unknown, count: number): void {
  * ```ts
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
  * import { tf } from "./deps.ts";
+import type { Tensor } from "./types.ts";
  * import { useBackend } from "./backend.ts";
  * await useBackend("cpu");
  * const dir = await Deno.makeTempDir();
@@ -153,7 +155,7 @@ function checkShape(what: string, shape: unknown, count: number): void {
  */
 export async function saveCheckpoint(
   dir: string,
-  checkpoint: { tensors: Record<string, tf.Tensor | TensorEntry>; meta: object },
+  checkpoint: { tensors: Record<string, Tensor | TensorEntry>; meta: object },
 ): Promise<{ path: string; bytes: number }> {
   if (!isLittleEndian()) throw new Error("saveCheckpoint: big-endian platforms are not supported");
   const { tensors, meta } = checkpoint ?? {};
@@ -329,6 +331,6 @@ export async function loadCheckpoint<M extends object = Record<string, unknown>>
  * t.dispose();
  * ```
  */
-export function toTensor(entry: TensorEntry): tf.Tensor {
+export function toTensor(entry: TensorEntry): Tensor {
   return tf.tensor(entry.values, entry.shape, entry.dtype);
 }

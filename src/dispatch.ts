@@ -7,7 +7,7 @@
  */
 
 import { tf } from "./deps.ts";
-import type { Tensor2D } from "./types.ts";
+import type { Tensor1D, Tensor2D } from "./types.ts";
 
 /**
  * A row routing, as index tensors: `forward[i]` is the source row of output
@@ -17,9 +17,9 @@ import type { Tensor2D } from "./types.ts";
  */
 export interface RowRoute {
   /** `[R]` int32: source row of each output row, `M` for a zero row. */
-  forward: tf.Tensor1D;
+  forward: Tensor1D;
   /** `[M * fan]` int32: output rows that copy each source row, `R` for none. */
-  backward: tf.Tensor1D;
+  backward: Tensor1D;
   /** How many output rows may read one source row. */
   fan: number;
 }

@@ -11,12 +11,12 @@
  */
 
 import { tf } from "./deps.ts";
+import type { Tensor, Tensor2D, Variable } from "./types.ts";
 import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
 import type { FilterKind } from "./filters.ts";
 import { groupSparsity } from "./group_sparsity.ts";
 import { topographicLayout } from "./layout.ts";
 import { planRouting, type RoutingPlan } from "./routing.ts";
-import type { Tensor, Tensor2D } from "./types.ts";
 import { checkInteger, checkNumber } from "./validate.ts";
 
 /** The order of top-k and softmax in the router. */
@@ -178,9 +178,11 @@ export class MoeLayer {
   /** The validated configuration. */
   readonly config: Required<MoeConfig>;
   /** Trainable parameters by stable name (see class docs). */
-  readonly params: Record<string, tf.Variable>;
+  readonly params: Record<string, Variable>;
 
   /**
+   * Creates the layer's variables (normal initialization, seeded).
+   *
    * @param config layer shape and routing settings
    * @param init `seed` for the initial weights; `prefix` for parameter names
    */
@@ -197,7 +199,7 @@ export class MoeLayer {
     let seed = init.seed ?? 0;
     const normal = (shape: number[], std: number) =>
       tf.randomNormal(shape, 0, std, "float32", seed++);
-    const p: Record<string, tf.Variable> = {};
+    const p: Record<string, Variable> = {};
     const v = (name: string, t: Tensor) => {
       p[`${prefix}.${name}`] = tf.variable(t, true, `${prefix}.${name}#${uniqueId++}`);
       t.dispose();
@@ -209,20 +211,20 @@ export class MoeLayer {
     v("experts.w2", normal([E, f, o], 1 / Math.sqrt(f)));
     v("experts.b2", tf.zeros([E, 1, o]));
     this.params = p;
-    this.prefix = prefix;
+    this.#prefix = prefix;
   }
 
-  private readonly prefix: string;
+  readonly #prefix: string;
 
-  private param(name: string): tf.Variable {
-    return this.params[`${this.prefix}.${name}`];
+  #param(name: string): Variable {
+    return this.params[`${this.#prefix}.${name}`];
   }
 
   /** Router logits W x (+ b), `[N, E]`; differentiable. */
   logits(x: Tensor2D): Tensor2D {
     return tf.tidy(() => {
-      const w = tf.matMul(x, this.param("router.w")); // [N, E]
-      const b = this.config.routerBias ? this.param("router.b") : null;
+      const w = tf.matMul(x, this.#param("router.w")); // [N, E]
+      const b = this.config.routerBias ? this.#param("router.b") : null;
       return (b ? tf.add(w, b) : w) as Tensor2D;
     });
   }
@@ -316,10 +318,10 @@ export class MoeLayer {
       // Dispatch -> experts -> combine.
       const buf = routeRows(x, routed.dispatch).reshape([E, slots, d]); // [E, C, d]
       const h1 = activate(
-        tf.add(tf.matMul(buf, this.param("experts.w1")), this.param("experts.b1")),
+        tf.add(tf.matMul(buf, this.#param("experts.w1")), this.#param("experts.b1")),
         this.config.activation,
       ); // [E, C, d_ff]
-      const out = tf.add(tf.matMul(h1, this.param("experts.w2")), this.param("experts.b2")); // [E, C, d_out]
+      const out = tf.add(tf.matMul(h1, this.#param("experts.w2")), this.#param("experts.b2")); // [E, C, d_out]
       const perChoice = routeRows(out.reshape([E * slots, o]) as Tensor2D, routed.combine); // [N*k, d_out]
       const y = tf.sum(tf.mul(perChoice.reshape([N, k, o]), gates.expandDims(2)), 1) as Tensor2D; // [N, d_out]
 

@@ -19,6 +19,7 @@
  */
 
 import { tf } from "./deps.ts";
+import type { Tensor, Variable } from "./types.ts";
 import { checkInteger, checkNumber } from "./validate.ts";
 
 /** Settings of {@linkcode AdamW}. */
@@ -48,9 +49,9 @@ export interface AdamWState {
   /** Number of steps taken so far (the t of the last update). */
   step: number;
   /** First-moment estimates m, one per variable updated so far. */
-  m: Record<string, tf.Tensor>;
+  m: Record<string, Tensor>;
   /** Second-moment estimates v, one per variable updated so far. */
-  v: Record<string, tf.Tensor>;
+  v: Record<string, Tensor>;
 }
 
 /**
@@ -60,6 +61,7 @@ export interface AdamWState {
  * ```ts
  * import { AdamW } from "./optim.ts";
  * import { tf } from "./deps.ts";
+import type { Tensor } from "./types.ts";
  * import { useBackend } from "./backend.ts";
  *
  * await useBackend("cpu");
@@ -95,6 +97,17 @@ export class AdamW {
   #v = new Map<string, tf.Variable>();
   #disposed = false;
 
+  /**
+   * Creates the optimizer; moments are allocated at the first update of each
+   * variable.
+   *
+   * @example
+   * ```ts
+   * import { AdamW } from "./optim.ts";
+   * const opt = new AdamW({ learningRate: 1e-3, weightDecay: 0.05 });
+   * console.log(opt.beta1, opt.beta2, opt.epsilon); // 0.9 0.999 1e-8
+   * ```
+   */
   constructor(options: AdamWOptions) {
     const {
       learningRate,
@@ -163,6 +176,7 @@ export class AdamW {
    * ```ts
    * import { AdamW } from "./optim.ts";
    * import { tf } from "./deps.ts";
+import type { Tensor } from "./types.ts";
    * import { useBackend } from "./backend.ts";
    * await useBackend("cpu");
    * const w = tf.variable(tf.tensor1d([1, 2]));
@@ -175,8 +189,8 @@ export class AdamW {
    * ```
    */
   step(
-    grads: Record<string, tf.Tensor>,
-    vars: Record<string, tf.Variable>,
+    grads: Record<string, Tensor>,
+    vars: Record<string, Variable>,
     lr: number = this.learningRate,
   ): void {
     if (this.#disposed) throw new Error("AdamW.step: this optimizer has been disposed");
@@ -263,8 +277,8 @@ export class AdamW {
    * ```
    */
   getState(): AdamWState {
-    const m: Record<string, tf.Tensor> = {};
-    const v: Record<string, tf.Tensor> = {};
+    const m: Record<string, Tensor> = {};
+    const v: Record<string, Tensor> = {};
     for (const [name, t] of this.#m) m[name] = t;
     for (const [name, t] of this.#v) v[name] = t;
     return { step: this.#step, m, v };
@@ -278,6 +292,7 @@ export class AdamW {
    * ```ts
    * import { AdamW } from "./optim.ts";
    * import { tf } from "./deps.ts";
+import type { Tensor } from "./types.ts";
    * import { useBackend } from "./backend.ts";
    * await useBackend("cpu");
    * const m = { w: tf.zeros([2]) }, v = { w: tf.ones([2]) };

@@ -47,8 +47,16 @@ export class Rng {
   #d = 0;
 
   /**
+   * Creates a generator from a seed.
+   *
    * @param seed any integer in [0, 2^53 - 1]; distinct seeds give distinct
    * starting states.
+   * @example
+   * ```ts
+   * import { Rng } from "./rng.ts";
+   * const rng = new Rng(2025);
+   * console.log(rng.next());
+   * ```
    */
   constructor(seed: number) {
     checkInteger("seed", seed, 0, Number.MAX_SAFE_INTEGER);

@@ -12,3 +12,5 @@ export type Tensor = tf.Tensor;
 export type Tensor1D = tf.Tensor1D;
 /** A rank-2 tfjs tensor (`tf.Tensor2D`). */
 export type Tensor2D = tf.Tensor2D;
+/** A trainable tfjs variable (`tf.Variable`). */
+export type Variable = tf.Variable;

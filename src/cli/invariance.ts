@@ -13,26 +13,13 @@ import { TABLE1_TRANSFORMS } from "../affine.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
 import { loadCheckpoint } from "../checkpoint.ts";
 import type { TrainConfig } from "../config.ts";
-import { type Dataset, loadDataset, loadFixture } from "../data.ts";
+import { CLASS_NAMES, type Dataset, loadDataset, loadFixture } from "../data.ts";
 import { barChartSvg, heatmapPng, heatmapSvg } from "../heatmap.ts";
 import { meanImed, routingScores, transformImages } from "../invariance.ts";
 import { type Layout, topographicLayout } from "../layout.ts";
 import { classMeanMaps, type Specialization, specialization } from "../specialization.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { ProgressLine } from "./progress.ts";
-
-const FASHION_CLASSES = [
-  "T-shirt/top",
-  "Trouser",
-  "Pullover",
-  "Dress",
-  "Coat",
-  "Sandal",
-  "Shirt",
-  "Sneaker",
-  "Bag",
-  "Ankle boot",
-];
 
 interface LoadedRun {
   dir: string;
@@ -170,7 +157,7 @@ specialization.json.`,
     spec[kind] = specialization(z0[kind], labels, layout, data.numClasses);
     maps[kind] = classMeanMaps(z0[kind], labels, config.experts, data.numClasses);
   }
-  const classNames = ds === "mnist" ? [...Array(10).keys()].map(String) : FASHION_CLASSES;
+  const classNames = CLASS_NAMES[ds === "mnist" ? "mnist" : "fashion-mnist"];
   const panels = (["moe", "moge"] as const).flatMap((kind) =>
     maps[kind].map((values, c) => ({
       title: `${kind === "moe" ? "MoE" : "MoGE"}: ${classNames[c]}`,

@@ -11,6 +11,12 @@ import { topographicLayout } from "../layout.ts";
 import { train } from "../train.ts";
 import { type FlagSpec, numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { bar, formatDuration, ProgressLine } from "./progress.ts";
+// --- language models (`--model lm`, issue 7): see ./train_lm.ts ---
+import { lmMain, modelFlag } from "./train_lm.ts";
+// --- end language models ---
+// --- vision transformer (`--model vit`, issue 6): see ./train_vit.ts ---
+import { vitMain } from "./train_vit.ts";
+// --- end vision transformer ---
 
 /** Flag name -> config field, kind and help text. */
 const FLAGS: [flag: string, field: keyof TrainConfig, help: string][] = [
@@ -51,6 +57,12 @@ Usage: deno task train [flags]
 With no flags: MoGE, E = 64, 3 epochs on the full 60,000-image training set
 (a few minutes on 2 CPU cores with the wasm backend).
 
+  --model lm           the language models (SMoE / MomentumSMoE / AdamSMoE, with or
+                       without MoGE): see deno task train --model lm --help
+  --model vit          V-MoE / V-MoGE, a Vision Transformer with MoE layers (presets
+                       vit-tiny, vmoe-s): flags, defaults and the paper's values in
+                       deno task train --model vit --help
+  --model classifier   this model (the default)
   --preset NAME        paper | tiny. paper: ${paper}
                        (150 epochs of E = 400: many hours without a GPU). tiny: fixture data, seconds.
   --out DIR            run directory [default runs/<mode>-E<E>-s<seed>]
@@ -65,8 +77,15 @@ Invalid values exit with status 2.`;
 }
 
 async function main(): Promise<void> {
+  // --- language models (`--model lm`, issue 7) ---
+  if (modelFlag(Deno.args) === "lm") return await lmMain(Deno.args);
+  // --- end language models ---
+  // --- vision transformer (`--model vit`, issue 6) ---
+  if (modelFlag(Deno.args) === "vit") return await vitMain(Deno.args);
+  // --- end vision transformer ---
   const spec: Record<string, FlagSpec> = {
     help: { type: "boolean", short: "h" },
+    model: { type: "string" }, // `--model lm` is handled above
     preset: { type: "string" },
     out: { type: "string" },
     resume: { type: "boolean" },
@@ -74,6 +93,11 @@ async function main(): Promise<void> {
   };
   for (const [flag] of FLAGS) spec[flag] = { type: "string" };
   const flags = parseFlags(Deno.args, spec);
+  if (typeof flags.model === "string" && flags.model !== "classifier") {
+    throw new UsageError(
+      `--model ${flags.model} is unknown: allowed are classifier (the default), lm, vit`,
+    );
+  }
   if (flags.help) {
     console.log(help());
     return;

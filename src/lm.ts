@@ -1,0 +1,598 @@
+/**
+ * The MoGE language models (MOGE.md sections 1.5 and 3; issue 7): a
+ * decoder-only Transformer (causal multi-head self-attention, pre-norm)
+ * whose feed-forward sublayers are sparse MoE layers, in three variants
+ * after Teo & Nguyen, "MomentumSMoE: Integrating Momentum into Sparse
+ * Mixture of Experts" (NeurIPS 2024, arXiv 2410.14574):
+ *
+ * Block l (l = 0 ... L−1) maps x_l (`[N, d]`, N = B·T tokens) to x_(l+1):
+ *
+ *     h_l = x_l + Drop(Attn(LN1(x_l)))          causal self-attention, pre-norm
+ *     f_l = Drop(MoE_l(LN2(h_l)))                the MoE sublayer's output
+ *
+ * then, per variant ({@linkcode residualStep}):
+ *
+ * - `smoe` (Switch-style SMoE): x_(l+1) = h_l + f_l.
+ * - `momentum` (MomentumSMoE, heavy ball; the paper's eq. for MomentumSMoE):
+ *   p_l = −f_l + μ·p_(l−1), x_(l+1) = h_l − γ·p_l, with p_(−1) = 0. μ = 0 and
+ *   γ = 1 give back `smoe` exactly.
+ * - `adam` (AdamSMoE): first and second moments of the "gradient" −f_l,
+ *   m_l = β1·m_(l−1) + (1 − β1)·(−f_l), v_l = β2·v_(l−1) + (1 − β2)·f_l⊙f_l
+ *   (m_(−1) = v_(−1) = 0, no bias correction), and
+ *   x_(l+1) = h_l − γ_A·m_l / sqrt(v_l + ε) for the first `adamLayers` blocks;
+ *   later blocks take the heavy-ball step x_(l+1) = h_l − γ·p_l, with p_l
+ *   accumulated over all blocks from the first. This is what the authors'
+ *   code does (Adam in the first layer only, `layerth < 1`, momentum after);
+ *   `adamLayers = L` gives Adam in every block.
+ *
+ * The attention sublayer keeps its plain residual in every variant (the
+ * momentum acts on the MoE sublayers, as in the paper). The output is
+ * `head(LN_f(x_L))`, logits over the vocabulary.
+ *
+ * Routing (MOGE.md 1.5): "top-k then softmax" (`routingOrder:
+ * "topk-softmax"`), router with bias, no routing noise (the authors' SMoE
+ * gate `CustomNaiveGate_Balance_SMoE` adds none), no capacity limit (their
+ * fastmoe layer drops no tokens), no load-balancing loss by default; the
+ * MoGE regularizer takes z = softmax(router logits) over all E experts, and
+ * the model's penalty is Σ_layers (λ·mean R(z_l) + w_lb·L_aux,l).
+ *
+ * A MoE layer plans its routing on the CPU, so the forward pass is a
+ * generator ({@linkcode MoeLm.forward}) that yields each layer's router
+ * logits and receives its {@linkcode RoutedBatch}; drivers:
+ * {@linkcode MoeLm.forwardSync} (cpu, wasm: `routeSync` inside the gradient
+ * tape), {@linkcode MoeLm.forwardAsync} (any backend, no tape: awaits
+ * `route`) and {@linkcode MoeLm.forwardWithPlans} (replays the plans of an
+ * earlier `forwardAsync` with the same seed; how webgpu trains).
+ *
+ * @module
+ */
+
+import { tf } from "./deps.ts";
+import {
+  type Activation,
+  ACTIVATIONS,
+  disposeRouted,
+  MoeLayer,
+  type RegularizerSettings,
+  type RoutedBatch,
+} from "./moe_layer.ts";
+import { Rng } from "./rng.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "./types.ts";
+import { checkInteger, checkNumber } from "./validate.ts";
+
+/** How the MoE sublayers are added to the residual stream. */
+export type MoeVariant = "smoe" | "momentum" | "adam";
+
+/** All values of {@linkcode MoeVariant}. */
+export const MOE_VARIANTS: readonly MoeVariant[] = ["smoe", "momentum", "adam"];
+
+/** The residual-update settings of a variant (see the module docs). */
+export interface VariantSettings {
+  /** `smoe`, `momentum` or `adam`. */
+  variant: MoeVariant;
+  /** μ, heavy-ball momentum (paper, small: 0.7). */
+  mu: number;
+  /** γ, momentum step size (paper, small: 0.8; 1.0 for medium). */
+  momentumGamma: number;
+  /** β1 of AdamSMoE's first moment (authors' code: 0.9). */
+  adamBeta1: number;
+  /** β2 of AdamSMoE's second moment (authors' code: 0.999). */
+  adamBeta2: number;
+  /** γ_A, AdamSMoE step size (authors' code: 1.0). */
+  adamGamma: number;
+  /** Blocks (from the first) that take the Adam step (authors' code: 1). */
+  adamLayers: number;
+  /** ε inside AdamSMoE's square root (authors' code: 1e-8). */
+  adamEps: number;
+}
+
+/** The shape and settings of a {@linkcode MoeLm}. */
+export interface LmConfig extends VariantSettings {
+  /** Vocabulary size V. */
+  vocabSize: number;
+  /** Longest context T (size of the learned position table). */
+  contextLength: number;
+  /** Transformer blocks L (each with one MoE sublayer). */
+  layers: number;
+  /** Model width d. */
+  hidden: number;
+  /** Attention heads (d must be a multiple). */
+  heads: number;
+  /** Experts per MoE layer E. */
+  experts: number;
+  /** Experts per token k. */
+  topK: number;
+  /** Expert hidden width d_ff (each expert is d -> d_ff -> d). */
+  expertHidden: number;
+  /** Expert activation (authors' code: relu). */
+  activation: Activation;
+  /** Capacity factor C_f (0: no limit, the default for the LM). */
+  capacityFactor: number;
+  /** Routing-noise std in training (0: none, the default for the LM). */
+  noiseStd: number;
+  /** Weight of the load-balancing loss (0: none, the MoGE LM recipe). */
+  loadBalanceWeight: number;
+  /** Dropout rate on embeddings, attention probabilities and sublayer outputs. */
+  dropout: number;
+}
+
+/** Checks an {@linkcode LmConfig}, throwing a `RangeError` naming the first bad field. */
+export function validateLmConfig(c: LmConfig): void {
+  checkInteger("vocabSize", c.vocabSize, 2, 65536);
+  checkInteger("contextLength", c.contextLength, 1);
+  checkInteger("layers", c.layers, 1);
+  checkInteger("hidden", c.hidden, 1);
+  checkInteger("heads", c.heads, 1, c.hidden);
+  if (c.hidden % c.heads !== 0) {
+    throw new RangeError(
+      `heads = ${c.heads} is invalid: hidden = ${c.hidden} must be a multiple of heads`,
+    );
+  }
+  checkInteger("experts", c.experts, 1);
+  checkInteger("topK", c.topK, 1, c.experts);
+  checkInteger("expertHidden", c.expertHidden, 1);
+  if (!ACTIVATIONS.includes(c.activation)) {
+    throw new RangeError(
+      `activation = "${c.activation}" is invalid: allowed are ${ACTIVATIONS.join(", ")}`,
+    );
+  }
+  checkNumber("capacityFactor", c.capacityFactor, { min: 0 });
+  checkNumber("noiseStd", c.noiseStd, { min: 0 });
+  checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
+  checkNumber("dropout", c.dropout, { min: 0, max: 0.95 });
+  validateVariant(c, c.layers);
+}
+
+function validateVariant(c: VariantSettings, layers: number): void {
+  if (!MOE_VARIANTS.includes(c.variant)) {
+    throw new RangeError(
+      `variant = "${c.variant}" is invalid: allowed are ${MOE_VARIANTS.join(", ")}`,
+    );
+  }
+  checkNumber("mu", c.mu, { min: 0, max: 1 });
+  checkNumber("momentumGamma", c.momentumGamma, { min: 0, exclusiveMin: true });
+  checkNumber("adamBeta1", c.adamBeta1, { min: 0, max: 1 });
+  checkNumber("adamBeta2", c.adamBeta2, { min: 0, max: 1 });
+  if (c.adamBeta2 >= 1) {
+    throw new RangeError(`adamBeta2 = ${c.adamBeta2} is invalid: adamBeta2 must be < 1`);
+  }
+  checkNumber("adamGamma", c.adamGamma, { min: 0, exclusiveMin: true });
+  checkInteger("adamLayers", c.adamLayers, 0, layers);
+  checkNumber("adamEps", c.adamEps, { min: 0, exclusiveMin: true });
+}
+
+/** The running state of the momentum / Adam residual updates across blocks. */
+export interface ResidualState {
+  /** Heavy-ball momentum p (null before the first block). */
+  p: Tensor | null;
+  /** AdamSMoE first moment m (null before the first block). */
+  m: Tensor | null;
+  /** AdamSMoE second moment v (null before the first block). */
+  v: Tensor | null;
+}
+
+/** The state before the first block. */
+export const INITIAL_RESIDUAL_STATE: ResidualState = { p: null, m: null, v: null };
+
+/**
+ * One block's residual update of the MoE sublayer (see the module docs for
+ * the equations): from h_l (the stream after attention) and f_l (the MoE
+ * sublayer's output) to x_(l+1), carrying the momentum state.
+ *
+ * @example
+ * ```ts
+ * import { INITIAL_RESIDUAL_STATE, residualStep } from "./lm.ts";
+ * import { tf } from "./deps.ts";
+ * const s = { variant: "momentum", mu: 0.5, momentumGamma: 1, adamBeta1: 0.9, adamBeta2: 0.999,
+ *   adamGamma: 1, adamLayers: 1, adamEps: 1e-8 } as const;
+ * const a = residualStep(s, 0, tf.tensor1d([0]), tf.tensor1d([1]), INITIAL_RESIDUAL_STATE);
+ * const b = residualStep(s, 1, a.x, tf.tensor1d([1]), a.state);
+ * console.log(await b.x.data()); // [2.5]: p = -1, then -1 + 0.5·(-1) = -1.5
+ * ```
+ */
+export function residualStep(
+  s: VariantSettings,
+  layer: number,
+  h: Tensor,
+  f: Tensor,
+  state: ResidualState,
+): { x: Tensor; state: ResidualState } {
+  if (s.variant === "smoe") return { x: tf.add(h, f), state };
+  const negF = tf.neg(f);
+  // Heavy ball: p_l = −f_l + μ·p_(l−1).
+  const p = state.p ? tf.add(negF, tf.mul(s.mu, state.p)) : negF;
+  if (s.variant === "momentum") {
+    return { x: tf.sub(h, tf.mul(s.momentumGamma, p)), state: { p, m: null, v: null } };
+  }
+  // AdamSMoE: m_l = β1·m_(l−1) + (1 − β1)·(−f_l), v_l = β2·v_(l−1) + (1 − β2)·f_l².
+  const mNew = tf.mul(1 - s.adamBeta1, negF);
+  const vNew = tf.mul(1 - s.adamBeta2, tf.square(f));
+  const m = state.m ? tf.add(tf.mul(s.adamBeta1, state.m), mNew) : mNew;
+  const v = state.v ? tf.add(tf.mul(s.adamBeta2, state.v), vNew) : vNew;
+  const x = layer < s.adamLayers
+    ? tf.sub(h, tf.mul(s.adamGamma, tf.div(m, tf.sqrt(tf.add(v, s.adamEps)))))
+    : tf.sub(h, tf.mul(s.momentumGamma, p));
+  return { x, state: { p, m, v } };
+}
+
+/** What the forward generator yields: one MoE layer's router logits, to be routed. */
+export interface RouteRequest {
+  /** Block index. */
+  layer: number;
+  /** Router logits `[N, E]` of that layer's tokens. */
+  logits: Tensor2D;
+  /** Training mode (routing noise on). */
+  training: boolean;
+  /** Seed of the routing noise. */
+  noiseSeed: number;
+}
+
+/** Options of one forward pass. */
+export interface LmForwardOptions {
+  /** Training mode: dropout and routing noise on. */
+  training: boolean;
+  /** Seed of every dropout mask and noise draw of the pass (same seed, same pass). */
+  seed: number;
+  /** MoGE regularizer settings (λ = 0 computes R(z) for logging only; null skips it). */
+  reg: RegularizerSettings | null;
+}
+
+/** The result of a forward pass. */
+export interface LmForward {
+  /** Next-token logits `[B·T, V]`. */
+  logits: Tensor2D;
+  /** Σ_layers of the MoE layers' penalties λ·mean R(z) + w_lb·L_aux (scalar). */
+  penalty: Tensor;
+  /** Batch mean of R(z) per MoE layer, `[L]` (unweighted). */
+  regularizer: Tensor1D;
+  /**
+   * Each layer's routed batch (their tensors are `tf.keep`-ed: free them
+   * with {@linkcode disposeLmRouted} after the step).
+   */
+  routed: RoutedBatch[];
+}
+
+/** Frees the routed batches of a forward pass. */
+export function disposeLmRouted(routed: RoutedBatch[]): void {
+  for (const r of routed) disposeRouted(r);
+}
+
+function keepRouted(r: RoutedBatch): RoutedBatch {
+  tf.keep(r.dispatch.forward);
+  tf.keep(r.dispatch.backward);
+  tf.keep(r.combine.forward);
+  tf.keep(r.combine.backward);
+  tf.keep(r.chosen);
+  if (r.noise) tf.keep(r.noise);
+  return r;
+}
+
+/** A 31-bit seed for site `site` of the pass with seed `seed`. */
+function siteSeed(seed: number, site: number): number {
+  return new Rng((((seed >>> 0) * 0x9e3779b1) ^ Math.imul(site + 1, 0x85ebca6b)) >>> 0).seedForTf();
+}
+
+let uniqueId = 0;
+
+/**
+ * A decoder-only MoE Transformer language model (see the module docs).
+ * Parameters by name: `emb.tok [V, d]`, `emb.pos [T, d]`, per block l
+ * `l{l}.ln1.g/b [d]`, `l{l}.attn.wq/wk/wv/wo [d, d]`, `l{l}.ln2.g/b [d]`, the
+ * MoE layer's `l{l}.moe.*`; then `lnf.g/b [d]`, `head.w [d, V]`, `head.b [V]`.
+ *
+ * @example
+ * ```ts
+ * import { MoeLm } from "./lm.ts";
+ * import { tf } from "./deps.ts";
+ * import { useBackend } from "./backend.ts";
+ * await useBackend("cpu");
+ * const lm = new MoeLm({
+ *   vocabSize: 11, contextLength: 8, layers: 2, hidden: 8, heads: 2, experts: 9, topK: 2,
+ *   expertHidden: 8, activation: "relu", capacityFactor: 0, noiseStd: 0, loadBalanceWeight: 0,
+ *   dropout: 0, variant: "momentum", mu: 0.7, momentumGamma: 0.8, adamBeta1: 0.9,
+ *   adamBeta2: 0.999, adamGamma: 1, adamLayers: 1, adamEps: 1e-8,
+ * }, 1);
+ * const tokens = tf.tensor2d([[1, 2, 3, 4]], [1, 4], "int32");
+ * const out = await lm.forwardAsync(tokens, { training: false, seed: 0, reg: null });
+ * console.log(out.logits.shape); // [4, 11]
+ * ```
+ */
+export class MoeLm {
+  /** The validated configuration. */
+  readonly config: LmConfig;
+  /** The MoE layer of each block. */
+  readonly moes: MoeLayer[];
+  /** Every trainable parameter by stable name (see class docs). */
+  readonly params: Record<string, tf.Variable>;
+  #mask: tf.Tensor2D;
+
+  /**
+   * @param config the model's shape and variant
+   * @param seed seeds the initial weights
+   */
+  constructor(config: LmConfig, seed: number) {
+    validateLmConfig(config);
+    checkInteger("seed", seed, 0, 2 ** 31 - 1);
+    this.config = { ...config };
+    const { vocabSize: V, contextLength: T, layers: L, hidden: d } = config;
+    const p: Record<string, tf.Variable> = {};
+    let s = 0;
+    const v = (name: string, t: Tensor) => {
+      p[name] = tf.variable(t, true, `${name}#lm${uniqueId++}`);
+      t.dispose();
+    };
+    const normal = (shape: number[], std: number) =>
+      tf.randomNormal(shape, 0, std, "float32", siteSeed(seed, s++));
+    v("emb.tok", normal([V, d], 1)); // PyTorch nn.Embedding's N(0, 1), as the authors' code
+    v("emb.pos", normal([T, d], 0.1));
+    this.moes = [];
+    for (let l = 0; l < L; l++) {
+      v(`l${l}.ln1.g`, tf.ones([d]));
+      v(`l${l}.ln1.b`, tf.zeros([d]));
+      for (const w of ["wq", "wk", "wv"]) v(`l${l}.attn.${w}`, normal([d, d], 1 / Math.sqrt(d)));
+      v(`l${l}.attn.wo`, normal([d, d], 1 / Math.sqrt(d * 2 * L)));
+      v(`l${l}.ln2.g`, tf.ones([d]));
+      v(`l${l}.ln2.b`, tf.zeros([d]));
+      const moe = new MoeLayer({
+        inputDim: d,
+        hiddenDim: config.expertHidden,
+        numExperts: config.experts,
+        topK: config.topK,
+        routingOrder: "topk-softmax",
+        routerBias: true,
+        activation: config.activation,
+        noiseStd: config.noiseStd,
+        capacityFactor: config.capacityFactor,
+        loadBalanceWeight: config.loadBalanceWeight,
+      }, { seed: siteSeed(seed, 1000 + l), prefix: `l${l}.moe` });
+      this.moes.push(moe);
+      Object.assign(p, moe.params);
+    }
+    v("lnf.g", tf.ones([d]));
+    v("lnf.b", tf.zeros([d]));
+    v("head.w", normal([d, V], 1 / Math.sqrt(d)));
+    v("head.b", tf.zeros([V]));
+    this.params = p;
+    const mask = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = -1e9;
+    this.#mask = tf.keep(tf.tensor2d(mask, [T, T]));
+  }
+
+  /** Number of trainable scalars. */
+  get parameterCount(): number {
+    return Object.values(this.params).reduce((n, v) => n + v.size, 0);
+  }
+
+  #layerNorm(x: Tensor, name: string): Tensor2D {
+    const { mean, variance } = tf.moments(x, 1, true);
+    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5)));
+    return tf.add(tf.mul(normed, this.params[`${name}.g`]), this.params[`${name}.b`]) as Tensor2D;
+  }
+
+  #dropout(x: Tensor, opts: LmForwardOptions, site: number): Tensor {
+    const rate = this.config.dropout;
+    if (!opts.training || rate === 0) return x;
+    return tf.dropout(x, rate, undefined, siteSeed(opts.seed, site));
+  }
+
+  /** Causal multi-head self-attention of `h` (`[B·T, d]`), `[B·T, d]`. */
+  #attention(l: number, h: Tensor2D, B: number, T: number, opts: LmForwardOptions): Tensor2D {
+    const { hidden: d, heads: H } = this.config;
+    const dh = d / H;
+    const w = (n: string) => this.params[`l${l}.attn.${n}`];
+    const heads = (m: Tensor) =>
+      tf.transpose(tf.reshape(tf.matMul(h, m as Tensor2D), [B, T, H, dh]), [0, 2, 1, 3])
+        .reshape([B * H, T, dh]) as tf.Tensor3D; // [B·H, T, dh]
+    const q = heads(w("wq")), k = heads(w("wk")), v = heads(w("wv"));
+    const mask = T === this.config.contextLength ? this.#mask : this.#mask.slice([0, 0], [T, T]);
+    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask); // [B·H, T, T]
+    const probs = this.#dropout(tf.softmax(scores), opts, 10 + 4 * l);
+    const o = tf.matMul(probs as tf.Tensor3D, v); // [B·H, T, dh]
+    const merged = tf.transpose(o.reshape([B, H, T, dh]), [0, 2, 1, 3]).reshape([B * T, d]);
+    return tf.matMul(merged as Tensor2D, w("wo") as Tensor2D); // [B·T, d]
+  }
+
+  /**
+   * The forward pass as a generator: yields a {@linkcode RouteRequest} per
+   * MoE layer (in block order) and expects that layer's `RoutedBatch` back;
+   * returns the {@linkcode LmForward}. It creates tensors without a tidy
+   * scope: drive it inside `tf.tidy`, a gradient tape, or use the drivers.
+   *
+   * @param tokens `[B, T]` int32 token ids, T <= contextLength
+   */
+  *forward(
+    tokens: tf.Tensor2D,
+    opts: LmForwardOptions,
+  ): Generator<RouteRequest, LmForward, RoutedBatch> {
+    const [B, T] = tokens.shape;
+    const { vocabSize: V, hidden: d, contextLength } = this.config;
+    if (tokens.rank !== 2 || T < 1 || T > contextLength) {
+      throw new RangeError(
+        `MoeLm.forward: tokens must be [B, T] with 1 <= T <= contextLength = ${contextLength},` +
+          ` got shape [${tokens.shape}]`,
+      );
+    }
+    const N = B * T;
+    // Embedding as a one-hot matmul: its gradient is a matmul too (tfjs's wasm
+    // backend has no UnsortedSegmentSum for gather's gradient).
+    const onehot = tf.oneHot(tokens.reshape([N]) as Tensor1D, V, 1, 0, "float32"); // [N, V]
+    const tok = tf.matMul(onehot, this.params["emb.tok"] as Tensor2D); // [N, d]
+    const pos = this.params["emb.pos"].slice([0, 0], [T, d]); // [T, d]
+    let x = this.#dropout(
+      tf.reshape(tf.add(tok.reshape([B, T, d]), pos), [N, d]),
+      opts,
+      0,
+    ) as Tensor2D;
+    let state = INITIAL_RESIDUAL_STATE;
+    const routed: RoutedBatch[] = [];
+    const penalties: Tensor[] = [];
+    const regs: Tensor[] = [];
+    for (let l = 0; l < this.config.layers; l++) {
+      const a = this.#attention(l, this.#layerNorm(x, `l${l}.ln1`), B, T, opts);
+      const h = tf.add(x, this.#dropout(a, opts, 11 + 4 * l)) as Tensor2D; // [N, d]
+      const u = this.#layerNorm(h, `l${l}.ln2`);
+      const moe = this.moes[l];
+      const logits = moe.logits(u); // [N, E]
+      const r: RoutedBatch = yield {
+        layer: l,
+        logits,
+        training: opts.training,
+        noiseSeed: siteSeed(opts.seed, 12 + 4 * l),
+      };
+      if (!r || r.plan?.N !== N || r.plan.E !== this.config.experts) {
+        throw new Error(
+          `MoeLm.forward: layer ${l} got ${r ? `a plan for N = ${r.plan?.N}` : "no plan"};` +
+            ` expected one for N = ${N} tokens and E = ${this.config.experts}`,
+        );
+      }
+      routed.push(r);
+      const out = moe.apply(u, logits, r, opts.reg);
+      penalties.push(out.penalty);
+      regs.push(out.regularizer);
+      const f = this.#dropout(out.y, opts, 13 + 4 * l);
+      const step = residualStep(this.config, l, h, f, state);
+      x = step.x as Tensor2D;
+      state = step.state;
+    }
+    const final = this.#layerNorm(x, "lnf");
+    const logits = tf.add(
+      tf.matMul(final, this.params["head.w"] as Tensor2D),
+      this.params["head.b"],
+    ) as Tensor2D; // [N, V]
+    return {
+      logits,
+      penalty: tf.addN(penalties),
+      regularizer: tf.stack(regs) as Tensor1D,
+      routed,
+    };
+  }
+
+  /** Runs the generator, answering each request with `answer`. */
+  #drive(
+    tokens: tf.Tensor2D,
+    opts: LmForwardOptions,
+    answer: (req: RouteRequest, index: number) => RoutedBatch,
+  ): LmForward {
+    const gen = this.forward(tokens, opts);
+    let r = gen.next();
+    for (let i = 0; !r.done; i++) r = gen.next(answer(r.value, i));
+    return r.value;
+  }
+
+  /**
+   * The forward pass with synchronous routing (`MoeLayer.routeSync`), for
+   * cpu and wasm, inside a gradient tape or `tf.tidy` (the intermediate
+   * tensors are left to the enclosing scope). Throws on webgpu.
+   */
+  forwardSync(tokens: tf.Tensor2D, opts: LmForwardOptions): LmForward {
+    if (tf.getBackend() === "webgpu") {
+      throw new Error(
+        "MoeLm.forwardSync: webgpu cannot read tensors synchronously; use forwardAsync, or" +
+          " plan() then forwardWithPlans() inside the gradient tape",
+      );
+    }
+    return this.#drive(
+      tokens,
+      opts,
+      (req) =>
+        keepRouted(this.moes[req.layer].routeSync(req.logits, {
+          training: req.training,
+          noiseSeed: req.noiseSeed,
+        })),
+    );
+  }
+
+  /**
+   * The forward pass with asynchronous routing (`MoeLayer.route`), on any
+   * backend, outside a gradient tape. Intermediate tensors are freed; the
+   * caller owns `logits`, `penalty`, `regularizer` and the routed batches.
+   */
+  async forwardAsync(tokens: tf.Tensor2D, opts: LmForwardOptions): Promise<LmForward> {
+    const engine = tf.engine();
+    engine.startScope();
+    let out: LmForward | undefined;
+    try {
+      const gen = this.forward(tokens, opts);
+      let r = gen.next();
+      while (!r.done) {
+        const req = r.value;
+        const routed = await this.moes[req.layer].route(req.logits, {
+          training: req.training,
+          noiseSeed: req.noiseSeed,
+        });
+        r = gen.next(keepRouted(routed));
+      }
+      out = r.value;
+    } finally {
+      engine.endScope(out ? [out.logits, out.penalty, out.regularizer] : undefined);
+    }
+    return out;
+  }
+
+  /**
+   * Plans the routing of every layer for a pass (an untaped
+   * {@linkcode MoeLm.forwardAsync}); replay the plans inside the tape with
+   * {@linkcode MoeLm.forwardWithPlans} and the same tokens and options.
+   */
+  async plan(tokens: tf.Tensor2D, opts: LmForwardOptions): Promise<RoutedBatch[]> {
+    const out = await this.forwardAsync(tokens, opts);
+    tf.dispose([out.logits, out.penalty, out.regularizer]);
+    return out.routed;
+  }
+
+  /**
+   * The forward pass replaying recorded plans (from {@linkcode MoeLm.plan}
+   * with the same tokens, options and weights, so every layer's input and
+   * router logits are the same); for use inside a gradient tape on any
+   * backend. `out.routed` is `plans`.
+   */
+  forwardWithPlans(tokens: tf.Tensor2D, opts: LmForwardOptions, plans: RoutedBatch[]): LmForward {
+    if (plans.length !== this.config.layers) {
+      throw new RangeError(
+        `MoeLm.forwardWithPlans: got ${plans.length} plans for ${this.config.layers} layers`,
+      );
+    }
+    return this.#drive(tokens, opts, (req, i) => {
+      if (req.layer !== i) {
+        throw new Error(`MoeLm.forwardWithPlans: layer ${req.layer} came ${i}th`);
+      }
+      return plans[i];
+    });
+  }
+
+  /** Frees the parameters. */
+  dispose(): void {
+    for (const v of Object.values(this.params)) v.dispose();
+    this.#mask.dispose();
+  }
+}
+
+/**
+ * Per-token negative log-likelihood (natural log) of `targets` under the
+ * logits, `[N]`: logsumexp(logits) − logits[target].
+ *
+ * @param logits `[N, V]`
+ * @param targets N int32 token ids (any shape)
+ */
+export function tokenNll(logits: Tensor2D, targets: Tensor): Tensor1D {
+  return tf.tidy(() => {
+    const [N, V] = logits.shape;
+    const onehot = tf.oneHot(targets.reshape([N]) as Tensor1D, V, 1, 0, "float32");
+    return tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(onehot, logits), 1)) as Tensor1D;
+  });
+}
+
+/**
+ * Perplexity from a total negative log-likelihood (nats) over `count` tokens:
+ * exp(total / count).
+ *
+ * @example
+ * ```ts
+ * import { perplexity } from "./lm.ts";
+ * console.log(perplexity(10 * Math.log(90), 10)); // 90 (a uniform model over 90 tokens)
+ * ```
+ */
+export function perplexity(totalNll: number, count: number): number {
+  checkInteger("count", count, 1);
+  return Math.exp(totalNll / count);
+}

@@ -1,0 +1,744 @@
+/**
+ * V-MoE / V-MoGE: a small Vision Transformer whose chosen blocks use the
+ * sparse MoE layer (Riquelme et al. 2021, "Scaling Vision with Sparse Mixture
+ * of Experts"; MoGE, Kang et al. 2025, Sec. 3 and Appendix B).
+ *
+ * Patch embedding, learned position embedding, a class token (or mean
+ * pooling), pre-norm blocks with multi-head self-attention and an MLP, where
+ * the MoE blocks replace the MLP by a {@linkcode MoeLayer} of E experts of the
+ * same shape (d -> mlpDim -> d). MoGE adds λ·mean R(z) of every MoE layer's
+ * scores to the loss, summed over layers (eq. 9); {@linkcode VitOutput.penalty}
+ * is that sum plus each layer's loadBalanceWeight·L_aux.
+ *
+ * Routing needs each MoE layer's router scores on the CPU, and a layer's
+ * input depends on the layers before it. The forward pass is therefore a
+ * generator that yields each MoE layer's router logits and receives its
+ * {@linkcode RoutedBatch}; three drivers run it:
+ *
+ * - {@linkcode VisionTransformer.forwardSync} (cpu, wasm): plans each layer
+ *   with `routeSync` as it goes, inside the gradient tape;
+ * - {@linkcode VisionTransformer.planRoutes} + {@linkcode VisionTransformer.forwardReplay}
+ *   (any backend, needed on webgpu): an async pass outside the tape awaits
+ *   `route` for each layer in turn, then the taped pass replays the recorded
+ *   plans; both passes draw dropout, drop-path and routing noise from the same
+ *   seeds, so they compute the same activations;
+ * - {@linkcode VisionTransformer.forwardAsync}: one async pass without a tape
+ *   (evaluation, any backend).
+ *
+ * @module
+ */
+
+import { tf } from "./deps.ts";
+import {
+  type Activation,
+  disposeRouted,
+  MoeLayer,
+  type RegularizerSettings,
+  type RoutedBatch,
+} from "./moe_layer.ts";
+import { Rng } from "./rng.ts";
+import type { Tensor, Tensor2D } from "./types.ts";
+import { checkInteger, checkNumber } from "./validate.ts";
+
+/** How the image representation is pooled for the classifier head. */
+export type VitPool = "cls" | "mean";
+/** The allowed {@linkcode VitPool} values. */
+export const VIT_POOLS: readonly VitPool[] = ["cls", "mean"];
+
+/** Shape and regularization of a {@linkcode VisionTransformer}. */
+export interface VitConfig {
+  /** Input height = width in pixels (images are square). */
+  imageSize: number;
+  /** Input channels (1 for Fashion-MNIST / MNIST). */
+  channels: number;
+  /** Patch side p (must divide imageSize); T = (imageSize / p)² patch tokens. */
+  patchSize: number;
+  /** Output classes. */
+  numClasses: number;
+  /** Token width d. */
+  embedDim: number;
+  /** Number of transformer blocks. */
+  depth: number;
+  /** Attention heads (must divide embedDim). */
+  numHeads: number;
+  /** MLP hidden width (dense MLPs and every expert: d -> mlpDim -> d). */
+  mlpDim: number;
+  /** "cls": a class token is prepended and its final state classifies; "mean": mean over patch tokens. */
+  pool: VitPool;
+  /** 0-based indices of the blocks whose MLP is a MoE layer (see {@linkcode lastEvenBlocks}). */
+  moeBlocks: number[];
+  /** Experts E per MoE layer. */
+  experts: number;
+  /** Experts per token k. */
+  topK: number;
+  /** Capacity factor C_f (0: unlimited). */
+  capacityFactor: number;
+  /** Load-balancing loss weight per MoE layer. */
+  loadBalanceWeight: number;
+  /** Routing-noise std (default 1/E). */
+  noiseStd?: number;
+  /** Activation of the MLPs and experts (default "gelu", tanh approximation). */
+  activation?: Activation;
+  /** Dropout rate after the embedding, inside and after the MLP, after the attention projection. */
+  dropout: number;
+  /** Dropout rate on the attention weights. */
+  attentionDropout: number;
+  /** Stochastic depth: the largest drop-path rate, rising linearly from 0 in block 0 to this in the last block. */
+  dropPath: number;
+}
+
+/**
+ * The V-MoE placement "MoE in the last n even blocks": of the blocks with
+ * even 1-based number (2, 4, 6, ...; 0-based 1, 3, 5, ...) the last n, as
+ * 0-based indices. This is `range(1, depth, 2)[-n:]` of V-MoE's configs
+ * (google-research/vmoe, `configs/vmoe_paper/common.py`), which MoGE follows
+ * ("the last two even-numbered blocks").
+ *
+ * @example
+ * ```ts
+ * import { lastEvenBlocks } from "./vit.ts";
+ * lastEvenBlocks(8, 2); // [5, 7]  (V-MoE-S)
+ * lastEvenBlocks(4, 2); // [1, 3]
+ * ```
+ */
+export function lastEvenBlocks(depth: number, n: number): number[] {
+  checkInteger("depth", depth, 1);
+  checkInteger("n", n, 0);
+  const even: number[] = [];
+  for (let i = 1; i < depth; i += 2) even.push(i);
+  return n === 0 ? [] : even.slice(-n);
+}
+
+/** Checks a {@linkcode VitConfig}, throwing a `RangeError` that names the first bad field. */
+export function validateVitConfig(c: VitConfig): void {
+  checkInteger("imageSize", c.imageSize, 1);
+  checkInteger("channels", c.channels, 1);
+  checkInteger("patchSize", c.patchSize, 1, c.imageSize);
+  if (c.imageSize % c.patchSize !== 0) {
+    throw new RangeError(
+      `patchSize = ${c.patchSize} is invalid: it must divide imageSize = ${c.imageSize}`,
+    );
+  }
+  checkInteger("numClasses", c.numClasses, 2);
+  checkInteger("embedDim", c.embedDim, 1);
+  checkInteger("depth", c.depth, 1);
+  checkInteger("numHeads", c.numHeads, 1);
+  if (c.embedDim % c.numHeads !== 0) {
+    throw new RangeError(
+      `numHeads = ${c.numHeads} is invalid: it must divide embedDim = ${c.embedDim}`,
+    );
+  }
+  checkInteger("mlpDim", c.mlpDim, 1);
+  if (!VIT_POOLS.includes(c.pool)) {
+    throw new RangeError(`pool = "${c.pool}" is invalid: allowed are ${VIT_POOLS.join(", ")}`);
+  }
+  if (!Array.isArray(c.moeBlocks)) {
+    throw new RangeError(`moeBlocks = ${String(c.moeBlocks)} is invalid: it must be an array`);
+  }
+  const seen = new Set<number>();
+  for (const b of c.moeBlocks) {
+    checkInteger("moeBlocks entry", b, 0, c.depth - 1);
+    if (seen.has(b)) throw new RangeError(`moeBlocks = [${c.moeBlocks}] is invalid: ${b} repeats`);
+    seen.add(b);
+  }
+  checkInteger("experts", c.experts, 1);
+  checkInteger("topK", c.topK, 1, c.experts);
+  checkNumber("capacityFactor", c.capacityFactor, { min: 0 });
+  checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
+  if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
+  for (const f of ["dropout", "attentionDropout", "dropPath"] as const) {
+    checkNumber(f, c[f], { min: 0 });
+    if (c[f] >= 1) throw new RangeError(`${f} = ${c[f]} is invalid: ${f} must be in [0, 1)`);
+  }
+}
+
+/** Options of one forward pass. */
+export interface VitForwardOptions {
+  /** Training mode: dropout, drop path and routing noise on. */
+  training: boolean;
+  /**
+   * Seed of this pass's randomness (dropout masks, drop-path masks, routing
+   * noise), e.g. derived from the run seed and the step. Two passes with the
+   * same seed, weights and input compute the same activations. Default 0.
+   */
+  seed?: number;
+  /** The MoGE regularizer's settings for every MoE layer (null: no R(z) at all). */
+  reg: RegularizerSettings | null;
+}
+
+/** What the forward generator yields: one MoE layer asking for its routing. */
+export interface RouteRequest {
+  /** Ordinal of the MoE layer (0 for the first MoE block). */
+  index: number;
+  /** The block it sits in (0-based). */
+  block: number;
+  /** The layer. */
+  layer: MoeLayer;
+  /** Its router logits `[B*T, E]` (owned by the generator: do not dispose). */
+  logits: Tensor2D;
+  /** Route for training (noise on) or evaluation. */
+  training: boolean;
+  /** Seed of the routing noise. */
+  noiseSeed: number;
+}
+
+/** Per-MoE-layer terms of one forward pass (scalars). */
+export interface MoeLayerTerms {
+  /** The block (0-based). */
+  block: number;
+  /** Load-balancing loss L_aux (unweighted). */
+  aux: Tensor;
+  /** Batch mean of R(z) over the layer's tokens (unweighted; 0 when `reg` is null). */
+  reg: Tensor;
+}
+
+/** The result of a forward pass. */
+export interface VitOutput {
+  /** Class logits `[B, numClasses]`. */
+  logits: Tensor2D;
+  /** Σ over MoE layers of (loadBalanceWeight·L_aux + λ·mean R(z)) (scalar; 0 without MoE layers). */
+  penalty: Tensor;
+  /** One entry per MoE layer, in block order. */
+  moe: MoeLayerTerms[];
+}
+
+/** A forward pass together with the routed batches it used (dispose them after the backward pass). */
+export interface RoutedForward {
+  /** The model output. */
+  output: VitOutput;
+  /** One {@linkcode RoutedBatch} per MoE layer, in block order. */
+  routed: RoutedBatch[];
+}
+
+/** Frees the tensors of a {@linkcode VitOutput}. */
+export function disposeVitOutput(o: VitOutput): void {
+  tf.dispose([o.logits, o.penalty, ...o.moe.flatMap((m) => [m.aux, m.reg])]);
+}
+
+/** Marks the tensors of a routed batch as kept, so that a tidy (or a gradient tape's forward scope) leaves them alone. */
+function keepRouted(r: RoutedBatch): RoutedBatch {
+  for (
+    const t of [
+      r.dispatch.forward,
+      r.dispatch.backward,
+      r.combine.forward,
+      r.combine.backward,
+      r.chosen,
+    ]
+  ) {
+    tf.keep(t);
+  }
+  if (r.noise) tf.keep(r.noise);
+  return r;
+}
+
+function gelu(x: Tensor): Tensor {
+  // tanh approximation, as the MoE layer's experts.
+  const cube = tf.mul(tf.square(x), x); // cheaper than tf.pow on wasm
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, cube)));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}
+
+function activate(x: Tensor, kind: Activation): Tensor {
+  if (kind === "relu") return tf.relu(x);
+  if (kind === "tanh") return tf.tanh(x);
+  return gelu(x);
+}
+
+/** Layer normalization over the last axis (ε = 1e-6, as ViT). */
+export function layerNorm(x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-6): Tensor {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias);
+  });
+}
+
+/** Weights of one multi-head self-attention. */
+export interface AttentionWeights {
+  /** `[d, 3d]`: the query, key and value projections side by side. */
+  qkvW: Tensor;
+  /** `[3d]`. */
+  qkvB: Tensor;
+  /** `[d, d]`: output projection. */
+  projW: Tensor;
+  /** `[d]`. */
+  projB: Tensor;
+}
+
+/**
+ * Multi-head self-attention (Vaswani et al. 2017) over `[B, T, d]` tokens:
+ * softmax(Q Kᵀ / sqrt(d/H)) V per head, heads concatenated, then projected.
+ * No mask (every token sees every token).
+ *
+ * @param x tokens `[B*T, d]`, image-major
+ * @param tokens T (tokens per image)
+ * @param dropout `{ rate, seed }` of the dropout on the attention weights (omit at eval)
+ * @returns `[B*T, d]`
+ *
+ * @example
+ * ```ts
+ * import { tf } from "./deps.ts";
+ * import { multiHeadAttention } from "./vit.ts";
+ * const d = 4;
+ * const w = {
+ *   qkvW: tf.randomNormal([d, 3 * d]), qkvB: tf.zeros([3 * d]),
+ *   projW: tf.randomNormal([d, d]), projB: tf.zeros([d]),
+ * };
+ * const y = multiHeadAttention(tf.randomNormal([2 * 3, d]) as tf.Tensor2D, 3, 2, w);
+ * console.log(y.shape); // [6, 4]
+ * ```
+ */
+export function multiHeadAttention(
+  x: Tensor2D,
+  tokens: number,
+  numHeads: number,
+  w: AttentionWeights,
+  dropout?: { rate: number; seed: number },
+): Tensor2D {
+  return tf.tidy(() => {
+    const [N, d] = x.shape;
+    const B = N / tokens;
+    const dh = d / numHeads;
+    const qkv = tf.add(tf.matMul(x, w.qkvW as Tensor2D), w.qkvB); // [B*T, 3d]
+    const heads = (t: Tensor) =>
+      t.reshape([B, tokens, numHeads, dh]).transpose([0, 2, 1, 3]).reshape([
+        B * numHeads,
+        tokens,
+        dh,
+      ]);
+    const [q, k, v] = tf.split(qkv, 3, 1).map(heads) as tf.Tensor3D[]; // [B*H, T, dh]
+    let a = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh))); // [B*H, T, T]
+    if (dropout && dropout.rate > 0) a = tf.dropout(a, dropout.rate, undefined, dropout.seed);
+    const o = tf.matMul(a as tf.Tensor3D, v) // [B*H, T, dh]
+      .reshape([B, numHeads, tokens, dh]).transpose([0, 2, 1, 3]).reshape([N, d]); // [B*T, d]
+    return tf.add(tf.matMul(o as Tensor2D, w.projW as Tensor2D), w.projB) as Tensor2D;
+  });
+}
+
+/**
+ * A Vision Transformer with MoE blocks. Parameters are tfjs variables in
+ * {@linkcode VisionTransformer.params} under stable names: `patch.w [p²C, d]`,
+ * `patch.b [d]`, `cls [1, 1, d]` (pool "cls"), `pos [1, T, d]`, per block i
+ * `block{i}.ln1.{g,b}`, `block{i}.attn.qkv.{w,b}`, `block{i}.attn.proj.{w,b}`,
+ * `block{i}.ln2.{g,b}` and either `block{i}.mlp.fc1.{w,b}`, `block{i}.mlp.fc2.{w,b}`
+ * or the MoE layer's `block{i}.moe.*`; then `norm.{g,b}`, `head.{w,b}`.
+ *
+ * Inputs are images `[B, imageSize² · channels]` (row-major, channels last)
+ * with values in [0, 1]; they are mapped to [-1, 1] (V-MoE's `value_range(-1, 1)`).
+ *
+ * @example
+ * ```ts
+ * import { tf, useBackend } from "../mod.ts";
+ * import { VisionTransformer } from "./vit.ts";
+ * await useBackend("cpu");
+ * const vit = new VisionTransformer({
+ *   imageSize: 8, channels: 1, patchSize: 4, numClasses: 3, embedDim: 8, depth: 2,
+ *   numHeads: 2, mlpDim: 16, pool: "cls", moeBlocks: [1], experts: 9, topK: 1,
+ *   capacityFactor: 4, loadBalanceWeight: 0.01, dropout: 0, attentionDropout: 0, dropPath: 0,
+ * }, 0);
+ * const x = tf.randomUniform([2, 64]) as tf.Tensor2D;
+ * const { output, routed } = await vit.forwardAsync(x, { training: false, reg: null });
+ * console.log(output.logits.shape); // [2, 3]
+ * vit.disposeRouted(routed);
+ * ```
+ */
+export class VisionTransformer {
+  /** The validated configuration. */
+  readonly config: Readonly<VitConfig>;
+  /** All trainable parameters by stable name. */
+  readonly params: Record<string, tf.Variable>;
+  /** The MoE layers by block index. */
+  readonly moeLayers: ReadonlyMap<number, MoeLayer>;
+  /** Patch tokens per image, (imageSize / patchSize)². */
+  readonly patchTokens: number;
+  /** Tokens per image in the transformer: patch tokens, plus one for the class token. */
+  readonly tokens: number;
+
+  /**
+   * @param config the model shape
+   * @param seed seeds the initial weights
+   */
+  constructor(config: VitConfig, seed: number) {
+    validateVitConfig(config);
+    this.config = { ...config, moeBlocks: [...config.moeBlocks] };
+    const c = this.config;
+    const d = c.embedDim;
+    const side = c.imageSize / c.patchSize;
+    this.patchTokens = side * side;
+    this.tokens = this.patchTokens + (c.pool === "cls" ? 1 : 0);
+    const p: Record<string, tf.Variable> = {};
+    let s = seed * 7919 + 17;
+    const add = (name: string, t: Tensor) => {
+      p[name] = tf.variable(t, true, `vit.${name}#${nextId()}`);
+      t.dispose();
+    };
+    const normal = (shape: number[], std: number) =>
+      tf.randomNormal(shape, 0, std, "float32", (s++) % 2147483647);
+    const linear = (name: string, fanIn: number, fanOut: number) => {
+      add(`${name}.w`, normal([fanIn, fanOut], 1 / Math.sqrt(fanIn))); // LeCun normal
+      add(`${name}.b`, tf.zeros([fanOut]));
+    };
+    const norm = (name: string) => {
+      add(`${name}.g`, tf.ones([d]));
+      add(`${name}.b`, tf.zeros([d]));
+    };
+    linear("patch", c.patchSize * c.patchSize * c.channels, d);
+    if (c.pool === "cls") add("cls", tf.zeros([1, 1, d]));
+    add("pos", normal([1, this.tokens, d], 0.02));
+    const moe = new Map<number, MoeLayer>();
+    for (let i = 0; i < c.depth; i++) {
+      norm(`block${i}.ln1`);
+      linear(`block${i}.attn.qkv`, d, 3 * d);
+      linear(`block${i}.attn.proj`, d, d);
+      norm(`block${i}.ln2`);
+      if (c.moeBlocks.includes(i)) {
+        const layer = new MoeLayer({
+          inputDim: d,
+          hiddenDim: c.mlpDim,
+          numExperts: c.experts,
+          topK: c.topK,
+          routingOrder: "softmax-topk",
+          routerBias: false,
+          activation: c.activation ?? "gelu",
+          noiseStd: c.noiseStd,
+          capacityFactor: c.capacityFactor,
+          loadBalanceWeight: c.loadBalanceWeight,
+        }, { seed: (s += 16) % 2147483647, prefix: `block${i}.moe` });
+        Object.assign(p, layer.params);
+        moe.set(i, layer);
+      } else {
+        linear(`block${i}.mlp.fc1`, d, c.mlpDim);
+        linear(`block${i}.mlp.fc2`, c.mlpDim, d);
+      }
+    }
+    norm("norm");
+    add("head.w", normal([d, c.numClasses], 0.02));
+    add("head.b", tf.zeros([c.numClasses]));
+    this.params = p;
+    this.moeLayers = moe;
+  }
+
+  /** Number of trainable scalars. */
+  get parameterCount(): number {
+    return Object.values(this.params).reduce((n, v) => n + v.size, 0);
+  }
+
+  /** The 0-based indices of the MoE blocks, ascending. */
+  get moeBlockIndices(): number[] {
+    return [...this.moeLayers.keys()].sort((a, b) => a - b);
+  }
+
+  /** The weight-decay rule of the ViT recipe: no decay on biases, LayerNorm gains, position embedding and class token. */
+  static excludeFromWeightDecay(name: string): boolean {
+    return /\.(b\d?|g)$/.test(name) || name === "pos" || name === "cls";
+  }
+
+  #p(name: string): tf.Variable {
+    const v = this.params[name];
+    if (!v) throw new Error(`VisionTransformer: no parameter ${name}`);
+    return v;
+  }
+
+  /** Patch embedding + class token + position embedding: `[B, HWC]` -> `[B*T, d]`. */
+  #embed(x: Tensor2D, dropout: { rate: number; seed: number } | null): Tensor2D {
+    const c = this.config;
+    const [B, pixels] = x.shape;
+    const expected = c.imageSize * c.imageSize * c.channels;
+    if (pixels !== expected) {
+      throw new RangeError(
+        `VisionTransformer: input has ${pixels} values per image, expected ${c.imageSize}x${c.imageSize}x${c.channels} = ${expected}`,
+      );
+    }
+    const p = c.patchSize;
+    const side = c.imageSize / p;
+    const d = c.embedDim;
+    const patches = tf.sub(tf.mul(x, 2), 1) // [0, 1] -> [-1, 1]
+      .reshape([B, side, p, side, p * c.channels])
+      .transpose([0, 1, 3, 2, 4]) // [B, side, side, p, p*C]
+      .reshape([B * this.patchTokens, p * p * c.channels]) as Tensor2D;
+    let t = tf.add(tf.matMul(patches, this.#p("patch.w")), this.#p("patch.b"))
+      .reshape([B, this.patchTokens, d]);
+    if (c.pool === "cls") t = tf.concat([tf.add(tf.zeros([B, 1, d]), this.#p("cls")), t], 1);
+    t = tf.add(t, this.#p("pos"));
+    if (dropout && dropout.rate > 0) t = tf.dropout(t, dropout.rate, undefined, dropout.seed);
+    return t.reshape([B * this.tokens, d]) as Tensor2D;
+  }
+
+  /** Stochastic depth: zeroes a residual branch for whole images with probability `rate`, scaling the rest by 1/(1 - rate). */
+  #dropPath(branch: Tensor2D, rate: number, seed: number): Tensor2D {
+    if (rate <= 0) return branch;
+    const [N, d] = branch.shape;
+    const B = N / this.tokens;
+    const keep = tf.div(
+      tf.floor(tf.add(tf.randomUniform([B, 1, 1], 0, 1, "float32", seed), 1 - rate)),
+      1 - rate,
+    );
+    return tf.mul(branch.reshape([B, this.tokens, d]), keep).reshape([N, d]) as Tensor2D;
+  }
+
+  #dense(block: number, x: Tensor2D, name: string): Tensor2D {
+    return tf.add(
+      tf.matMul(x, this.#p(`block${block}.${name}.w`)),
+      this.#p(`block${block}.${name}.b`),
+    ) as Tensor2D;
+  }
+
+  /**
+   * The forward pass as a generator: it yields a {@linkcode RouteRequest} for
+   * each MoE layer, in block order, and must be sent that layer's
+   * {@linkcode RoutedBatch} (planned from the yielded logits) before it goes
+   * on. It manages its own tensors (each segment between yields runs in a
+   * `tf.tidy`); if a driver abandons it, `return()` frees what it holds. The
+   * routed batches stay the driver's to dispose, after the backward pass.
+   *
+   * Use a driver ({@linkcode VisionTransformer.forwardSync},
+   * {@linkcode VisionTransformer.forwardReplay},
+   * {@linkcode VisionTransformer.forwardAsync}) unless you route differently.
+   */
+  *forward(x: Tensor2D, opts: VitForwardOptions): Generator<RouteRequest, VitOutput, RoutedBatch> {
+    const c = this.config;
+    const training = opts.training;
+    const rng = new Rng(opts.seed ?? 0);
+    const seed = () => rng.seedForTf();
+    const drop = (rate: number) => (training && rate > 0 ? { rate, seed: seed() } : null);
+    const dropout = (t: Tensor2D, rate: number) => {
+      const dr = drop(rate);
+      return dr ? tf.dropout(t, dr.rate, undefined, dr.seed) as Tensor2D : t;
+    };
+    const dpRate = (i: number) => (training && c.depth > 1 ? c.dropPath * i / (c.depth - 1) : 0);
+    const dropPath = (t: Tensor2D, i: number) => {
+      const rate = dpRate(i);
+      return rate > 0 ? this.#dropPath(t, rate, seed()) : t;
+    };
+
+    const terms: MoeLayerTerms[] = [];
+    const penalties: Tensor[] = [];
+    let pending: Tensor[] = [];
+    let h: Tensor2D | null = null;
+    let done = false;
+    const swap = (next: Tensor2D) => {
+      h?.dispose();
+      h = next;
+    };
+    try {
+      h = tf.tidy(() => this.#embed(x, drop(c.dropout)));
+      let index = 0;
+      for (let i = 0; i < c.depth; i++) {
+        const cur: Tensor2D = h!;
+        swap(tf.tidy(() => {
+          const a = multiHeadAttention(
+            layerNorm(cur, this.#p(`block${i}.ln1.g`), this.#p(`block${i}.ln1.b`)) as Tensor2D,
+            this.tokens,
+            c.numHeads,
+            {
+              qkvW: this.#p(`block${i}.attn.qkv.w`),
+              qkvB: this.#p(`block${i}.attn.qkv.b`),
+              projW: this.#p(`block${i}.attn.proj.w`),
+              projB: this.#p(`block${i}.attn.proj.b`),
+            },
+            drop(c.attentionDropout) ?? undefined,
+          );
+          return tf.add(cur, dropPath(dropout(a, c.dropout), i)) as Tensor2D;
+        }));
+        const layer = this.moeLayers.get(i);
+        const mid: Tensor2D = h!;
+        if (!layer) {
+          swap(tf.tidy(() => {
+            const xn = layerNorm(
+              mid,
+              this.#p(`block${i}.ln2.g`),
+              this.#p(`block${i}.ln2.b`),
+            ) as Tensor2D;
+            const hid = dropout(
+              activate(this.#dense(i, xn, "mlp.fc1"), c.activation ?? "gelu") as Tensor2D,
+              c.dropout,
+            );
+            return tf.add(
+              mid,
+              dropPath(dropout(this.#dense(i, hid, "mlp.fc2"), c.dropout), i),
+            ) as Tensor2D;
+          }));
+          continue;
+        }
+        const xn = tf.tidy(() =>
+          layerNorm(mid, this.#p(`block${i}.ln2.g`), this.#p(`block${i}.ln2.b`)) as Tensor2D
+        );
+        pending.push(xn);
+        const logits = layer.logits(xn); // [B*T, E]
+        pending.push(logits);
+        const noiseSeed = training ? seed() : 0;
+        const routed: RoutedBatch = yield { index, block: i, layer, logits, training, noiseSeed };
+        if (!routed || !routed.plan) {
+          throw new TypeError(`VisionTransformer.forward: block ${i} was sent no RoutedBatch`);
+        }
+        if (routed.plan.N !== logits.shape[0] || routed.plan.E !== c.experts) {
+          throw new RangeError(
+            `VisionTransformer.forward: block ${i}: the routed batch is for N = ${routed.plan.N},` +
+              ` E = ${routed.plan.E}, but the layer has ${
+                logits.shape[0]
+              } tokens and ${c.experts} experts`,
+          );
+        }
+        const out = layer.apply(xn, logits, routed, opts.reg);
+        pending.push(out.y, out.z);
+        terms.push({ block: i, aux: out.auxLoss, reg: out.regularizer });
+        penalties.push(out.penalty);
+        swap(tf.tidy(() => tf.add(mid, dropPath(dropout(out.y, c.dropout), i)) as Tensor2D));
+        tf.dispose(pending);
+        pending = [];
+        index++;
+      }
+      const last: Tensor2D = h!;
+      const logits = tf.tidy(() => {
+        const B = last.shape[0] / this.tokens;
+        const normed = layerNorm(last, this.#p("norm.g"), this.#p("norm.b")).reshape([
+          B,
+          this.tokens,
+          c.embedDim,
+        ]);
+        const pooled = c.pool === "cls"
+          ? normed.slice([0, 0, 0], [B, 1, c.embedDim]).reshape([B, c.embedDim])
+          : tf.mean(normed, 1);
+        return tf.add(
+          tf.matMul(pooled as Tensor2D, this.#p("head.w")),
+          this.#p("head.b"),
+        ) as Tensor2D;
+      });
+      const penalty = tf.tidy(() => penalties.length ? tf.addN(penalties) : tf.scalar(0));
+      done = true;
+      return { logits, penalty, moe: terms };
+    } finally {
+      tf.dispose([...pending, ...penalties]);
+      if (h) (h as Tensor2D).dispose();
+      if (!done) tf.dispose(terms.flatMap((t) => [t.aux, t.reg]));
+    }
+  }
+
+  /**
+   * Runs {@linkcode VisionTransformer.forward} synchronously, routing each MoE
+   * layer with `route` (which must return a RoutedBatch for the request).
+   */
+  forwardWith(
+    x: Tensor2D,
+    opts: VitForwardOptions,
+    route: (req: RouteRequest) => RoutedBatch,
+  ): RoutedForward {
+    const gen = this.forward(x, opts);
+    const routed: RoutedBatch[] = [];
+    let finished = false;
+    try {
+      let r = gen.next();
+      while (!r.done) {
+        const batch = route(r.value);
+        routed.push(batch);
+        r = gen.next(batch);
+      }
+      finished = true;
+      return { output: r.value, routed };
+    } finally {
+      if (!finished) gen.return(undefined as unknown as VitOutput);
+    }
+  }
+
+  /**
+   * The cpu/wasm driver: routes each MoE layer with the synchronous
+   * `routeSync` as the pass reaches it, so it can run inside
+   * `tf.variableGrads` (the routed batches are `tf.keep`-ed so the tape's
+   * forward scope leaves them alive for the backward pass). Throws on webgpu.
+   */
+  forwardSync(x: Tensor2D, opts: VitForwardOptions): RoutedForward {
+    return this.forwardWith(
+      x,
+      opts,
+      (req) =>
+        keepRouted(
+          req.layer.routeSync(req.logits, { training: req.training, noiseSeed: req.noiseSeed }),
+        ),
+    );
+  }
+
+  /**
+   * The planning pass (any backend; required on webgpu): runs the forward
+   * pass outside any gradient tape, awaiting `route` for each MoE layer in
+   * turn (one readback per layer), and returns the routed batches, for
+   * {@linkcode VisionTransformer.forwardReplay} with the same `x` and `opts`.
+   * It stops after the last MoE layer.
+   */
+  async planRoutes(x: Tensor2D, opts: VitForwardOptions): Promise<RoutedBatch[]> {
+    const gen = this.forward(x, opts);
+    const routed: RoutedBatch[] = [];
+    try {
+      let r = gen.next();
+      while (!r.done) {
+        const batch = await r.value.layer.route(r.value.logits, {
+          training: r.value.training,
+          noiseSeed: r.value.noiseSeed,
+        });
+        routed.push(batch);
+        if (routed.length === this.moeLayers.size) break;
+        r = gen.next(batch);
+      }
+      if (r.done) disposeVitOutput(r.value);
+    } catch (e) {
+      this.disposeRouted(routed);
+      throw e;
+    } finally {
+      gen.return(undefined as unknown as VitOutput);
+    }
+    return routed;
+  }
+
+  /**
+   * The taped pass that replays plans from {@linkcode VisionTransformer.planRoutes}
+   * (same `x`, same `opts`, weights unchanged in between). Synchronous: run it
+   * inside `tf.variableGrads` on any backend.
+   */
+  forwardReplay(x: Tensor2D, opts: VitForwardOptions, routed: RoutedBatch[]): VitOutput {
+    if (routed.length !== this.moeLayers.size) {
+      throw new RangeError(
+        `VisionTransformer.forwardReplay: got ${routed.length} routed batches for ${this.moeLayers.size} MoE layers`,
+      );
+    }
+    return this.forwardWith(x, opts, (req) => routed[req.index]).output;
+  }
+
+  /** One async pass on any backend, without a gradient tape (evaluation). */
+  async forwardAsync(x: Tensor2D, opts: VitForwardOptions): Promise<RoutedForward> {
+    const gen = this.forward(x, opts);
+    const routed: RoutedBatch[] = [];
+    let finished = false;
+    try {
+      let r = gen.next();
+      while (!r.done) {
+        const batch = await r.value.layer.route(r.value.logits, {
+          training: r.value.training,
+          noiseSeed: r.value.noiseSeed,
+        });
+        routed.push(batch);
+        r = gen.next(batch);
+      }
+      finished = true;
+      return { output: r.value, routed };
+    } catch (e) {
+      this.disposeRouted(routed);
+      throw e;
+    } finally {
+      if (!finished) gen.return(undefined as unknown as VitOutput);
+    }
+  }
+
+  /** Frees routed batches (after the step's backward pass). */
+  disposeRouted(routed: RoutedBatch[]): void {
+    for (const r of routed) disposeRouted(r);
+  }
+
+  /** Frees the parameters. */
+  dispose(): void {
+    for (const v of Object.values(this.params)) v.dispose();
+  }
+}
+
+let idCounter = 0;
+function nextId(): number {
+  return idCounter++;
+}
