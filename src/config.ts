@@ -73,7 +73,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   activation: "gelu",
   capacityFactor: 4,
   loadBalanceWeight: 0.01,
-  lambda: 4e-3,
+  lambda: 0.1,
   sigmaMax: 10,
   sigmaMin: 1.5,
   gamma: 0.3,

@@ -48,6 +48,13 @@ export interface MoeConfig {
   capacityFactor: number;
   /** Weight of the load-balancing loss (0: off). */
   loadBalanceWeight: number;
+  /**
+   * Give expert buffers only to the experts that received tokens, gathering
+   * their weights (default false). Saves matmul work when many experts are
+   * idle (E > N·k), but tfjs-wasm's gather is slow enough that it cost more
+   * than it saved there; try it on webgpu.
+   */
+  compactExperts?: boolean;
 }
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
@@ -137,6 +144,11 @@ export interface RoutedBatch {
   dispatch: RowRoute;
   /** Expert buffer rows back to (token, choice) rows. */
   combine: RowRoute;
+  /**
+   * The experts that hold buffers (rows of the expert weights), when the plan
+   * is compact; absent when every expert has a buffer.
+   */
+  experts?: RowRoute;
   /** One-hot of the chosen experts, `[N * k, E]`. */
   chosen: Tensor2D;
   /** Routing noise added to the logits (`[N, E]`), or null at eval. */
@@ -146,6 +158,7 @@ export interface RoutedBatch {
 /** Frees the tensors of a {@linkcode RoutedBatch}. */
 export function disposeRouted(r: RoutedBatch): void {
   tf.dispose([r.dispatch.forward, r.dispatch.backward, r.combine.forward, r.combine.backward]);
+  if (r.experts) tf.dispose([r.experts.forward, r.experts.backward]);
   tf.dispose(r.chosen);
   if (r.noise) r.noise.dispose();
 }
@@ -193,6 +206,7 @@ export class MoeLayer {
       ...config,
       outputDim: config.outputDim ?? config.inputDim,
       noiseStd: config.noiseStd ?? 1 / E,
+      compactExperts: config.compactExperts ?? false,
     };
     const { inputDim: d, hiddenDim: f, outputDim: o } = this.config;
     const prefix = init.prefix ?? "moe";
@@ -275,12 +289,16 @@ export class MoeLayer {
   }
 
   #routed(scores: Float32Array, N: number, noise: Tensor2D | null): RoutedBatch {
-    const { topK: k, capacityFactor, numExperts: E } = this.config;
-    const plan = planRouting(scores, N, E, { k, capacityFactor });
+    const { topK: k, capacityFactor, numExperts: E, compactExperts: compact } = this.config;
+    const plan = planRouting(scores, N, E, { k, capacityFactor, compact });
+    const A = plan.active.length;
     return {
       plan,
       dispatch: rowRoute(plan.tokenOfSlot, plan.slotOfChoice, k),
       combine: rowRoute(plan.slotOfChoice, plan.choiceOfSlot, 1),
+      experts: compact
+        ? rowRoute(plan.active, plan.bufferOf.map((b) => (b < 0 ? A : b)), 1)
+        : undefined,
       chosen: tf.tidy(() => tf.oneHot(tf.tensor1d(plan.expert, "int32"), E).toFloat()) as Tensor2D,
       noise,
     };
@@ -315,14 +333,22 @@ export class MoeLayer {
         importanceProbs = z;
       }
 
-      // Dispatch -> experts -> combine.
-      const buf = routeRows(x, routed.dispatch).reshape([E, slots, d]); // [E, C, d]
+      // Dispatch -> experts -> combine, over the A experts that hold buffers.
+      const A = plan.active.length;
+      const f = this.config.hiddenDim;
+      const pick = (name: string, shape: number[]) => {
+        const w = this.#param(name);
+        if (!routed.experts) return w; // every expert has a buffer
+        const rows = routeRows(w.reshape([E, -1]) as Tensor2D, routed.experts); // [A, ...]
+        return rows.reshape([A, ...shape]);
+      };
+      const buf = routeRows(x, routed.dispatch).reshape([A, slots, d]); // [A, C, d]
       const h1 = activate(
-        tf.add(tf.matMul(buf, this.#param("experts.w1")), this.#param("experts.b1")),
+        tf.add(tf.matMul(buf, pick("experts.w1", [d, f])), pick("experts.b1", [1, f])),
         this.config.activation,
-      ); // [E, C, d_ff]
-      const out = tf.add(tf.matMul(h1, this.#param("experts.w2")), this.#param("experts.b2")); // [E, C, d_out]
-      const perChoice = routeRows(out.reshape([E * slots, o]) as Tensor2D, routed.combine); // [N*k, d_out]
+      ); // [A, C, d_ff]
+      const out = tf.add(tf.matMul(h1, pick("experts.w2", [f, o])), pick("experts.b2", [1, o])); // [A, C, d_out]
+      const perChoice = routeRows(out.reshape([A * slots, o]) as Tensor2D, routed.combine); // [N*k, d_out]
       const y = tf.sum(tf.mul(perChoice.reshape([N, k, o]), gates.expandDims(2)), 1) as Tensor2D; // [N, d_out]
 
       const auxLoss = this.config.loadBalanceWeight > 0

@@ -22,13 +22,20 @@ export interface RoutingPlan {
   k: number;
   /** Expert capacity C_e = k · floor(C_f · ceil(N / E)) (N when there is no capacity limit). */
   capacity: number;
-  /** Slots per expert buffer actually used this batch (<= capacity): the dispatch tensor is `[E, slots, d]`. */
+  /** Slots per expert buffer actually used this batch (<= capacity): the dispatch tensor is `[A, slots, d]`. */
   slots: number;
+  /**
+   * The experts that hold buffers, in order: with `compact`, only those that
+   * received a token (A <= min(E, N·k)); otherwise all E.
+   */
+  active: Int32Array;
+  /** Buffer index of each expert in `active`, or -1 (`[E]`). */
+  bufferOf: Int32Array;
   /** Expert of choice j of token n at `[n * k + j]` (its j-th largest score). */
   expert: Int32Array;
-  /** Flat buffer position `e * slots + s` of each choice, or `E * slots` when dropped. */
+  /** Flat buffer position `bufferOf[e] * slots + s` of each choice, or `A * slots` when dropped. */
   slotOfChoice: Int32Array;
-  /** Token in each buffer position (`[E * slots]`), or `N` for an empty slot. */
+  /** Token in each buffer position (`[A * slots]`), or `N` for an empty slot. */
   tokenOfSlot: Int32Array;
   /** Choice index `n * k + j` in each buffer position, or `N * k` for an empty slot. */
   choiceOfSlot: Int32Array;
@@ -67,6 +74,8 @@ export interface PlanOptions {
   capacityFactor: number;
   /** Round the buffer size up to a multiple of this (fewer distinct shapes for webgpu). Default 1. */
   slotMultiple?: number;
+  /** Give buffers only to experts that received a token (default false: all E). */
+  compact?: boolean;
 }
 
 /**
@@ -94,7 +103,7 @@ export function planRouting(
   E: number,
   options: PlanOptions,
 ): RoutingPlan {
-  const { k, capacityFactor, slotMultiple = 1 } = options;
+  const { k, capacityFactor, slotMultiple = 1, compact = false } = options;
   checkInteger("E (experts)", E, 1);
   checkInteger("k (top-k)", k, 1, E);
   checkInteger("slotMultiple", slotMultiple, 1);
@@ -144,12 +153,21 @@ export function planRouting(
   let maxLoad = 0;
   for (let e = 0; e < E; e++) maxLoad = Math.max(maxLoad, load[e]);
   const slots = Math.min(capacity, Math.ceil(Math.max(1, maxLoad) / slotMultiple) * slotMultiple);
-  const slotOfChoice = new Int32Array(N * k).fill(E * slots);
-  const tokenOfSlot = new Int32Array(E * slots).fill(N);
-  const choiceOfSlot = new Int32Array(E * slots).fill(N * k);
+  const bufferOf = new Int32Array(E).fill(-1);
+  const activeList: number[] = [];
+  for (let e = 0; e < E; e++) {
+    if (!compact || load[e] > 0) {
+      bufferOf[e] = activeList.length;
+      activeList.push(e);
+    }
+  }
+  const A = activeList.length;
+  const slotOfChoice = new Int32Array(N * k).fill(A * slots);
+  const tokenOfSlot = new Int32Array(A * slots).fill(N);
+  const choiceOfSlot = new Int32Array(A * slots).fill(N * k);
   for (let c = 0; c < N * k; c++) {
     if (position[c] < 0) continue;
-    const flat = expert[c] * slots + position[c];
+    const flat = bufferOf[expert[c]] * slots + position[c];
     slotOfChoice[c] = flat;
     tokenOfSlot[flat] = Math.floor(c / k);
     choiceOfSlot[flat] = c;
@@ -160,6 +178,8 @@ export function planRouting(
     k,
     capacity,
     slots,
+    active: Int32Array.from(activeList),
+    bufferOf,
     expert,
     slotOfChoice,
     tokenOfSlot,

@@ -63,10 +63,17 @@ async function naiveForward(layer: MoeLayer, x: number[][], order: MoeConfig["ro
 }
 
 for (const backend of await availableBackends()) {
-  for (const order of ["softmax-topk", "topk-softmax"] as const) {
-    Deno.test(`MoeLayer (${backend}, ${order}) output equals a naive per-token loop`, async () => {
+  for (
+    const [order, compactExperts] of [
+      ["softmax-topk", false],
+      ["topk-softmax", false],
+      ["softmax-topk", true],
+    ] as const
+  ) {
+    const what = `${order}${compactExperts ? ", compact experts" : ""}`;
+    Deno.test(`MoeLayer (${backend}, ${what}) output equals a naive per-token loop`, async () => {
       await useBackend(backend);
-      const layer = new MoeLayer({ ...base, routingOrder: order }, { seed: 3 });
+      const layer = new MoeLayer({ ...base, routingOrder: order, compactExperts }, { seed: 3 });
       const xs = Array.from(
         { length: 7 },
         (_, n) => Array.from({ length: 6 }, (_, i) => Math.sin(n * 6 + i)),
@@ -86,7 +93,7 @@ for (const backend of await availableBackends()) {
 
   Deno.test(`MoeLayer (${backend}) gradients reach the router and every used expert`, async () => {
     await useBackend(backend);
-    const layer = new MoeLayer(base, { seed: 5 });
+    const layer = new MoeLayer({ ...base, compactExperts: backend === "wasm" }, { seed: 5 });
     const x = tf.randomNormal([12, 6], 0, 1, "float32", 7) as tf.Tensor2D;
     const logits0 = layer.logits(x);
     const routed = await layer.route(logits0, { training: true, noiseSeed: 11 });
@@ -191,6 +198,18 @@ Deno.test("planRouting() places all first choices before any second choice", () 
   deepEqual([...plan.load], [1, 1, 1]);
   equal(plan.dropped, 3);
   deepEqual([...plan.tokenOfSlot], [0, 1, 2]);
+});
+
+Deno.test("planRouting() with compact gives buffers only to experts that received a token", () => {
+  // 3 tokens, 4 experts, top-1: experts 1 and 3 get tokens; 0 and 2 get none.
+  const scores = [0, .9, 0, .1, 0, .2, 0, .8, 0, .7, 0, .3];
+  const plan = planRouting(scores, 3, 4, { k: 1, capacityFactor: 0, compact: true });
+  deepEqual([...plan.active], [1, 3]);
+  deepEqual([...plan.bufferOf], [-1, 0, -1, 1]);
+  equal(plan.slots, 2); // expert 1 holds tokens 0 and 2
+  // Priority t0 (.9), t1 (.8), t2 (.7): buffer 0 = expert 1 <- t0, t2; buffer 1 = expert 3 <- t1.
+  deepEqual([...plan.tokenOfSlot], [0, 2, 1, 3]);
+  deepEqual([...plan.slotOfChoice], [0, 2, 1]);
 });
 
 Deno.test("MoeLayer refuses a bad config with a message naming the field", () => {
