@@ -120,12 +120,18 @@ async function main(): Promise<void> {
   }
   try {
     validateConfig(cfg);
-    if (cfg.mode === "moge") topographicLayout(cfg.experts, cfg.filterSize);
   } catch (e) {
     // Name the flag rather than the config field.
     const msg = (e as Error).message;
     const hit = FLAGS.find(([, field]) => msg.startsWith(field + " "));
     throw new UsageError(hit ? `--${hit[0]}: ${msg}` : msg);
+  }
+  if (cfg.mode === "moge") {
+    try {
+      topographicLayout(cfg.experts, cfg.filterSize);
+    } catch (e) {
+      throw new UsageError(`--experts: ${(e as Error).message}`);
+    }
   }
   const outDir = typeof flags.out === "string"
     ? flags.out
