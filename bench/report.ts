@@ -21,6 +21,8 @@ import { formatDuration, ProgressLine } from "../src/cli/progress.ts";
 import { BENCH, benchBackend, benchBatch, type BenchModel, benchModel, warmUp } from "./setup.ts";
 
 const RESULTS = new URL("./results/", import.meta.url).pathname;
+/** tfjs-wasm's heap limit as observed here (E = 1024, d_ff 64 with AdamW aborts). */
+const WASM_HEAP_BYTES = 2 * 2 ** 30;
 
 interface Point {
   experts: number;
@@ -48,6 +50,7 @@ interface Report {
   settings: typeof BENCH & { warmup: number; pairs: number };
   command: string;
   points: Point[];
+  skipped: { experts: number; hidden: number; parameters: number; reason: string }[];
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -155,7 +158,18 @@ Reproduce: \`${r.command}\`
 | E | d_ff | MoE ms | MoGE ms | MoGE/MoE | overhead | MoE peak MiB | MoGE extra peak | RSS MiB |
 |---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
-`;
+${
+    r.skipped.length
+      ? `\nSkipped: ${
+        r.skipped.map((s) =>
+          `E=${s.experts} d_ff=${s.hidden} (${
+            (s.parameters / 1e6).toFixed(1)
+          } M parameters: ${s.reason})`
+        )
+          .join("; ")
+      }.\n`
+      : ""
+  }`;
 }
 
 async function plot(): Promise<void> {
@@ -201,7 +215,7 @@ Usage: deno task bench:report [flags]
 
   --backends LIST   comma-separated: webgpu, wasm, cpu [default wasm]
   --experts LIST    E values [default 16,32,64,128,256,400,1024]
-  --hidden LIST     expert widths d_ff [default 64,512 (512 only at E = 32, 128, 400)]
+  --hidden LIST     expert widths d_ff [default 64 at every E, and 512 at E = 16, 32, 64]
   --pairs N         alternating MoE/MoGE step pairs per point [default 20]
   --warmup N        warm-up steps per model before timing [default 3]
   --quick           E = 16,64,256, d_ff 64, 6 pairs: about two minutes on wasm
@@ -241,8 +255,26 @@ Usage: deno task bench:report [flags]
         (quick || ![32, 128, 400].includes(E) ? [64] : [64, 512]).map((h) => [E, h] as const)
       );
     const points: Point[] = [];
+    const skipped: { experts: number; hidden: number; parameters: number; reason: string }[] = [];
     const t0 = performance.now();
     for (const [i, [E, h]] of cases.entries()) {
+      // Parameters, gradients, two AdamW moments and the update's temporaries:
+      // about 6 copies of the weights. tfjs-wasm aborts (and cannot recover)
+      // beyond its heap, so such points are skipped, not attempted.
+      const params = E * (784 * h * 2 + h + 784) + 784 * E + 7850;
+      const need = params * 4 * 6;
+      if (backend === "wasm" && need > WASM_HEAP_BYTES) {
+        console.log(
+          `  E=${E} d_ff=${h}: skipped on wasm: ${
+            (params / 1e6).toFixed(1)
+          } M parameters need about` +
+            ` ${(need / 2 ** 30).toFixed(1)} GiB with AdamW, over tfjs-wasm's ${
+              WASM_HEAP_BYTES / 2 ** 30
+            } GiB heap`,
+        );
+        skipped.push({ experts: E, hidden: h, parameters: params, reason: "wasm heap" });
+        continue;
+      }
       line.update(
         `${backend}: E=${E} d_ff=${h} (${i + 1}/${cases.length}, ${
           formatDuration((performance.now() - t0) / 1000)
@@ -270,6 +302,7 @@ Usage: deno task bench:report [flags]
         experts.join(",")
       } --hidden ${hiddens.join(",")} --pairs ${pairs}`,
       points,
+      skipped,
     };
     const base = `${RESULTS}${date.slice(0, 10)}-${backend}`;
     await writeJsonAtomic(`${base}.json`, report);

@@ -12,6 +12,11 @@
 export * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
 import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
+/**
+ * The webgpu backend's own API (`WebGPUBackend`, the `WebGPUProgram` type,
+ * `webgpu_util`), for the fused kernels of `src/group_sparsity_webgpu.ts`.
+ */
+export * as tfwebgpu from "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
 
 /** Version of `@tensorflow/tfjs` this module is pinned to. */
 export const TFJS_VERSION = "4.22.0";

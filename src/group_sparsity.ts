@@ -5,9 +5,10 @@
  */
 
 import { tf } from "./deps.ts";
-import type { Tensor, Tensor1D } from "./types.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "./types.ts";
 import { type FilterKind, makeFilter } from "./filters.ts";
 import { type Layout, topographicLayout } from "./layout.ts";
+import { fusedGroupSparsity } from "./group_sparsity_webgpu.ts";
 import { checkFinite, checkInteger, checkNumber } from "./validate.ts";
 
 /** Options of {@linkcode groupSparsity}. */
@@ -29,13 +30,22 @@ export interface GroupSparsityOptions {
    * does on the scores it reads back for routing).
    */
   checkFinite?: boolean;
+  /**
+   * On the webgpu backend, compute R(z) and its gradient with two fused
+   * WebGPU kernels (one dispatch each, compiled once per map and filter
+   * size; σ changes compile nothing) instead of ~15 small tfjs ops. Same
+   * values up to float32 rounding. Default true; ignored on other backends,
+   * which always use the tfjs ops; `false` forces the ops on webgpu too.
+   */
+  fused?: boolean;
 }
 
 /**
  * The MoGE regularizer R(z) per token (Algorithm 1; eq. 9 adds λ·R to the
  * loss): reshape each token's scores z ∈ R^E row-major to the r x c map Z,
  * square it, convolve with the h x h filter H (valid, stride 1), take
- * sqrt(· + ε) and sum all (r-h+1)(c-h+1) entries. Differentiable through tfjs.
+ * sqrt(· + ε) and sum all (r-h+1)(c-h+1) entries. Differentiable through tfjs
+ * (on webgpu, by default, with two fused kernels: see `fused`).
  *
  * With the average filter this is (1/h)·‖z‖_{2,1} over the overlapping h x h
  * windows (eq. 6-7, up to ε).
@@ -84,6 +94,9 @@ export function groupSparsity(z: Tensor, options: GroupSparsityOptions = {}): Te
   const H = makeFilter(filter, h, options.sigma);
   if ((options.checkFinite ?? true) && tf.getBackend() !== "webgpu") {
     checkFinite("groupSparsity: z", z.dataSync() as Float32Array);
+  }
+  if ((options.fused ?? true) && tf.getBackend() === "webgpu") {
+    return fusedGroupSparsity(z as Tensor2D, layout, H, eps);
   }
   return tf.tidy(() => {
     const q = tf.square(z).reshape([N, layout.rows, layout.cols, 1]); // [N, r, c, 1]

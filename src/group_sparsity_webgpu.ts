@@ -1,0 +1,271 @@
+/**
+ * The MoGE regularizer (Algorithm 1) as two fused WebGPU kernels: one
+ * dispatch for R(z) and one for its gradient, instead of the ~15 small tfjs
+ * kernels (square, conv2d, add, sqrt, sum and their gradients) of the op path.
+ *
+ * Each shader is compiled once per map and filter size (r, c, h): the filter
+ * weights H and ε travel in the uniform buffer, so a new σ every step costs
+ * no compilation.
+ *
+ * @module
+ */
+
+import { tf, tfwebgpu } from "./deps.ts";
+import type { Filter } from "./filters.ts";
+import type { Layout } from "./layout.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "./types.ts";
+
+type WebGPUProgram = tfwebgpu.WebGPUProgram;
+type Uniforms = { type: string; data: number[] }[];
+
+/** Threads per workgroup of both kernels. */
+const WORKGROUP = 64;
+
+/** The smallest power of two >= n. */
+function nextPow2(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+}
+
+/** The WGSL constants of an r x c map and an h x h filter, shared by both kernels. */
+function mapConstants({ rows, cols }: Layout, h: number): string {
+  return `
+  const GS_ROWS : i32 = ${rows};
+  const GS_COLS : i32 = ${cols};
+  const GS_E : i32 = ${rows * cols};
+  const GS_H : i32 = ${h};
+  const GS_PCOLS : i32 = ${cols - h + 1};
+  const GS_P : i32 = ${(rows - h + 1) * (cols - h + 1)};
+
+  // The filter, copied from the uniform buffer (h² floats packed in vec4s) by gsLoadFilter().
+  var<private> gsW : array<f32, ${h * h}>;
+
+  fn gsLoadFilter() {
+    for (var k = 0; k < ${h * h}; k++) {
+      gsW[k] = uniforms.filt[k / 4][k % 4];
+    }
+  }
+
+  // Y at window (u, v) of the token whose scores start at flat index base.
+  fn gsWindow(base : i32, u : i32, v : i32) -> f32 {
+    var y = 0.0;
+    for (var a = 0; a < GS_H; a++) {
+      let row = base + (u + a) * GS_COLS + v;
+      for (var b = 0; b < GS_H; b++) {
+        let q = z[row + b];
+        y += gsW[a * GS_H + b] * q * q;
+      }
+    }
+    return y;
+  }
+`;
+}
+
+/** The uniform fields both kernels declare after tfjs's own: ε, then H. */
+function uniformDecl(h: number): string {
+  return `eps : f32, filt : array<vec4<f32>, ${Math.ceil((h * h) / 4)}>,`;
+}
+
+/** The values of {@linkcode uniformDecl}: ε, then H row-major, zero-padded to vec4s. */
+function uniformData(H: Filter, eps: number): Uniforms {
+  const flat = H.flat();
+  const out: Uniforms = [{ type: "float32", data: [eps] }];
+  for (let k = 0; k < flat.length; k += 4) {
+    const chunk = flat.slice(k, k + 4);
+    while (chunk.length < 4) chunk.push(0);
+    out.push({ type: "float32", data: chunk });
+  }
+  return out;
+}
+
+/**
+ * Forward: `z [N, E] -> R [N]`. T = min(64, nextPow2(P)) threads share a
+ * token (64 / T tokens per workgroup); each thread sums sqrt(Y + ε) over
+ * windows p = lane, lane + T, ..., then a tree reduction in workgroup memory
+ * adds the T partial sums.
+ */
+class ForwardProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames = ["z"];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  uniforms: string;
+  private readonly threads: number;
+
+  constructor(n: number, private readonly layout: Layout, private readonly h: number) {
+    const P = (layout.rows - h + 1) * (layout.cols - h + 1);
+    this.threads = Math.min(WORKGROUP, nextPow2(P));
+    this.outputShape = [n];
+    this.dispatchLayout = { x: [0] };
+    this.dispatch = [Math.ceil(n / (WORKGROUP / this.threads)), 1, 1];
+    this.uniforms = uniformDecl(h);
+    this.shaderKey = `mogeGroupSparsityForward_${layout.rows}_${layout.cols}_${h}`;
+  }
+
+  getUserCode(): string {
+    const T = this.threads;
+    return `
+  ${mapConstants(this.layout, this.h)}
+  var<workgroup> gsPartial : array<f32, ${WORKGROUP}>;
+
+  fn main(index : i32) {
+    let token = index / ${T};
+    let lane = index % ${T};
+    let valid = token < uniforms.zShape.x;
+    gsLoadFilter();
+    var acc = 0.0;
+    if (valid) {
+      let base = token * GS_E;
+      for (var p = lane; p < GS_P; p += ${T}) {
+        let u = p / GS_PCOLS;
+        acc += sqrt(gsWindow(base, u, p - u * GS_PCOLS) + uniforms.eps);
+      }
+    }
+    let slot = i32(localIndex);
+    gsPartial[slot] = acc;
+    workgroupBarrier();
+    for (var s = ${T >> 1}; s > 0; s = s / 2) {
+      if (lane < s) {
+        gsPartial[slot] = gsPartial[slot] + gsPartial[slot + s];
+      }
+      workgroupBarrier();
+    }
+    if (valid && lane == 0) {
+      setOutputAtIndex(token, gsPartial[slot]);
+    }
+  }
+`;
+  }
+}
+
+/**
+ * Backward: `(z [N, E], dy [N, 1]) -> dz [N, E]`, one thread per entry i:
+ * it recomputes Y of the (at most h²) windows holding i and writes
+ * dy · z_i · Σ_windows H[row_i - u][col_i - v] / sqrt(Y_uv + ε).
+ */
+class BackwardProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames = ["z", "dy"];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  uniforms: string;
+  size = true;
+
+  constructor(n: number, private readonly layout: Layout, private readonly h: number) {
+    this.outputShape = [n, layout.rows * layout.cols];
+    this.dispatchLayout = tfwebgpu.webgpu_util.flatDispatchLayout(this.outputShape);
+    this.dispatch = tfwebgpu.webgpu_util.computeDispatch(
+      this.dispatchLayout,
+      this.outputShape,
+      this.workgroupSize,
+    );
+    this.uniforms = uniformDecl(h);
+    this.shaderKey = `mogeGroupSparsityBackward_${layout.rows}_${layout.cols}_${h}`;
+  }
+
+  getUserCode(): string {
+    return `
+  ${mapConstants(this.layout, this.h)}
+
+  fn main(index : i32) {
+    if (index >= uniforms.size) {
+      return;
+    }
+    let token = index / GS_E;
+    let i = index - token * GS_E;
+    let ri = i / GS_COLS;
+    let ci = i - ri * GS_COLS;
+    let base = token * GS_E;
+    gsLoadFilter();
+    var g = 0.0;
+    for (var u = max(0, ri - GS_H + 1); u <= min(ri, GS_ROWS - GS_H); u++) {
+      for (var v = max(0, ci - GS_H + 1); v <= min(ci, GS_COLS - GS_H); v++) {
+        let y = gsWindow(base, u, v);
+        g += gsW[(ri - u) * GS_H + (ci - v)] / sqrt(y + uniforms.eps);
+      }
+    }
+    setOutputAtIndex(index, dy[token] * z[index] * g);
+  }
+`;
+  }
+}
+
+/** Runs a program on the webgpu backend and wraps its output as a tracked tensor. */
+function run(program: WebGPUProgram, inputs: Tensor[], uniforms: Uniforms): Tensor {
+  const backend = tf.backend() as tfwebgpu.WebGPUBackend;
+  const info = backend.runWebGPUProgram(program, inputs, "float32", uniforms);
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/**
+ * R(z) per token (MoGE Algorithm 1) in one fused WebGPU dispatch, with a
+ * fused one-dispatch gradient (`tf.customGrad`): the same values as the op
+ * path of `groupSparsity` up to float32 rounding, for the webgpu
+ * backend only. `groupSparsity` calls it on webgpu unless `fused: false`;
+ * called directly, it checks shapes but does not scan z for NaN/Infinity.
+ *
+ * R_n = Σ_{u,v} sqrt(Σ_{a,b} H_ab · z[n, (u+a)·c + v+b]² + ε) over the
+ * (r-h+1)(c-h+1) valid positions; dR_n/dz[n,i] = z[n,i] · Σ over the windows
+ * holding i of H_{(row_i-u),(col_i-v)} / sqrt(Y_uv + ε).
+ *
+ * The shaders are compiled once per (r, c, h); H and ε are uniforms, so
+ * changing σ between calls compiles nothing.
+ *
+ * @param z routing scores, `[N, E]` float32, E = r·c
+ * @param layout the r x c map (r, c >= h)
+ * @param H the h x h filter, row-major (e.g. from `makeFilter`)
+ * @param eps ε inside the root (>= 0)
+ * @returns the `[N]` tensor of R(z) per token
+ *
+ * @example
+ * ```ts
+ * import { fusedGroupSparsity } from "./group_sparsity_webgpu.ts";
+ * import { gaussianFilter } from "./filters.ts";
+ * import { tf } from "./deps.ts";
+ * if (tf.getBackend() === "webgpu") {
+ *   const z = tf.softmax(tf.randomNormal([2, 16])) as tf.Tensor2D;
+ *   const r = fusedGroupSparsity(z, { rows: 4, cols: 4 }, gaussianFilter(3, 1.5), 1e-8);
+ *   console.log(r.shape); // [2]
+ * }
+ * ```
+ */
+export function fusedGroupSparsity(
+  z: Tensor2D,
+  layout: Layout,
+  H: Filter,
+  eps: number,
+): Tensor1D {
+  if (tf.getBackend() !== "webgpu") {
+    throw new Error(
+      `fusedGroupSparsity: needs the webgpu backend, tfjs runs on "${tf.getBackend()}"`,
+    );
+  }
+  const h = H.length;
+  const [N, E] = z.shape;
+  if (
+    z.rank !== 2 || z.dtype !== "float32" || layout.rows * layout.cols !== E ||
+    h < 1 || H.some((row) => row.length !== h) || h > Math.min(layout.rows, layout.cols) ||
+    !(eps >= 0)
+  ) {
+    throw new RangeError(
+      `fusedGroupSparsity: needs float32 z [N, r·c], an h x h filter with h <= r, c and eps >= 0;` +
+        ` got z ${z.dtype} [${z.shape}], layout ${layout.rows} x ${layout.cols},` +
+        ` filter ${h} x ${H[0]?.length}, eps ${eps}`,
+    );
+  }
+  const uniforms = uniformData(H, eps);
+  const op = tf.customGrad((x, save) => {
+    (save as tf.GradSaveFunc)([x as Tensor]);
+    return {
+      value: run(new ForwardProgram(N, layout, h), [x as Tensor], uniforms) as Tensor1D,
+      gradFunc: (dy: Tensor1D, [saved]: Tensor[]) =>
+        tf.tidy(() =>
+          run(new BackwardProgram(N, layout, h), [saved, dy.reshape([N, 1])], uniforms)
+        ),
+    };
+  });
+  return op(z) as Tensor1D;
+}
