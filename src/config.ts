@@ -55,7 +55,7 @@ export interface TrainConfig {
   weightDecay: number;
   /** linear warm-up before the cosine decay (paper: 10) */
   warmupEpochs: number;
-  /** use only the first n training images (0: all) */
+  /** Train on a fixed class-mixed subset of n training images (0: all). */
   trainLimit: number;
   /** seeds weights, shuffling and routing noise */
   seed: number;

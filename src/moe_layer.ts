@@ -103,7 +103,8 @@ function activate(x: Tensor, kind: Activation): Tensor {
       return tf.tanh(x);
     case "gelu": {
       // tanh approximation of GELU (Hendrycks & Gimpel 2016).
-      const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+      const cube = tf.mul(tf.mul(x, x), x); // tf.pow is slow on wasm
+      const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, cube)));
       return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
     }
   }

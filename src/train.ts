@@ -246,6 +246,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<RunSu
   const nTrain = cfg.trainLimit > 0
     ? Math.min(cfg.trainLimit, data.trainLabels.length)
     : data.trainLabels.length;
+  // --train-limit n: a fixed class-mixed subset (the data are stored by class).
+  const pool = cfg.trainLimit > 0
+    ? new Rng(EVAL_ORDER_SEED + 1).permutation(data.trainLabels.length).subarray(0, nTrain)
+    : Int32Array.from({ length: nTrain }, (_, i) => i);
   const stepsPerEpoch = Math.ceil(nTrain / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
   const sigmaAt = sigmaSchedule({
@@ -345,6 +349,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<RunSu
     for (let s = step % stepsPerEpoch; s < stepsPerEpoch; s++) {
       const idx = Array.from(
         perm.subarray(s * cfg.batchSize, Math.min(nTrain, (s + 1) * cfg.batchSize)),
+        (i) => pool[i],
       );
       const { x, y } = makeBatch(data.trainImages, data.trainLabels, idx);
       const b = idx.length;

@@ -77,6 +77,8 @@ export interface VitConfig {
   loadBalanceWeight: number;
   /** Routing-noise std (default 1/E). */
   noiseStd?: number;
+  /** Give expert buffers only to experts that received tokens (MoeConfig.compactExperts; default false). */
+  compactExperts?: boolean;
   /** Activation of the MLPs and experts (default "gelu", tanh approximation). */
   activation?: Activation;
   /** Dropout rate after the embedding, inside and after the MLP, after the attention projection. */
@@ -167,7 +169,7 @@ export interface VitForwardOptions {
 }
 
 /** What the forward generator yields: one MoE layer asking for its routing. */
-export interface RouteRequest {
+export interface VitRouteRequest {
   /** Ordinal of the MoE layer (0 for the first MoE block). */
   index: number;
   /** The block it sits in (0-based). */
@@ -217,17 +219,12 @@ export function disposeVitOutput(o: VitOutput): void {
 
 /** Marks the tensors of a routed batch as kept, so that a tidy (or a gradient tape's forward scope) leaves them alone. */
 function keepRouted(r: RoutedBatch): RoutedBatch {
-  for (
-    const t of [
-      r.dispatch.forward,
-      r.dispatch.backward,
-      r.combine.forward,
-      r.combine.backward,
-      r.chosen,
-    ]
-  ) {
-    tf.keep(t);
+  const routes = [r.dispatch, r.combine, ...(r.experts ? [r.experts] : [])];
+  for (const route of routes) {
+    tf.keep(route.forward);
+    tf.keep(route.backward);
   }
+  tf.keep(r.chosen);
   if (r.noise) tf.keep(r.noise);
   return r;
 }
@@ -355,6 +352,8 @@ export class VisionTransformer {
   readonly tokens: number;
 
   /**
+   * Builds the model with freshly initialized weights.
+   *
    * @param config the model shape
    * @param seed seeds the initial weights
    */
@@ -403,6 +402,7 @@ export class VisionTransformer {
           noiseStd: c.noiseStd,
           capacityFactor: c.capacityFactor,
           loadBalanceWeight: c.loadBalanceWeight,
+          compactExperts: c.compactExperts,
         }, { seed: (s += 16) % 2147483647, prefix: `block${i}.moe` });
         Object.assign(p, layer.params);
         moe.set(i, layer);
@@ -484,7 +484,7 @@ export class VisionTransformer {
   }
 
   /**
-   * The forward pass as a generator: it yields a {@linkcode RouteRequest} for
+   * The forward pass as a generator: it yields a {@linkcode VitRouteRequest} for
    * each MoE layer, in block order, and must be sent that layer's
    * {@linkcode RoutedBatch} (planned from the yielded logits) before it goes
    * on. It manages its own tensors (each segment between yields runs in a
@@ -495,7 +495,10 @@ export class VisionTransformer {
    * {@linkcode VisionTransformer.forwardReplay},
    * {@linkcode VisionTransformer.forwardAsync}) unless you route differently.
    */
-  *forward(x: Tensor2D, opts: VitForwardOptions): Generator<RouteRequest, VitOutput, RoutedBatch> {
+  *forward(
+    x: Tensor2D,
+    opts: VitForwardOptions,
+  ): Generator<VitRouteRequest, VitOutput, RoutedBatch> {
     const c = this.config;
     const training = opts.training;
     const rng = new Rng(opts.seed ?? 0);
@@ -621,7 +624,7 @@ export class VisionTransformer {
   forwardWith(
     x: Tensor2D,
     opts: VitForwardOptions,
-    route: (req: RouteRequest) => RoutedBatch,
+    route: (req: VitRouteRequest) => RoutedBatch,
   ): RoutedForward {
     const gen = this.forward(x, opts);
     const routed: RoutedBatch[] = [];

@@ -15,7 +15,7 @@
 
 import { tf } from "./deps.ts";
 import { type BackendInfo, type BackendRequest, useBackend } from "./backend.ts";
-import type { Mode, TrainDataset as DatasetName } from "./config.ts";
+import type { Mode, TrainDataset } from "./config.ts";
 import { type Dataset, makeBatch } from "./data.ts";
 import type { FilterKind } from "./filters.ts";
 import { topographicLayout } from "./layout.ts";
@@ -50,41 +50,77 @@ export type VitRouting = "auto" | "sync" | "async";
 
 /** Every knob of a ViT training run. */
 export interface VitTrainConfig {
-  mode: Mode; // "moe": no R(z) in the loss; "moge": loss += λ·Σ_layers mean R(z)
-  dataset: DatasetName; // "fixture" = the small committed Fashion-MNIST subset
-  imageSize: number; // model input side; the 28x28 images are centred on a zero canvas of this size
-  patchSize: number; // p, patch side (must divide imageSize)
-  embedDim: number; // d, token width
-  depth: number; // transformer blocks
-  numHeads: number; // attention heads
-  mlpDim: number; // MLP / expert hidden width (d -> mlpDim -> d)
-  pool: VitPool; // "cls" (class token, V-MoE) or "mean"
-  moeBlocks: string; // "lastN" (V-MoE: MoE in the last N even-numbered blocks), "none", or 0-based "i,j,..."
-  experts: number; // E per MoE layer
-  topK: number; // k
-  capacityFactor: number; // C_f (0: unlimited)
-  loadBalanceWeight: number; // weight of each layer's load-balancing loss
-  lambda: number; // λ, weight of each layer's batch mean of R(z) (MoGE only)
-  sigmaMax: number; // σ schedule (eq. 8)
+  /** "moe": no R(z) in the loss; "moge": loss += λ·Σ_layers mean R(z). */
+  mode: Mode;
+  /** "fixture" = the small committed Fashion-MNIST subset. */
+  dataset: TrainDataset;
+  /** Model input side; the 28x28 images are centred on a zero canvas of this size. */
+  imageSize: number;
+  /** p, the patch side (must divide imageSize). */
+  patchSize: number;
+  /** d, the token width. */
+  embedDim: number;
+  /** Transformer blocks. */
+  depth: number;
+  /** Attention heads. */
+  numHeads: number;
+  /** MLP / expert hidden width (d -> mlpDim -> d). */
+  mlpDim: number;
+  /** "cls" (class token, V-MoE) or "mean". */
+  pool: VitPool;
+  /** "lastN" (V-MoE: MoE in the last N even-numbered blocks), "none", or 0-based "i,j,...". */
+  moeBlocks: string;
+  /** E per MoE layer. */
+  experts: number;
+  /** k, experts per token. */
+  topK: number;
+  /** C_f, the expert capacity factor (0: unlimited). */
+  capacityFactor: number;
+  /** Weight of each layer's load-balancing loss. */
+  loadBalanceWeight: number;
+  /** λ, the weight of each layer's batch mean of R(z) (MoGE only). */
+  lambda: number;
+  /** σ_max of the σ schedule (eq. 8). */
+  sigmaMax: number;
+  /** σ_min of the σ schedule. */
   sigmaMin: number;
+  /** γ of the σ schedule (eq. 8). */
   gamma: number;
-  filter: FilterKind; // "gaussian" or "average"
-  filterSize: number; // h
-  dropout: number; // dropout rate (embeddings, MLP, attention output)
-  attentionDropout: number; // dropout on attention weights
-  dropPath: number; // stochastic depth: largest drop-path rate (linear in depth)
-  labelSmoothing: number; // ε of the smoothed cross-entropy
-  cropPadding: number; // random crop after zero padding by this many pixels (0: off)
-  flipProb: number; // probability of a horizontal flip (0: off; wrong for digits)
+  /** "gaussian" or "average". */
+  filter: FilterKind;
+  /** h, the filter size. */
+  filterSize: number;
+  /** Dropout rate (embeddings, MLP, attention output). */
+  dropout: number;
+  /** Dropout on attention weights. */
+  attentionDropout: number;
+  /** Stochastic depth: largest drop-path rate (linear in depth). */
+  dropPath: number;
+  /** ε, the label smoothing of the cross-entropy. */
+  labelSmoothing: number;
+  /** Random crop after zero padding by this many pixels (0: off). */
+  cropPadding: number;
+  /** Probability of a horizontal flip (0: off; wrong for digits). */
+  flipProb: number;
+  /** Training epochs. */
   epochs: number;
+  /** Images per batch. */
   batchSize: number;
-  learningRate: number; // AdamW peak learning rate
-  weightDecay: number; // AdamW decoupled weight decay (not on biases, norms, pos, cls)
-  warmupEpochs: number; // linear warm-up, then cosine decay to 0
-  trainLimit: number; // train on a fixed class-mixed subset of n images (0: all; see subsetIndices)
-  testLimit: number; // evaluate on a fixed class-mixed subset of n test images (0: all)
-  seed: number; // weights, shuffling, augmentation, dropout, drop path, routing noise
+  /** AdamW peak learning rate. */
+  learningRate: number;
+  /** AdamW decoupled weight decay (not on biases, norms, pos, cls). */
+  weightDecay: number;
+  /** Length of the linear warm-up in epochs (then cosine decay to 0). */
+  warmupEpochs: number;
+  /** Train on a fixed class-mixed subset of n images (0: all; see subsetIndices). */
+  trainLimit: number;
+  /** Evaluate on a fixed class-mixed subset of n test images (0: all). */
+  testLimit: number;
+  /** Seeds weights, shuffling, augmentation, dropout, drop path and routing noise. */
+  seed: number;
+  /** The tfjs backend ("auto": webgpu on a hardware GPU, else wasm). */
   backend: BackendRequest;
+  /** Routing driver (see VitRouting). */
   routing: VitRouting;
 }
 
@@ -531,8 +567,11 @@ export interface MoeLayerMetrics {
 
 /** The result of {@linkcode evaluateVit}. */
 export interface VitEvaluation {
+  /** Accuracy. */
   acc: number;
+  /** Mean plain cross-entropy. */
   ce: number;
+  /** Per MoE layer. */
   moe: MoeLayerMetrics[];
 }
 
@@ -601,17 +640,29 @@ export async function evaluateVit(
 
 /** One line of `metrics.jsonl`: one epoch. */
 export interface VitEpochMetrics {
+  /** Epoch (1-based). */
   epoch: number;
+  /** Optimizer steps so far. */
   step: number;
+  /** Mean training objective (smoothed CE + penalties). */
   trainLoss: number;
+  /** Mean plain training cross-entropy. */
   trainCe: number;
+  /** Training accuracy (augmented batches, training mode). */
   trainAcc: number;
+  /** Test cross-entropy. */
   testCe: number;
+  /** Test accuracy. */
   testAcc: number;
+  /** σ of the filter at the end of the epoch. */
   sigma: number;
+  /** Learning rate of the last step. */
   lr: number;
+  /** Wall-clock seconds of the epoch (training only). */
   seconds: number;
+  /** Mean wall-clock seconds per step (batch, step, readback). */
   meanStepSeconds: number;
+  /** The tfjs backend. */
   backend: string;
   /** Per MoE layer, on the training batches of the epoch. */
   trainMoe: MoeLayerMetrics[];
@@ -621,29 +672,49 @@ export interface VitEpochMetrics {
 
 /** Progress of a run, reported every few steps. */
 export interface VitProgress {
+  /** Epoch (1-based). */
   epoch: number;
+  /** Epochs in the run. */
   epochs: number;
+  /** Optimizer steps so far. */
   step: number;
+  /** Steps in the run. */
   totalSteps: number;
+  /** Mean objective so far this epoch. */
   loss: number;
+  /** Training accuracy so far this epoch. */
   acc: number;
+  /** Steps per second this epoch. */
   stepsPerSecond: number;
+  /** Estimated seconds left. */
   etaSeconds: number;
 }
 
 /** What {@linkcode trainVit} returns and writes as `summary.json`. */
 export interface VitRunSummary {
+  /** The configuration. */
   config: VitTrainConfig;
+  /** The backend it ran on. */
   backend: BackendInfo;
+  /** Trainable scalars. */
   parameters: number;
+  /** 0-based MoE block indices. */
   moeBlocks: number[];
+  /** Optimizer steps done. */
   steps: number;
+  /** All steps done (false when stopped early). */
   completed: boolean;
+  /** Final test accuracy. */
   testAcc: number;
+  /** Final test cross-entropy. */
   testCe: number;
+  /** Final per-MoE-layer figures on the test set. */
   testMoe: MoeLayerMetrics[];
+  /** Wall-clock seconds of training (evaluation excluded). */
   trainSeconds: number;
+  /** Mean seconds per training step. */
   meanStepSeconds: number;
+  /** The run directory. */
   outDir: string;
 }
 

@@ -39,7 +39,7 @@ const FLAGS: [flag: string, field: keyof TrainConfig, help: string][] = [
   ["lr", "learningRate", `AdamW peak learning rate (cosine schedule)`],
   ["weight-decay", "weightDecay", `AdamW decoupled weight decay`],
   ["warmup-epochs", "warmupEpochs", `linear warm-up length, in epochs`],
-  ["train-limit", "trainLimit", `use only the first n training images (0: all)`],
+  ["train-limit", "trainLimit", `train on a fixed class-mixed subset of n images (0: all)`],
   ["seed", "seed", `seed for weights, shuffling and routing noise`],
   ["backend", "backend", `auto | webgpu | wasm | cpu (auto: webgpu on a hardware GPU, else wasm)`],
 ];

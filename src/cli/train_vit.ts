@@ -112,9 +112,10 @@ ${rows.join("\n")}
 
 λ multiplies each MoE layer's batch mean of R(z) over its tokens (all patch
 tokens and the class token of the batch), summed over the MoE layers (eq. 9).
-The authors' code instead sums R over tokens, divides by h²·P (P = 12 for
-E = 32 with h = 3) and weights it by 0.01, so their λ corresponds to
-0.01·λ/(h²·P) per token in these units; the default uses their config value.
+The authors' code adds 0.01·λ_paper·Σ_n R(z_n)/(h²·P) (P = 12 windows for
+E = 32, h = 3), so λ = 0.01·λ_paper·N/(h²·P) for their N tokens per batch: with
+V-MoGE-S on CIFAR-100 (128 images x 65 tokens, if the sum runs over the whole
+batch) λ_paper = 4e-3 is λ ≈ 3.1e-3 here; the default takes 4e-3 literally.
 In --mode moe the training loss has no R(z); R(z) is still reported on the test set.
 
 Writes into the run directory: config.json, metrics.jsonl (one line per epoch,
