@@ -55,6 +55,14 @@ export interface MoeConfig {
    * than it saved there; try it on webgpu.
    */
   compactExperts?: boolean;
+  /**
+   * How experts run (default "auto": "looped" on wasm and cpu, "batched" on
+   * webgpu). "looped": one 2-D matmul per expert that received tokens, on
+   * exactly its tokens (no padding); tfjs-wasm's 2-D matmul is about 8x
+   * faster than its batched matmul. "batched": `[A, slots, d]` buffers and
+   * batched matmuls over stacked expert weights (GShard / V-MoE style).
+   */
+  expertCompute?: "auto" | "looped" | "batched";
 }
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
@@ -146,10 +154,10 @@ export interface RoutedBatch {
   /** Expert buffer rows back to (token, choice) rows. */
   combine: RowRoute;
   /**
-   * The experts that hold buffers (rows of the expert weights), when the plan
-   * is compact; absent when every expert has a buffer.
+   * The "looped" layout: the routed tokens packed expert after expert with
+   * no padding (`experts[j]` gets `sizes[j]` rows); absent for "batched".
    */
-  experts?: RowRoute;
+  packed?: { dispatch: RowRoute; combine: RowRoute; experts: number[]; sizes: number[] };
   /** One-hot of the chosen experts, `[N * k, E]`. */
   chosen: Tensor2D;
   /** Routing noise added to the logits (`[N, E]`), or null at eval. */
@@ -159,15 +167,20 @@ export interface RoutedBatch {
 /** Frees the tensors of a {@linkcode RoutedBatch}. */
 export function disposeRouted(r: RoutedBatch): void {
   tf.dispose([r.dispatch.forward, r.dispatch.backward, r.combine.forward, r.combine.backward]);
-  if (r.experts) tf.dispose([r.experts.forward, r.experts.backward]);
+  if (r.packed) {
+    const { dispatch, combine } = r.packed;
+    tf.dispose([dispatch.forward, dispatch.backward, combine.forward, combine.backward]);
+  }
   tf.dispose(r.chosen);
   if (r.noise) r.noise.dispose();
 }
 
 /**
  * A sparse MoE layer. Parameters are tfjs variables in {@linkcode MoeLayer.params}:
- * `router.w [d, E]`, `router.b [E]` (if routerBias), `experts.w1 [E, d, d_ff]`,
- * `experts.b1 [E, 1, d_ff]`, `experts.w2 [E, d_ff, d_out]`, `experts.b2 [E, 1, d_out]`.
+ * `router.w [d, E]`, `router.b [E]` (if routerBias), and for each expert e
+ * `experts.w1.e [d, d_ff]`, `experts.b1.e [d_ff]`, `experts.w2.e [d_ff, d_out]`,
+ * `experts.b2.e [d_out]` (one variable each, so that an expert's weights are
+ * used in place, without copies).
  *
  * A training step is two calls: {@linkcode MoeLayer.route} (outside the
  * gradient tape: reads the scores back, plans top-k and capacity on the CPU)
@@ -208,6 +221,7 @@ export class MoeLayer {
       outputDim: config.outputDim ?? config.inputDim,
       noiseStd: config.noiseStd ?? 1 / E,
       compactExperts: config.compactExperts ?? false,
+      expertCompute: config.expertCompute ?? "auto",
     };
     const { inputDim: d, hiddenDim: f, outputDim: o } = this.config;
     const prefix = init.prefix ?? "moe";
@@ -221,10 +235,12 @@ export class MoeLayer {
     };
     v("router.w", normal([d, E], 1 / Math.sqrt(d)));
     if (config.routerBias) v("router.b", tf.zeros([E]));
-    v("experts.w1", normal([E, d, f], 1 / Math.sqrt(d)));
-    v("experts.b1", tf.zeros([E, 1, f]));
-    v("experts.w2", normal([E, f, o], 1 / Math.sqrt(f)));
-    v("experts.b2", tf.zeros([E, 1, o]));
+    for (let e = 0; e < E; e++) {
+      v(`experts.w1.${e}`, normal([d, f], 1 / Math.sqrt(d)));
+      v(`experts.b1.${e}`, tf.zeros([f]));
+      v(`experts.w2.${e}`, normal([f, o], 1 / Math.sqrt(f)));
+      v(`experts.b2.${e}`, tf.zeros([o]));
+    }
     this.params = p;
     this.#prefix = prefix;
   }
@@ -290,19 +306,23 @@ export class MoeLayer {
   }
 
   #routed(scores: Float32Array, N: number, noise: Tensor2D | null): RoutedBatch {
-    const { topK: k, capacityFactor, numExperts: E, compactExperts: compact } = this.config;
-    const plan = planRouting(scores, N, E, { k, capacityFactor, compact });
-    const A = plan.active.length;
+    const { topK: k, capacityFactor, numExperts: E, compactExperts, expertCompute } = this.config;
+    const looped = expertCompute === "looped" ||
+      (expertCompute === "auto" && tf.getBackend() !== "webgpu");
+    const plan = planRouting(scores, N, E, { k, capacityFactor, compact: compactExperts });
     return {
       plan,
       dispatch: rowRoute(plan.tokenOfSlot, plan.slotOfChoice, k),
       combine: rowRoute(plan.slotOfChoice, plan.choiceOfSlot, 1),
-      experts: compact
-        ? rowRoute(plan.active, plan.bufferOf.map((b) => (b < 0 ? A : b)), 1)
-        : undefined,
+      packed: looped ? packedRoutes(plan) : undefined,
       chosen: tf.tidy(() => tf.oneHot(tf.tensor1d(plan.expert, "int32"), E).toFloat()) as Tensor2D,
       noise,
     };
+  }
+
+  /** Expert e's parameter `name` ("w1", "b1", "w2" or "b2"). */
+  expertParam(name: "w1" | "b1" | "w2" | "b2", e: number): Variable {
+    return this.#param(`experts.${name}.${e}`);
   }
 
   /**
@@ -334,22 +354,45 @@ export class MoeLayer {
         importanceProbs = z;
       }
 
-      // Dispatch -> experts -> combine, over the A experts that hold buffers.
-      const A = plan.active.length;
-      const f = this.config.hiddenDim;
-      const pick = (name: string, shape: number[]) => {
-        const w = this.#param(name);
-        if (!routed.experts) return w; // every expert has a buffer
-        const rows = routeRows(w.reshape([E, -1]) as Tensor2D, routed.experts); // [A, ...]
-        return rows.reshape([A, ...shape]);
-      };
-      const buf = routeRows(x, routed.dispatch).reshape([A, slots, d]); // [A, C, d]
-      const h1 = activate(
-        tf.add(tf.matMul(buf, pick("experts.w1", [d, f])), pick("experts.b1", [1, f])),
-        this.config.activation,
-      ); // [A, C, d_ff]
-      const out = tf.add(tf.matMul(h1, pick("experts.w2", [f, o])), pick("experts.b2", [1, o])); // [A, C, d_out]
-      const perChoice = routeRows(out.reshape([A * slots, o]) as Tensor2D, routed.combine); // [N*k, d_out]
+      // Dispatch -> experts -> combine.
+      let perChoice: Tensor2D; // [N*k, d_out]
+      if (routed.packed) {
+        // Looped: expert after expert on exactly its tokens (no padding).
+        const { dispatch, combine, experts, sizes } = routed.packed;
+        const buf = routeRows(x, dispatch); // [R, d], R = routed choices
+        const parts = experts.length === 1 ? [buf] : tf.split(buf, sizes, 0);
+        const pre = parts.map((part, j) =>
+          tf.add(
+            tf.matMul(part, this.expertParam("w1", experts[j])),
+            this.expertParam("b1", experts[j]),
+          )
+        ); // [n_j, d_ff] each
+        const hidden = activate(
+          pre.length === 1 ? pre[0] : tf.concat(pre, 0),
+          this.config.activation,
+        ); // [R, d_ff]
+        const hs = experts.length === 1 ? [hidden] : tf.split(hidden, sizes, 0);
+        const outs = hs.map((h, j) =>
+          tf.add(
+            tf.matMul(h, this.expertParam("w2", experts[j])),
+            this.expertParam("b2", experts[j]),
+          )
+        ); // [n_j, d_out] each
+        const out = (outs.length === 1 ? outs[0] : tf.concat(outs, 0)) as Tensor2D; // [R, d_out]
+        perChoice = routeRows(out, combine);
+      } else {
+        // Batched: [A, slots, d] buffers, stacked weights of the A buffered experts.
+        const A = plan.active.length;
+        const stack = (name: "w1" | "b1" | "w2" | "b2") =>
+          tf.stack(Array.from(plan.active, (e) => this.expertParam(name, e))); // [A, ...]
+        const buf = routeRows(x, routed.dispatch).reshape([A, slots, d]); // [A, C, d]
+        const h1 = activate(
+          tf.add(tf.matMul(buf, stack("w1")), stack("b1").expandDims(1)),
+          this.config.activation,
+        ); // [A, C, d_ff]
+        const out = tf.add(tf.matMul(h1, stack("w2")), stack("b2").expandDims(1)); // [A, C, d_out]
+        perChoice = routeRows(out.reshape([A * slots, o]) as Tensor2D, routed.combine);
+      }
       const y = tf.sum(tf.mul(perChoice.reshape([N, k, o]), gates.expandDims(2)), 1) as Tensor2D; // [N, d_out]
 
       const auxLoss = this.config.loadBalanceWeight > 0
@@ -421,3 +464,36 @@ export class MoeLayer {
 }
 
 let uniqueId = 0;
+
+/**
+ * The "looped" layout of a plan: routed choices packed expert after expert
+ * (slot order within each expert), with the row routes that move tokens in
+ * and results back.
+ */
+function packedRoutes(
+  plan: RoutingPlan,
+): { dispatch: RowRoute; combine: RowRoute; experts: number[]; sizes: number[] } {
+  const { N, k, slots, active, bufferOf, load, tokenOfSlot, choiceOfSlot } = plan;
+  const experts: number[] = [];
+  const sizes: number[] = [];
+  const token: number[] = [];
+  const choice: number[] = [];
+  for (const e of active) {
+    if (load[e] === 0) continue;
+    experts.push(e);
+    sizes.push(load[e]);
+    for (let s = 0; s < load[e]; s++) {
+      token.push(tokenOfSlot[bufferOf[e] * slots + s]);
+      choice.push(choiceOfSlot[bufferOf[e] * slots + s]);
+    }
+  }
+  const R = token.length;
+  const rowOfChoice = new Int32Array(N * k).fill(R); // R: dropped -> zero row
+  choice.forEach((c, r) => (rowOfChoice[c] = r));
+  return {
+    dispatch: rowRoute(Int32Array.from(token), rowOfChoice, k),
+    combine: rowRoute(rowOfChoice, Int32Array.from(choice), 1),
+    experts,
+    sizes,
+  };
+}

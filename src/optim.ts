@@ -220,6 +220,12 @@ import type { Tensor } from "./types.ts";
         );
       }
     }
+    // Moments for every variable from the first step on, also those without a
+    // gradient this step (an idle expert): the state is then fixed in size.
+    for (const [name, w] of Object.entries(vars)) {
+      this.#moment(this.#m, "m", name, w);
+      this.#moment(this.#v, "v", name, w);
+    }
     const t = this.#step + 1;
     const b1 = this.beta1, b2 = this.beta2;
     const bc1 = 1 - b1 ** t;

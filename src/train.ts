@@ -267,7 +267,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<RunSu
   const opt = new AdamW({
     learningRate: cfg.learningRate,
     weightDecay: cfg.weightDecay,
-    excludeFromWeightDecay: (name: string) => /\.b\d?$/.test(name), // biases
+    excludeFromWeightDecay: (name: string) => /\.b\d?(\.\d+)?$/.test(name), // biases
   });
   const outDir = opts.outDir;
   await Deno.mkdir(outDir, { recursive: true });

@@ -219,7 +219,11 @@ export function disposeVitOutput(o: VitOutput): void {
 
 /** Marks the tensors of a routed batch as kept, so that a tidy (or a gradient tape's forward scope) leaves them alone. */
 function keepRouted(r: RoutedBatch): RoutedBatch {
-  const routes = [r.dispatch, r.combine, ...(r.experts ? [r.experts] : [])];
+  const routes = [
+    r.dispatch,
+    r.combine,
+    ...(r.packed ? [r.packed.dispatch, r.packed.combine] : []),
+  ];
   for (const route of routes) {
     tf.keep(route.forward);
     tf.keep(route.backward);
@@ -430,7 +434,7 @@ export class VisionTransformer {
 
   /** The weight-decay rule of the ViT recipe: no decay on biases, LayerNorm gains, position embedding and class token. */
   static excludeFromWeightDecay(name: string): boolean {
-    return /\.(b\d?|g)$/.test(name) || name === "pos" || name === "cls";
+    return /\.(b\d?|g)(\.\d+)?$/.test(name) || name === "pos" || name === "cls";
   }
 
   #p(name: string): tf.Variable {
