@@ -54,3 +54,6 @@ export * from "./src/invariance.ts";
 export * from "./src/specialization.ts";
 export * from "./src/heatmap.ts";
 export * from "./src/png.ts";
+export * from "./src/vit.ts";
+export * from "./src/vit_train.ts";
+export * from "./src/augment.ts";

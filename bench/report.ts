@@ -16,6 +16,7 @@ import { tf } from "../src/deps.ts";
 import { type BackendInfo, describeBackend } from "../src/backend.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../src/atomic.ts";
 import { lineChartSvg } from "../src/heatmap.ts";
+import { groupSparsity } from "../src/group_sparsity.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "../src/cli/args.ts";
 import { formatDuration, ProgressLine } from "../src/cli/progress.ts";
 import { BENCH, benchBackend, benchBatch, type BenchModel, benchModel, warmUp } from "./setup.ts";
@@ -24,7 +25,8 @@ const RESULTS = new URL("./results/", import.meta.url).pathname;
 /** tfjs-wasm's heap limit as observed here (E = 1024, d_ff 64 with AdamW aborts). */
 const WASM_HEAP_BYTES = 2 * 2 ** 30;
 
-interface Point {
+/** One (E, d_ff) point of a report. */
+export interface Point {
   experts: number;
   hidden: number;
   pairs: number;
@@ -41,9 +43,14 @@ interface Point {
   moeHeldBytes: number;
   mogeHeldBytes: number;
   rssBytes: number;
+  /** Median time of R(z) forward + backward alone on the [200, E] scores. */
+  regularizerMs: number;
+  /** regularizerMs / moeMedianMs: the overhead the regularizer's own kernels imply. */
+  regularizerShare: number;
 }
 
-interface Report {
+/** A report file (`bench/results/<date>-<backend>.json`). */
+export interface Report {
   date: string;
   backend: BackendInfo;
   label: string;
@@ -66,6 +73,29 @@ async function timed(m: BenchModel): Promise<number> {
   const t0 = performance.now();
   await m.step();
   return performance.now() - t0;
+}
+
+/** Median time of R(z) forward + backward alone, as the training step runs it. */
+async function regularizerMs(experts: number, reps: number): Promise<number> {
+  const z = tf.tidy(() => tf.softmax(tf.randomNormal([BENCH.batch, experts], 0, 1, "float32", 5))); // [N, E]
+  const opts = {
+    sigma: BENCH.sigma,
+    filterSize: 3,
+    filter: "gaussian" as const,
+    checkFinite: false,
+  };
+  const once = async () => {
+    const t0 = performance.now();
+    const g = tf.grad((t: tf.Tensor) => tf.mul(BENCH.lambda, tf.mean(groupSparsity(t, opts))))(z);
+    await g.data();
+    g.dispose();
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 5; i++) await once();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) times.push(await once());
+  z.dispose();
+  return median(times);
 }
 
 async function peakBytes(m: BenchModel): Promise<number> {
@@ -109,6 +139,7 @@ async function measure(
   await moge.step();
   const mogeHeld = tf.memory().numBytes;
   const sortedR = [...ratios].sort((x, y) => x - y);
+  const regMs = await regularizerMs(experts, 30);
   moe.dispose();
   moge.dispose();
   tf.dispose([batch.x, batch.y]);
@@ -130,17 +161,20 @@ async function measure(
     moeHeldBytes: moeHeld,
     mogeHeldBytes: mogeHeld,
     rssBytes: Deno.memoryUsage().rss,
+    regularizerMs: regMs,
+    regularizerShare: regMs / median(tA),
   };
 }
 
-function markdown(r: Report): string {
+/** The markdown table of a report. */
+export function markdown(r: Report): string {
   const mb = (b: number) => (b / 2 ** 20).toFixed(2);
   const rows = r.points.map((p) =>
     `| ${p.experts} | ${p.hidden} | ${p.moeMedianMs.toFixed(1)} | ${p.mogeMedianMs.toFixed(1)} | ` +
     `${p.ratioMedian.toFixed(4)} [${p.ratioQ1.toFixed(4)}, ${p.ratioQ3.toFixed(4)}] | ` +
-    `${p.overheadPercent >= 0 ? "+" : ""}${p.overheadPercent.toFixed(2)} % | ${
-      mb(p.moePeakBytes)
-    } | ` +
+    `${p.overheadPercent >= 0 ? "+" : ""}${p.overheadPercent.toFixed(2)} % | ` +
+    `${p.regularizerMs.toFixed(2)} ms (${(100 * p.regularizerShare).toFixed(2)} %) | ` +
+    `${mb(p.moePeakBytes)} | ` +
     `${p.extraPeakBytes >= 0 ? "+" : ""}${(p.extraPeakBytes / 1024).toFixed(1)} KiB (${
       p.extraPeakPercent.toFixed(3)
     } %) | ${mb(p.rssBytes)} |`
@@ -149,14 +183,18 @@ function markdown(r: Report): string {
 
 ${r.date}; ${r.backend.runtime}, tfjs ${r.backend.tfjs}. One training step of the Fashion-MNIST
 model (batch ${r.settings.batch}, top-${r.settings.topK}, C_f ${r.settings.capacityFactor}, λ ${r.settings.lambda},
+AdamW at learning rate 0 so that both models keep routing identically,
 3x3 Gaussian σ ${r.settings.sigma}); ${r.settings.warmup} warm-up steps each, then ${r.settings.pairs} alternating
 MoE/MoGE pairs. Ratio: median of per-pair MoGE/MoE ratios [quartiles]. Peak: tfjs's peak tensor bytes
-during one step (\`tf.profile\`). RSS: the process's resident memory after the point.
+during one step (\`tf.profile\`). RSS: the process's resident memory after the point. "R(z) alone":
+the median time of the regularizer's forward and backward pass by itself on the same [${r.settings.batch}, E]
+scores, and its share of the MoE step: the overhead its own kernels imply, free of the step-to-step noise
+that the A/B ratio carries on a busy machine.
 
 Reproduce: \`${r.command}\`
 
-| E | d_ff | MoE ms | MoGE ms | MoGE/MoE | overhead | MoE peak MiB | MoGE extra peak | RSS MiB |
-|---|---|---|---|---|---|---|---|---|
+| E | d_ff | MoE ms | MoGE ms | MoGE/MoE | overhead | R(z) fwd+bwd alone (share of MoE step) | MoE peak MiB | MoGE extra peak | RSS MiB |
+|---|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 ${
     r.skipped.length
@@ -181,15 +219,22 @@ async function plot(): Promise<void> {
     if (!newest.has(key) || newest.get(key)!.date < r.date) newest.set(key, r);
   }
   const series = [...newest.values()].flatMap((r) =>
-    [...new Set(r.points.map((p) => p.hidden))].map((h) => ({
-      name: `${r.backend.backend}, d_ff ${h}`,
-      points: r.points.filter((p) => p.hidden === h).map((p) =>
-        [p.experts, p.overheadPercent] as [number, number]
-      ),
-    }))
+    [...new Set(r.points.map((p) => p.hidden))].flatMap((h) => {
+      const pts = r.points.filter((p) => p.hidden === h);
+      return [
+        {
+          name: `${r.backend.backend}, d_ff ${h}: A/B step ratio`,
+          points: pts.map((p) => [p.experts, p.overheadPercent] as [number, number]),
+        },
+        {
+          name: `${r.backend.backend}, d_ff ${h}: R(z) alone / MoE step`,
+          points: pts.map((p) => [p.experts, 100 * p.regularizerShare] as [number, number]),
+        },
+      ];
+    })
   );
   const svg = lineChartSvg(series, {
-    title: "MoGE step-time overhead over MoE (median of alternating pairs)",
+    title: "MoGE's extra step time over MoE, % (A/B median, and R(z)'s own time)",
     xLabel: "experts E (log scale)",
     yLabel: "overhead %",
     logX: true,
@@ -206,6 +251,7 @@ async function main(): Promise<void> {
     pairs: { type: "string" },
     warmup: { type: "string" },
     quick: { type: "boolean" },
+    rewrite: { type: "boolean" },
   });
   if (flags.help) {
     console.log(`Measures MoGE's overhead over MoE per training step as E grows; writes
@@ -216,10 +262,21 @@ Usage: deno task bench:report [flags]
   --backends LIST   comma-separated: webgpu, wasm, cpu [default wasm]
   --experts LIST    E values [default 16,32,64,128,256,400,1024]
   --hidden LIST     expert widths d_ff [default 64 at every E, and 512 at E = 16, 32, 64]
-  --pairs N         alternating MoE/MoGE step pairs per point [default 20]
+  --pairs N         alternating MoE/MoGE step pairs per point [default 40]
   --warmup N        warm-up steps per model before timing [default 3]
-  --quick           E = 16,64,256, d_ff 64, 6 pairs: about two minutes on wasm
+  --quick           E = 16,64,256, d_ff 64, 10 pairs: well under two minutes on wasm
+  --rewrite         only rewrite the .md files and overhead.svg from the .json results
   -h, --help        this text`);
+    return;
+  }
+  if (flags.rewrite) {
+    for await (const e of Deno.readDir(RESULTS)) {
+      if (!e.name.endsWith(".json")) continue;
+      const r = JSON.parse(await Deno.readTextFile(RESULTS + e.name)) as Report;
+      await writeFileAtomic(RESULTS + e.name.replace(/\.json$/, ".md"), markdown(r));
+    }
+    await plot();
+    console.log(`rewrote the tables and ${RESULTS}overhead.svg`);
     return;
   }
   const list = (v: unknown, dflt: string) =>
@@ -233,7 +290,7 @@ Usage: deno task bench:report [flags]
   }
   const experts = list(flags.experts, quick ? "16,64,256" : "16,32,64,128,256,400,1024");
   const hiddens = list(flags.hidden, "64,512");
-  const pairs = numberFlag("pairs", String(flags.pairs ?? (quick ? 6 : 20)));
+  const pairs = numberFlag("pairs", String(flags.pairs ?? (quick ? 10 : 40)));
   const warmup = numberFlag("warmup", String(flags.warmup ?? 3));
   for (const E of experts) {
     if (!Number.isInteger(E) || E < 9) {
@@ -289,7 +346,10 @@ Usage: deno task bench:report [flags]
           p.mogeMedianMs.toFixed(1)
         } ms,` +
           ` ratio ${p.ratioMedian.toFixed(4)} [${p.ratioQ1.toFixed(4)}, ${p.ratioQ3.toFixed(4)}],` +
-          ` extra peak ${(p.extraPeakBytes / 1024).toFixed(1)} KiB`,
+          ` extra peak ${(p.extraPeakBytes / 1024).toFixed(1)} KiB, R(z) alone ${
+            p.regularizerMs.toFixed(2)
+          } ms` +
+          ` (${(100 * p.regularizerShare).toFixed(2)} % of the MoE step)`,
       );
     }
     const date = new Date().toISOString();

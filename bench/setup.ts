@@ -49,7 +49,8 @@ export function benchBatch(seed = 1): { x: tf.Tensor2D; y: tf.Tensor1D } {
 
 /**
  * Builds a model of E experts (d -> hidden -> d) whose `step()` runs one full
- * training step and waits for it to finish (one small readback).
+ * training step (forward, backward, AdamW update with learning rate 0) and
+ * waits for it to finish (one small readback).
  * `mode` "moe" computes no regularizer at all; "moge" adds λ·mean R(z).
  */
 export function benchModel(
@@ -81,10 +82,13 @@ export function benchModel(
     opt,
     reg,
     step: async () => {
+      // Learning rate 0: AdamW does all its work but the weights stay put, so
+      // MoE and MoGE (same seed, same batch, same noise) route identically at
+      // every step and differ only by the regularizer.
       const { stats } = await trainStep(model, opt, batch.x, batch.y, {
         noiseSeed: i++,
         reg: mode === "moge" ? reg : null,
-        lr: 1e-3,
+        lr: 0,
       });
       await stats.data(); // wait for the step to finish on the device
       stats.dispose();

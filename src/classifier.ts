@@ -7,6 +7,7 @@
  */
 
 import { tf } from "./deps.ts";
+import { tfSeed } from "./rng.ts";
 import type { Tensor, Tensor2D, Variable } from "./types.ts";
 
 import { isUsableE } from "./layout.ts";
@@ -100,7 +101,7 @@ export class MoeClassifier {
       0,
       1 / Math.sqrt(config.inputDim),
       "float32",
-      seed + 1000,
+      tfSeed(seed + 1000),
     );
     const b = tf.zeros([config.numClasses]);
     this.params = {

@@ -17,6 +17,7 @@ import type { FilterKind } from "./filters.ts";
 import { groupSparsity } from "./group_sparsity.ts";
 import { topographicLayout } from "./layout.ts";
 import { planRouting, type RoutingPlan } from "./routing.ts";
+import { tfSeed } from "./rng.ts";
 import { checkInteger, checkNumber } from "./validate.ts";
 
 /** The order of top-k and softmax in the router. */
@@ -227,7 +228,7 @@ export class MoeLayer {
     const prefix = init.prefix ?? "moe";
     let seed = init.seed ?? 0;
     const normal = (shape: number[], std: number) =>
-      tf.randomNormal(shape, 0, std, "float32", seed++);
+      tf.randomNormal(shape, 0, std, "float32", tfSeed(seed++));
     const p: Record<string, Variable> = {};
     const v = (name: string, t: Tensor) => {
       p[`${prefix}.${name}`] = tf.variable(t, true, `${prefix}.${name}#${uniqueId++}`);
@@ -300,7 +301,13 @@ export class MoeLayer {
   ): { noise: Tensor2D | null; selection: Tensor2D } {
     const [N, E] = logits.shape;
     const noise = options.training && this.config.noiseStd > 0
-      ? tf.randomNormal([N, E], 0, this.config.noiseStd, "float32", options.noiseSeed) as Tensor2D
+      ? tf.randomNormal(
+        [N, E],
+        0,
+        this.config.noiseStd,
+        "float32",
+        options.noiseSeed === undefined ? undefined : tfSeed(options.noiseSeed),
+      ) as Tensor2D
       : null;
     return { noise, selection: noise ? tf.add(logits, noise) as Tensor2D : logits }; // [N, E]
   }

@@ -195,7 +195,7 @@ export class Rng {
    * ```
    */
   seedForTf(): number {
-    return this.uint32() >>> 1;
+    return tfSeed(this.uint32());
   }
 
   /**
@@ -247,4 +247,21 @@ export class Rng {
     this.#c = words[2] | 0;
     this.#d = words[3] | 0;
   }
+}
+
+/**
+ * A seed tfjs will honour: an integer in [1, 2^31 - 2]. tfjs's random ops
+ * treat a seed of 0 as "no seed" and draw from `Math.random` instead, so a
+ * run seeded with 0 would not be reproducible; this maps any integer n >= 0
+ * to `n mod (2^31 - 2) + 1`.
+ *
+ * @example
+ * ```ts
+ * import { tfSeed } from "./rng.ts";
+ * tfSeed(0); // 1
+ * tfSeed(41); // 42
+ * ```
+ */
+export function tfSeed(n: number): number {
+  return (Math.abs(Math.trunc(n)) % 2147483646) + 1;
 }

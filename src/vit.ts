@@ -36,8 +36,8 @@ import {
   type RegularizerSettings,
   type RoutedBatch,
 } from "./moe_layer.ts";
-import { Rng } from "./rng.ts";
-import type { Tensor, Tensor2D } from "./types.ts";
+import { Rng, tfSeed } from "./rng.ts";
+import type { Tensor, Tensor2D, Variable } from "./types.ts";
 import { checkInteger, checkNumber } from "./validate.ts";
 
 /** How the image representation is pooled for the classifier head. */
@@ -329,7 +329,7 @@ export function multiHeadAttention(
  *
  * @example
  * ```ts
- * import { tf, useBackend } from "../mod.ts";
+ * import { type Tensor2D, tf, useBackend } from "../mod.ts";
  * import { VisionTransformer } from "./vit.ts";
  * await useBackend("cpu");
  * const vit = new VisionTransformer({
@@ -337,7 +337,7 @@ export function multiHeadAttention(
  *   numHeads: 2, mlpDim: 16, pool: "cls", moeBlocks: [1], experts: 9, topK: 1,
  *   capacityFactor: 4, loadBalanceWeight: 0.01, dropout: 0, attentionDropout: 0, dropPath: 0,
  * }, 0);
- * const x = tf.randomUniform([2, 64]) as tf.Tensor2D;
+ * const x = tf.randomUniform([2, 64]) as Tensor2D;
  * const { output, routed } = await vit.forwardAsync(x, { training: false, reg: null });
  * console.log(output.logits.shape); // [2, 3]
  * vit.disposeRouted(routed);
@@ -347,7 +347,7 @@ export class VisionTransformer {
   /** The validated configuration. */
   readonly config: Readonly<VitConfig>;
   /** All trainable parameters by stable name. */
-  readonly params: Record<string, tf.Variable>;
+  readonly params: Record<string, Variable>;
   /** The MoE layers by block index. */
   readonly moeLayers: ReadonlyMap<number, MoeLayer>;
   /** Patch tokens per image, (imageSize / patchSize)². */
@@ -376,7 +376,7 @@ export class VisionTransformer {
       t.dispose();
     };
     const normal = (shape: number[], std: number) =>
-      tf.randomNormal(shape, 0, std, "float32", (s++) % 2147483647);
+      tf.randomNormal(shape, 0, std, "float32", tfSeed(s++));
     const linear = (name: string, fanIn: number, fanOut: number) => {
       add(`${name}.w`, normal([fanIn, fanOut], 1 / Math.sqrt(fanIn))); // LeCun normal
       add(`${name}.b`, tf.zeros([fanOut]));
@@ -474,7 +474,7 @@ export class VisionTransformer {
     const [N, d] = branch.shape;
     const B = N / this.tokens;
     const keep = tf.div(
-      tf.floor(tf.add(tf.randomUniform([B, 1, 1], 0, 1, "float32", seed), 1 - rate)),
+      tf.floor(tf.add(tf.randomUniform([B, 1, 1], 0, 1, "float32", tfSeed(seed)), 1 - rate)),
       1 - rate,
     );
     return tf.mul(branch.reshape([B, this.tokens, d]), keep).reshape([N, d]) as Tensor2D;

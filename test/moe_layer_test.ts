@@ -229,3 +229,14 @@ Deno.test("MoeLayer refuses a bad config with a message naming the field", () =>
   );
   throws(() => new MoeLayer({ ...base, capacityFactor: -1 }), /capacityFactor = -1/);
 });
+
+Deno.test("MoeLayer with seed 0 is reproducible (tfjs treats a seed of 0 as no seed)", async () => {
+  await useBackend("cpu");
+  const a = new MoeLayer(base, { seed: 0 });
+  const b = new MoeLayer(base, { seed: 0 });
+  for (const name of Object.keys(a.params)) {
+    deepEqual(await a.params[name].data(), await b.params[name].data(), name);
+  }
+  a.dispose();
+  b.dispose();
+});
