@@ -57,3 +57,6 @@ export * from "./src/png.ts";
 export * from "./src/vit.ts";
 export * from "./src/vit_train.ts";
 export * from "./src/augment.ts";
+export * from "./src/lm.ts";
+export * from "./src/lm_data.ts";
+export * from "./src/lm_train.ts";

@@ -25,16 +25,24 @@
  *   code does (Adam in the first layer only, `layerth < 1`, momentum after);
  *   `adamLayers = L` gives Adam in every block.
  *
+ * The authors' code (github.com/rachtsy/MomentumSMoE, `models.py`) writes
+ * the momentum with γ folded in and the opposite sign of f:
+ * m_l = μ·m_(l−1) + γ·f_l, x_(l+1) = x_l − m_l, which is the update above
+ * with m_l = γ·p_l once f_l is replaced by −f_l (a sign the experts' last
+ * layer absorbs).
+ * Their layers are post-norm; these blocks are pre-norm, as asked.
+ *
  * The attention sublayer keeps its plain residual in every variant (the
  * momentum acts on the MoE sublayers, as in the paper). The output is
  * `head(LN_f(x_L))`, logits over the vocabulary.
  *
  * Routing (MOGE.md 1.5): "top-k then softmax" (`routingOrder:
  * "topk-softmax"`), router with bias, no routing noise (the authors' SMoE
- * gate `CustomNaiveGate_Balance_SMoE` adds none), no capacity limit (their
- * fastmoe layer drops no tokens), no load-balancing loss by default; the
- * MoGE regularizer takes z = softmax(router logits) over all E experts, and
- * the model's penalty is Σ_layers (λ·mean R(z_l) + w_lb·L_aux,l).
+ * gate `CustomNaiveGate_Balance_SMoE` adds none), no capacity limit by
+ * default (their fastmoe layer drops no tokens; evaluation can override the
+ * capacity, see {@linkcode LmForwardOptions}; `lm-small` trains with 2), no load-balancing loss by
+ * default; the MoGE regularizer takes z = softmax(router logits) over all E
+ * experts, and the model's penalty is Σ_layers (λ·mean R(z_l) + w_lb·L_aux,l).
  *
  * A MoE layer plans its routing on the CPU, so the forward pass is a
  * generator ({@linkcode MoeLm.forward}) that yields each layer's router
@@ -57,7 +65,7 @@ import {
   type RoutedBatch,
 } from "./moe_layer.ts";
 import { Rng } from "./rng.ts";
-import type { Tensor, Tensor1D, Tensor2D } from "./types.ts";
+import type { Tensor, Tensor1D, Tensor2D, Variable } from "./types.ts";
 import { checkInteger, checkNumber } from "./validate.ts";
 
 /** How the MoE sublayers are added to the residual stream. */
@@ -183,6 +191,8 @@ export const INITIAL_RESIDUAL_STATE: ResidualState = { p: null, m: null, v: null
  * ```ts
  * import { INITIAL_RESIDUAL_STATE, residualStep } from "./lm.ts";
  * import { tf } from "./deps.ts";
+ * import { useBackend } from "./backend.ts";
+ * await useBackend("cpu");
  * const s = { variant: "momentum", mu: 0.5, momentumGamma: 1, adamBeta1: 0.9, adamBeta2: 0.999,
  *   adamGamma: 1, adamLayers: 1, adamEps: 1e-8 } as const;
  * const a = residualStep(s, 0, tf.tensor1d([0]), tf.tensor1d([1]), INITIAL_RESIDUAL_STATE);
@@ -235,6 +245,13 @@ export interface LmForwardOptions {
   seed: number;
   /** MoGE regularizer settings (λ = 0 computes R(z) for logging only; null skips it). */
   reg: RegularizerSettings | null;
+  /**
+   * Plan the routing with this capacity factor instead of the layers' own
+   * (eval mode only; 0: no limit). With a limit, whether a token is dropped
+   * depends on the other tokens of the batch, later positions included;
+   * without one, each position's output depends on its prefix only.
+   */
+  capacityFactor?: number;
 }
 
 /** The result of a forward pass. */
@@ -257,14 +274,30 @@ export function disposeLmRouted(routed: RoutedBatch[]): void {
   for (const r of routed) disposeRouted(r);
 }
 
+/**
+ * `tf.keep`s every tensor of a routed batch (found by walking it, so this
+ * follows `RoutedBatch` as it grows), so that it outlives the scope it was
+ * made in; `disposeRouted` frees it.
+ */
 function keepRouted(r: RoutedBatch): RoutedBatch {
-  tf.keep(r.dispatch.forward);
-  tf.keep(r.dispatch.backward);
-  tf.keep(r.combine.forward);
-  tf.keep(r.combine.backward);
-  tf.keep(r.chosen);
-  if (r.noise) tf.keep(r.noise);
+  const walk = (v: unknown, depth: number): void => {
+    if (v instanceof tf.Tensor) {
+      tf.keep(v);
+    } else if (depth < 4 && v !== null && typeof v === "object" && !ArrayBuffer.isView(v)) {
+      for (const x of Array.isArray(v) ? v : Object.values(v)) walk(x, depth + 1);
+    }
+  };
+  walk(r, 0);
   return r;
+}
+
+/**
+ * A float32 one-hot `[N, depth]`. (tfjs 4.22's wasm kernel ignores
+ * `oneHot`'s dtype argument and writes int32 bit patterns into a float32
+ * tensor, so build it as int32 and cast.)
+ */
+function floatOneHot(indices: Tensor1D, depth: number): Tensor2D {
+  return tf.tidy(() => tf.cast(tf.oneHot(indices, depth), "float32")) as Tensor2D;
 }
 
 /** A 31-bit seed for site `site` of the pass with seed `seed`. */
@@ -273,6 +306,8 @@ function siteSeed(seed: number, site: number): number {
 }
 
 let uniqueId = 0;
+/** The tail of the queue of asynchronous forward passes (see `MoeLm.forwardAsync`). */
+let asyncPasses: Promise<unknown> = Promise.resolve();
 
 /**
  * A decoder-only MoE Transformer language model (see the module docs).
@@ -303,10 +338,13 @@ export class MoeLm {
   /** The MoE layer of each block. */
   readonly moes: MoeLayer[];
   /** Every trainable parameter by stable name (see class docs). */
-  readonly params: Record<string, tf.Variable>;
-  #mask: tf.Tensor2D;
+  readonly params: Record<string, Variable>;
+  #mask: Tensor2D;
+  #routers = new Map<number, MoeLayer[]>();
 
   /**
+   * Builds the model with freshly initialized, seeded weights.
+   *
    * @param config the model's shape and variant
    * @param seed seeds the initial weights
    */
@@ -401,7 +439,7 @@ export class MoeLm {
    * @param tokens `[B, T]` int32 token ids, T <= contextLength
    */
   *forward(
-    tokens: tf.Tensor2D,
+    tokens: Tensor2D,
     opts: LmForwardOptions,
   ): Generator<RouteRequest, LmForward, RoutedBatch> {
     const [B, T] = tokens.shape;
@@ -415,7 +453,7 @@ export class MoeLm {
     const N = B * T;
     // Embedding as a one-hot matmul: its gradient is a matmul too (tfjs's wasm
     // backend has no UnsortedSegmentSum for gather's gradient).
-    const onehot = tf.oneHot(tokens.reshape([N]) as Tensor1D, V, 1, 0, "float32"); // [N, V]
+    const onehot = floatOneHot(tokens.reshape([N]) as Tensor1D, V); // [N, V]
     const tok = tf.matMul(onehot, this.params["emb.tok"] as Tensor2D); // [N, d]
     const pos = this.params["emb.pos"].slice([0, 0], [T, d]); // [T, d]
     let x = this.#dropout(
@@ -469,7 +507,7 @@ export class MoeLm {
 
   /** Runs the generator, answering each request with `answer`. */
   #drive(
-    tokens: tf.Tensor2D,
+    tokens: Tensor2D,
     opts: LmForwardOptions,
     answer: (req: RouteRequest, index: number) => RoutedBatch,
   ): LmForward {
@@ -484,7 +522,7 @@ export class MoeLm {
    * cpu and wasm, inside a gradient tape or `tf.tidy` (the intermediate
    * tensors are left to the enclosing scope). Throws on webgpu.
    */
-  forwardSync(tokens: tf.Tensor2D, opts: LmForwardOptions): LmForward {
+  forwardSync(tokens: Tensor2D, opts: LmForwardOptions): LmForward {
     if (tf.getBackend() === "webgpu") {
       throw new Error(
         "MoeLm.forwardSync: webgpu cannot read tensors synchronously; use forwardAsync, or" +
@@ -495,19 +533,60 @@ export class MoeLm {
       tokens,
       opts,
       (req) =>
-        keepRouted(this.moes[req.layer].routeSync(req.logits, {
-          training: req.training,
-          noiseSeed: req.noiseSeed,
-        })),
+        keepRouted(
+          this.#router(req.layer, opts).routeSync(req.logits, {
+            training: req.training,
+            noiseSeed: req.noiseSeed,
+          }),
+        ),
     );
+  }
+
+  /**
+   * The layer that plans block `l`'s routing: the block's MoE layer, or for
+   * a capacity override (eval mode only) a routing-only twin with the same
+   * settings and that capacity (its own weights are tiny and unused: routing
+   * reads only the logits it is given).
+   */
+  #router(l: number, opts: LmForwardOptions): MoeLayer {
+    const cf = opts.capacityFactor;
+    if (cf === undefined || cf === this.config.capacityFactor) return this.moes[l];
+    checkNumber("capacityFactor", cf, { min: 0 });
+    if (opts.training) {
+      throw new RangeError("MoeLm: a capacityFactor override is for eval mode (training: false)");
+    }
+    let twins = this.#routers.get(cf);
+    if (!twins) {
+      twins = this.moes.map((m, i) =>
+        new MoeLayer({
+          ...m.config,
+          inputDim: 1,
+          hiddenDim: 1,
+          outputDim: 1,
+          capacityFactor: cf,
+        }, { seed: 0, prefix: `l${i}.router-cf${cf}` })
+      );
+      this.#routers.set(cf, twins);
+    }
+    return twins[l];
   }
 
   /**
    * The forward pass with asynchronous routing (`MoeLayer.route`), on any
    * backend, outside a gradient tape. Intermediate tensors are freed; the
    * caller owns `logits`, `penalty`, `regularizer` and the routed batches.
+   *
+   * The pass holds a tfjs engine scope open across its awaits, so passes of
+   * all models run one at a time (concurrent calls queue); other tensor work
+   * should not run while one is pending.
    */
-  async forwardAsync(tokens: tf.Tensor2D, opts: LmForwardOptions): Promise<LmForward> {
+  forwardAsync(tokens: Tensor2D, opts: LmForwardOptions): Promise<LmForward> {
+    const run = asyncPasses.then(() => this.#forwardAsync(tokens, opts));
+    asyncPasses = run.catch(() => {});
+    return run;
+  }
+
+  async #forwardAsync(tokens: Tensor2D, opts: LmForwardOptions): Promise<LmForward> {
     const engine = tf.engine();
     engine.startScope();
     let out: LmForward | undefined;
@@ -516,7 +595,7 @@ export class MoeLm {
       let r = gen.next();
       while (!r.done) {
         const req = r.value;
-        const routed = await this.moes[req.layer].route(req.logits, {
+        const routed = await this.#router(req.layer, opts).route(req.logits, {
           training: req.training,
           noiseSeed: req.noiseSeed,
         });
@@ -534,7 +613,7 @@ export class MoeLm {
    * {@linkcode MoeLm.forwardAsync}); replay the plans inside the tape with
    * {@linkcode MoeLm.forwardWithPlans} and the same tokens and options.
    */
-  async plan(tokens: tf.Tensor2D, opts: LmForwardOptions): Promise<RoutedBatch[]> {
+  async plan(tokens: Tensor2D, opts: LmForwardOptions): Promise<RoutedBatch[]> {
     const out = await this.forwardAsync(tokens, opts);
     tf.dispose([out.logits, out.penalty, out.regularizer]);
     return out.routed;
@@ -546,7 +625,7 @@ export class MoeLm {
    * router logits are the same); for use inside a gradient tape on any
    * backend. `out.routed` is `plans`.
    */
-  forwardWithPlans(tokens: tf.Tensor2D, opts: LmForwardOptions, plans: RoutedBatch[]): LmForward {
+  forwardWithPlans(tokens: Tensor2D, opts: LmForwardOptions, plans: RoutedBatch[]): LmForward {
     if (plans.length !== this.config.layers) {
       throw new RangeError(
         `MoeLm.forwardWithPlans: got ${plans.length} plans for ${this.config.layers} layers`,
@@ -563,6 +642,7 @@ export class MoeLm {
   /** Frees the parameters. */
   dispose(): void {
     for (const v of Object.values(this.params)) v.dispose();
+    for (const twins of this.#routers.values()) twins.forEach((m) => m.dispose());
     this.#mask.dispose();
   }
 }
@@ -577,7 +657,7 @@ export class MoeLm {
 export function tokenNll(logits: Tensor2D, targets: Tensor): Tensor1D {
   return tf.tidy(() => {
     const [N, V] = logits.shape;
-    const onehot = tf.oneHot(targets.reshape([N]) as Tensor1D, V, 1, 0, "float32");
+    const onehot = floatOneHot(targets.reshape([N]) as Tensor1D, V);
     return tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(onehot, logits), 1)) as Tensor1D;
   });
 }

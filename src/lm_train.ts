@@ -5,13 +5,18 @@
  *
  * The loss of a batch is the mean next-token cross-entropy over its B·T
  * positions plus Σ_layers λ·mean R(z_l) (MoGE; λ = 0 for the plain models,
- * whose R(z) is still logged) and no load-balancing loss by default. Here λ
- * multiplies the batch mean of R(z) over the B·T tokens; the authors' LM
- * code sums R over tokens, divides by P = (r − h + 1)(c − h + 1) = 4 for
- * E = 16, and adds it inside an auxiliary loss weighted by 0.01, so their
- * effective weight per token is 0.01·λ_paper/4 (λ_here = λ_paper/400 per
- * token, up to their normalization by the token count); the `--lambda` flag
- * takes this project's λ.
+ * whose R(z) is still logged) and no load-balancing loss by default.
+ *
+ * Units of λ: here λ multiplies the batch mean of R(z) over the B·T tokens
+ * (summed over layers), next to a mean cross-entropy, so it does not depend
+ * on the batch size. The authors' LM code (MOGE.md section 2) sums R over
+ * the tokens of a batch, divides by P = (r − h + 1)(c − h + 1) = 4 for
+ * E = 16, and adds it inside an auxiliary loss weighted by 0.01, next to a
+ * mean cross-entropy; in batch-mean units their weight is therefore
+ * 0.01·λ_paper·N/P for N tokens per forward pass. With λ_paper = 1e-4 and
+ * their small model's N = 48 × 256 = 12,288 (batch 96 in two halves, 256
+ * tokens each) that is 3.1e-3, so the default here is λ = 3e-3. (Their
+ * effective λ grows with their batch; this one does not.)
  *
  * Optimizer: AdamW (`optim.ts`; weight decay 0 by default, i.e. Adam as in
  * the paper) with a linear warm-up, then cosine decay (or constant, the
@@ -55,6 +60,7 @@ import { AdamW } from "./optim.ts";
 import { Rng } from "./rng.ts";
 import type { RoutingPlan } from "./routing.ts";
 import { sigmaSchedule } from "./sigma_schedule.ts";
+import type { Tensor1D, Tensor2D } from "./types.ts";
 import { checkInteger, checkNumber } from "./validate.ts";
 
 /** Learning-rate schedule after the warm-up. */
@@ -62,47 +68,97 @@ export type LrDecay = "cosine" | "constant";
 
 /** Every knob of a language-model run. */
 export interface LmTrainConfig {
-  mode: Mode; // "moe": λ = 0 (R(z) still logged); "moge": loss += λ·Σ_l mean R(z_l)
-  variant: MoeVariant; // smoe | momentum | adam
-  dataset: TextDatasetName; // "moby-dick" (npm) or "fixture" (committed slice)
-  layers: number; // Transformer blocks (paper, small: 3)
-  hidden: number; // model width d (paper: 128)
-  heads: number; // attention heads (paper: 8)
-  experts: number; // E per MoE layer (paper: 16)
-  topK: number; // k (paper: 2)
-  expertHidden: number; // d_ff per expert (authors' small config: 128)
-  activation: Activation; // expert activation (authors' code: relu)
-  contextLength: number; // T, tokens per training window (paper: 256 words)
-  dropout: number; // dropout rate (paper, small: 0.7)
-  capacityFactor: number; // C_f (0: no limit, as the authors' fastmoe layer)
-  noiseStd: number; // routing noise (0: none, as the authors' SMoE gate)
-  loadBalanceWeight: number; // load-balancing loss weight (MoGE LM recipe: 0)
-  mu: number; // MomentumSMoE μ (paper, small: 0.7)
-  momentumGamma: number; // MomentumSMoE step size γ (paper, small: 0.8)
-  adamBeta1: number; // AdamSMoE β1 (authors' code: 0.9)
-  adamBeta2: number; // AdamSMoE β2 (authors' code: 0.999)
-  adamGamma: number; // AdamSMoE step size (authors' code: 1.0)
-  adamLayers: number; // blocks taking the Adam step (authors' code: the first)
-  lambda: number; // λ on Σ_l batch-mean R(z_l) (see module docs for the paper's units)
-  sigmaMax: number; // σ_max (paper: 10)
-  sigmaMin: number; // σ_min (paper: 1.5)
-  gamma: number; // γ of the σ schedule (paper: 0.3)
-  filter: FilterKind; // gaussian (paper) | average
-  filterSize: number; // h (paper: 3)
-  steps: number; // optimizer steps
-  batchSize: number; // windows per batch (paper: 96)
-  learningRate: number; // peak learning rate (paper: Adam 1e-3)
-  weightDecay: number; // AdamW decoupled weight decay (paper: 0, plain Adam)
-  warmupSteps: number; // linear warm-up (paper: 3000)
-  lrDecay: LrDecay; // after warm-up: cosine to 0, or constant (paper)
-  evalEvery: number; // steps between validation evaluations
-  evalTokens: number; // tokens scored per periodic validation (0: the whole split)
-  finalEvalTokens: number; // tokens scored per split in the final report (0: whole splits)
-  seed: number; // seeds weights, batches, dropout, routing noise
-  backend: BackendRequest; // auto | webgpu | wasm | cpu
+  /** "moe": λ = 0 (R(z) still logged); "moge": loss += λ·Σ_l mean R(z_l). */
+  mode: Mode;
+  /** Smoe | momentum | adam. */
+  variant: MoeVariant;
+  /** "moby-dick" (npm) or "fixture" (committed slice). */
+  dataset: TextDatasetName;
+  /** Transformer blocks (paper, small: 3). */
+  layers: number;
+  /** Model width d (paper: 128). */
+  hidden: number;
+  /** Attention heads (paper: 8). */
+  heads: number;
+  /** E per MoE layer (paper: 16). */
+  experts: number;
+  /** K (paper: 2). */
+  topK: number;
+  /** D_ff per expert (authors' small config: 128). */
+  expertHidden: number;
+  /** Expert activation (authors' code: relu). */
+  activation: Activation;
+  /** T, tokens per training window (paper: 256 words). */
+  contextLength: number;
+  /** Dropout rate (paper, small: 0.7). */
+  dropout: number;
+  /** C_f (0: no limit, as the authors' fastmoe layer; lm-small: 2). */
+  capacityFactor: number;
+  /** Routing noise (0: none, as the authors' SMoE gate). */
+  noiseStd: number;
+  /** Load-balancing loss weight (MoGE LM recipe: 0). */
+  loadBalanceWeight: number;
+  /** MomentumSMoE μ (paper, small: 0.7). */
+  mu: number;
+  /** MomentumSMoE step size γ (paper, small: 0.8). */
+  momentumGamma: number;
+  /** AdamSMoE β1 (authors' code: 0.9). */
+  adamBeta1: number;
+  /** AdamSMoE β2 (authors' code: 0.999). */
+  adamBeta2: number;
+  /** AdamSMoE step size (authors' code: 1.0). */
+  adamGamma: number;
+  /** Blocks taking the Adam step (authors' code: the first). */
+  adamLayers: number;
+  /** Λ on the layer sum of batch-mean R(z) (3e-3 ≈ the paper's 1e-4, see above). */
+  lambda: number;
+  /** Σ_max (paper: 10). */
+  sigmaMax: number;
+  /** Σ_min (paper: 1.5). */
+  sigmaMin: number;
+  /** Γ of the σ schedule (paper: 0.3). */
+  gamma: number;
+  /** Gaussian (paper) | average. */
+  filter: FilterKind;
+  /** H (paper: 3). */
+  filterSize: number;
+  /** Optimizer steps. */
+  steps: number;
+  /** Windows per batch (paper: 96). */
+  batchSize: number;
+  /** Peak learning rate (paper: Adam 1e-3). */
+  learningRate: number;
+  /** AdamW decoupled weight decay (paper: 0, plain Adam). */
+  weightDecay: number;
+  /** Linear warm-up (paper: 3000). */
+  warmupSteps: number;
+  /** After warm-up: cosine to 0, or constant (paper). */
+  lrDecay: LrDecay;
+  /** Steps between validation evaluations. */
+  evalEvery: number;
+  /** Tokens scored per periodic validation (0: the whole split). */
+  evalTokens: number;
+  /** Tokens scored per split in the final report (0: whole splits). */
+  finalEvalTokens: number;
+  /** Seeds weights, batches, dropout, routing noise. */
+  seed: number;
+  /** Auto | webgpu | wasm | cpu. */
+  backend: BackendRequest;
 }
 
-/** The defaults: `lm-small`, sized for a few minutes on 2 CPU cores (see the presets). */
+/**
+ * The defaults, `lm-small`: the paper's small model (3 layers, d = 128, 8
+ * heads, E = 16, k = 2, d_ff = 128, MoGE λ/σ schedule) on 64-character
+ * windows, 300 steps of 16 windows: about 7 minutes on 2 shared CPU cores
+ * with the wasm backend. Two departures for the CPU budget: no dropout (the
+ * model sees a fraction of an epoch), and capacity factor 2 instead of no
+ * limit: without a load-balancing loss the routers concentrate (the busiest
+ * expert held 5.6x the balanced load after 30 steps in a trial), which
+ * multiplies the expert work of a batched layout and slows the looped one;
+ * C_f = 2 caps it at twice the balanced load (the dropped choices keep the
+ * residual path, and `metrics.jsonl` logs the drop rate). Evaluation runs
+ * without a capacity limit.
+ */
 export const DEFAULT_LM_CONFIG: LmTrainConfig = {
   mode: "moge",
   variant: "smoe",
@@ -116,7 +172,7 @@ export const DEFAULT_LM_CONFIG: LmTrainConfig = {
   activation: "relu",
   contextLength: 64,
   dropout: 0,
-  capacityFactor: 0,
+  capacityFactor: 2,
   noiseStd: 0,
   loadBalanceWeight: 0,
   mu: 0.7,
@@ -125,21 +181,21 @@ export const DEFAULT_LM_CONFIG: LmTrainConfig = {
   adamBeta2: 0.999,
   adamGamma: 1,
   adamLayers: 1,
-  lambda: 1e-4,
+  lambda: 3e-3,
   sigmaMax: 10,
   sigmaMin: 1.5,
   gamma: 0.3,
   filter: "gaussian",
   filterSize: 3,
-  steps: 200,
+  steps: 300,
   batchSize: 16,
   learningRate: 2e-3,
   weightDecay: 0,
   warmupSteps: 20,
   lrDecay: "cosine",
   evalEvery: 50,
-  evalTokens: 16384,
-  finalEvalTokens: 0,
+  evalTokens: 8192,
+  finalEvalTokens: 32768,
   seed: 0,
   backend: "auto",
 };
@@ -163,6 +219,7 @@ export const LM_PRESETS: Record<string, Partial<LmTrainConfig>> = {
     expertHidden: 128,
     contextLength: 256,
     dropout: 0.7,
+    capacityFactor: 0,
     batchSize: 96,
     learningRate: 1e-3,
     weightDecay: 0,
@@ -171,7 +228,8 @@ export const LM_PRESETS: Record<string, Partial<LmTrainConfig>> = {
     steps: 60000,
     evalEvery: 1000,
     evalTokens: 0,
-    lambda: 1e-4,
+    finalEvalTokens: 0,
+    lambda: 3e-3,
     sigmaMax: 10,
     sigmaMin: 1.5,
     gamma: 0.3,
@@ -197,8 +255,18 @@ export const LM_PRESETS: Record<string, Partial<LmTrainConfig>> = {
   },
 };
 
+/** The enumerated fields of {@linkcode LmTrainConfig}. */
+export type LmChoiceField =
+  | "mode"
+  | "variant"
+  | "dataset"
+  | "activation"
+  | "filter"
+  | "lrDecay"
+  | "backend";
+
 /** The allowed values of the enumerated fields. */
-export const LM_CHOICES = {
+export const LM_CHOICES: { readonly [K in LmChoiceField]: readonly string[] } = {
   mode: ["moe", "moge"],
   variant: ["smoe", "momentum", "adam"],
   dataset: ["moby-dick", "fixture"],
@@ -206,7 +274,7 @@ export const LM_CHOICES = {
   filter: ["gaussian", "average"],
   lrDecay: ["cosine", "constant"],
   backend: ["auto", "webgpu", "wasm", "cpu"],
-} as const;
+};
 
 /**
  * Checks every field of a config, throwing a `RangeError` whose message
@@ -261,7 +329,13 @@ export function validateLmTrainConfig(c: LmTrainConfig): void {
   checkNumber("gamma", c.gamma, { min: 0 });
   checkNumber("learningRate", c.learningRate, { min: 0, exclusiveMin: true });
   checkNumber("weightDecay", c.weightDecay, { min: 0 });
-  if (c.mode === "moge") topographicLayout(c.experts, c.filterSize);
+  if (c.mode === "moge") {
+    try {
+      topographicLayout(c.experts, c.filterSize);
+    } catch (e) {
+      throw new RangeError(`experts = ${c.experts} is invalid for MoGE: ${(e as Error).message}`);
+    }
+  }
 }
 
 /** The model configuration of a run for a vocabulary of `vocabSize` tokens. */
@@ -311,7 +385,7 @@ function derive(seed: number, stream: number, counter: number): number {
 /** The result of one {@linkcode lmTrainStep}. */
 export interface LmStepResult {
   /** `[loss, ce, Σ_l mean R(z_l)]` of the batch (the caller disposes it). */
-  stats: tf.Tensor1D;
+  stats: Tensor1D;
   /** Each layer's routing plan. */
   plans: RoutingPlan[];
 }
@@ -324,8 +398,8 @@ export interface LmStepResult {
 export async function lmTrainStep(
   model: MoeLm,
   opt: AdamW,
-  x: tf.Tensor2D,
-  y: tf.Tensor2D,
+  x: Tensor2D,
+  y: Tensor2D,
   o: { seed: number; reg: RegularizerSettings | null; lr: number },
 ): Promise<LmStepResult> {
   const opts = { training: true, seed: o.seed, reg: o.reg };
@@ -369,9 +443,11 @@ export interface LmEval {
 }
 
 /**
- * Perplexity of a split in eval mode (no dropout, no noise): consecutive
- * non-overlapping windows of `contextLength` tokens, each scored from an
- * empty context, at most `maxTokens` scored tokens (0: the whole split).
+ * Perplexity of a split in eval mode (no dropout, no noise, no capacity
+ * limit, so every position sees only its prefix): non-overlapping windows of
+ * `contextLength` tokens, each scored from an empty context, at most
+ * `maxTokens` scored tokens spread over the split (0: the whole split; see
+ * `evalWindows`).
  */
 export async function evaluateLm(
   model: MoeLm,
@@ -391,7 +467,12 @@ export async function evaluateLm(
   for (let b = 0; b < starts.length; b += o.batchSize) {
     const idx = starts.subarray(b, Math.min(starts.length, b + o.batchSize));
     const { x, y } = makeLmBatch(tokens, idx, T);
-    const out = await model.forwardAsync(x, { training: false, seed: 0, reg: o.reg });
+    const out = await model.forwardAsync(x, {
+      training: false,
+      seed: 0,
+      reg: o.reg,
+      capacityFactor: 0,
+    });
     const next = tf.tidy(() => [
       tf.add(nll, tf.sum(tokenNll(out.logits, y))),
       tf.add(reg, tf.mul(out.regularizer, idx.length)),
@@ -409,58 +490,97 @@ export async function evaluateLm(
 
 /** One line of `metrics.jsonl`: one validation evaluation. */
 export interface LmEvalMetrics {
+  /** Optimizer steps taken. */
   step: number;
+  /** Mean training loss (CE + penalties) since the previous evaluation. */
   trainLoss: number;
+  /** Mean training cross-entropy (nats) since the previous evaluation. */
   trainCe: number;
-  trainPpl: number; // exp(mean training CE since the previous evaluation; dropout on)
-  trainReg: number; // mean Σ_l R(z_l) since the previous evaluation
+  /** Exp(mean training CE since the previous evaluation; dropout on). */
+  trainPpl: number;
+  /** Mean Σ_l R(z_l) since the previous evaluation. */
+  trainReg: number;
+  /** Validation cross-entropy (nats per token). */
   validCe: number;
+  /** Validation perplexity. */
   validPpl: number;
+  /** Validation tokens scored. */
   validTokens: number;
+  /** Validation batch-mean R(z) per layer. */
   validReg: number[];
+  /** Best validation perplexity so far. */
   bestValidPpl: number;
+  /** Step of the best validation perplexity. */
   bestStep: number;
+  /** σ of the MoGE filter now. */
   sigma: number;
+  /** Learning rate of the last step. */
   lr: number;
-  load: number[][]; // tokens per expert per layer since the previous evaluation
-  deadExperts: number[]; // per layer
+  /** Tokens per expert per layer since the previous evaluation. */
+  load: number[][];
+  /** Per layer. */
+  deadExperts: number[];
+  /** Dropped (token, choice) pairs since the previous evaluation (capacity). */
   dropRate: number;
-  maxSlotsFraction: number; // largest expert buffer / (N·k/E), mean over steps (1 = balanced)
-  seconds: number; // training seconds since the previous evaluation
+  /** Largest expert buffer / (N·k/E), mean over steps (1 = balanced). */
+  maxSlotsFraction: number;
+  /** Training seconds since the previous evaluation. */
+  seconds: number;
+  /** The tfjs backend. */
   backend: string;
 }
 
 /** Progress of a run, reported every few steps. */
 export interface LmProgress {
+  /** Optimizer steps taken. */
   step: number;
+  /** Steps of the whole run. */
   totalSteps: number;
+  /** Mean training loss since the last evaluation. */
   loss: number;
+  /** exp(mean training cross-entropy) since the last evaluation. */
   ppl: number;
+  /** Training speed since the last evaluation. */
   stepsPerSecond: number;
+  /** Estimated training time left. */
   etaSeconds: number;
 }
 
 /** What {@linkcode trainLm} returns and writes as `summary.json`. */
 export interface LmRunSummary {
+  /** The run's configuration. */
   config: LmTrainConfig;
+  /** The backend it ran on. */
   backend: BackendInfo;
+  /** Vocabulary size V. */
   vocabSize: number;
+  /** Trainable scalars. */
   parameters: number;
+  /** Optimizer steps taken. */
   steps: number;
+  /** Whether all steps ran (false when stopped early). */
   completed: boolean;
+  /** Step of the best validation perplexity (its weights are in `best/`). */
   bestStep: number;
-  /** Perplexities of the best-validation weights, in eval mode (null when stopped early). */
+  /** Training perplexity of the best weights, eval mode, on `trainTokens` tokens spread over the split (null when stopped early). */
   trainPpl: number;
+  /** Validation perplexity of the best weights (null when stopped early). */
   validPpl: number;
+  /** Test perplexity of the best weights (null when stopped early). */
   testPpl: number;
-  /** Tokens scored for each of the three. */
+  /** Training tokens scored. */
   trainTokens: number;
+  /** Validation tokens scored. */
   validTokens: number;
+  /** Test tokens scored. */
   testTokens: number;
+  /** Test batch-mean R(z) per layer. */
   testReg: number[];
-  /** Training wall-clock (optimizer steps only) and whole-run wall-clock. */
+  /** Wall-clock of the optimizer steps. */
   trainSeconds: number;
+  /** Wall-clock of the evaluations (periodic and final). */
   evalSeconds: number;
+  /** The run directory. */
   outDir: string;
 }
 

@@ -31,7 +31,7 @@ const PAPER: Partial<Record<keyof LmTrainConfig, string>> = {
   dropout: "0.7",
   mu: "0.7",
   momentumGamma: "0.8 (small), 1.0 (medium)",
-  lambda: "1e-4 in their units (see --help notes)",
+  lambda: "1e-4 in their units = 3.1e-3 here (see below)",
   sigmaMax: "10",
   sigmaMin: "1.5",
   gamma: "0.3",
@@ -92,7 +92,7 @@ const LM_FLAGS: [flag: string, field: keyof LmTrainConfig, help: string][] = [
 export function lmHelp(): string {
   const rows = LM_FLAGS.map(([flag, field, text]) => {
     const paper = PAPER[field] ? `; paper: ${PAPER[field]}` : "";
-    return `  --${flag.padEnd(18)} ${text} [default ${
+    return `  --${flag.padEnd(20)} ${text} [default ${
       JSON.stringify(DEFAULT_LM_CONFIG[field])
     }${paper}]`;
   });
@@ -113,9 +113,10 @@ Usage: deno task train --model lm [flags]
   -h, --help             this text
 ${rows.join("\n")}
 
-λ here multiplies the batch mean of R(z) over tokens, summed over layers; the
-authors' LM code divides the token sum by P = 4 (E = 16) and weights it by 0.01,
-so their λ = 1e-4 is 2.5e-7 per token in these units (times their token count).
+λ here multiplies the batch mean of R(z) over tokens, summed over layers. The
+authors' LM code sums R over the N tokens of a forward pass, divides by P = 4
+(E = 16) and weights it by 0.01: 0.01·λ_paper·N/P in these units, which for their
+λ = 1e-4 and N = 48 x 256 = 12,288 is 3.1e-3 (hence the default 3e-3).
 
 Reports train / validation / test perplexity of the weights with the best
 validation perplexity. Writes into the run directory: config.json, metrics.jsonl
