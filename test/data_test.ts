@@ -186,7 +186,7 @@ Deno.test({
         const cached = await loadDataset(name, { cacheDir, onProgress });
         const cacheMs = performance.now() - t1;
         ok(messages.length === 1 && messages[0].includes("loaded from cache"), messages.join("\n"));
-        ok(cacheMs < 1000, `cached load took ${cacheMs.toFixed(0)} ms`);
+        // (Its speed is reported below, not asserted: timing belongs in benchmarks.)
         deepEqual(cached.trainLabels, ds.trainLabels);
         deepEqual(cached.testImages, ds.testImages);
         console.log(
