@@ -47,3 +47,24 @@ export function bar(fraction: number, width = 20): string {
   const n = Math.max(0, Math.min(width, Math.round(fraction * width)));
   return `[${"#".repeat(n)}${".".repeat(width - n)}]`;
 }
+
+/**
+ * Ctrl-C handling for training runs: the first SIGINT aborts the returned
+ * signal (the loop finishes its step and writes a checkpoint), a second one
+ * exits at once with status 130. Call `release()` when the run is over.
+ */
+export function interruptOnSigint(): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    console.error(
+      "\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit now)",
+    );
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  return {
+    signal: controller.signal,
+    release: () => Deno.removeSignalListener("SIGINT", onSigint),
+  };
+}

@@ -10,7 +10,7 @@ import { type Dataset, loadDataset, loadFixture } from "../data.ts";
 import { topographicLayout } from "../layout.ts";
 import { train } from "../train.ts";
 import { type FlagSpec, numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
-import { bar, formatDuration, ProgressLine } from "./progress.ts";
+import { bar, formatDuration, interruptOnSigint, ProgressLine } from "./progress.ts";
 // --- language models (`--model lm`, issue 7): see ./train_lm.ts ---
 import { lmMain, modelFlag } from "./train_lm.ts";
 // --- end language models ---
@@ -167,22 +167,14 @@ async function main(): Promise<void> {
         ? `, λ = ${cfg.lambda}, σ ${cfg.sigmaMax} -> ${cfg.sigmaMin} (γ ${cfg.gamma}), ${cfg.filterSize}x${cfg.filterSize} ${cfg.filter}`
         : ""),
   );
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) Deno.exit(130);
-    console.error(
-      "\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit now)",
-    );
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const interrupt = interruptOnSigint();
   const line = new ProgressLine();
   const summary = await train(cfg, {
     outDir,
     resume: Boolean(flags.resume),
     data,
     backendInfo: backend,
-    signal: controller.signal,
+    signal: interrupt.signal,
     onProgress: quiet ? undefined : (p) =>
       line.update(
         `epoch ${p.epoch}/${p.epochs} ${
@@ -207,7 +199,7 @@ async function main(): Promise<void> {
       );
     },
   });
-  Deno.removeSignalListener("SIGINT", onSigint);
+  interrupt.release();
   line.done();
   if (!summary.completed) {
     console.log(

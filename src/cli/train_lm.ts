@@ -17,7 +17,7 @@ import {
   validateLmTrainConfig,
 } from "../lm_train.ts";
 import { type FlagSpec, numberFlag, parseFlags, UsageError } from "./args.ts";
-import { bar, formatDuration, ProgressLine } from "./progress.ts";
+import { bar, formatDuration, interruptOnSigint, ProgressLine } from "./progress.ts";
 
 /** The paper's values (MOGE.md section 3, Table 10), shown in --help. */
 const PAPER: Partial<Record<keyof LmTrainConfig, string>> = {
@@ -210,22 +210,14 @@ export async function lmMain(args: string[]): Promise<void> {
           ` ${cfg.filterSize}x${cfg.filterSize} ${cfg.filter}`
         : ""),
   );
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) Deno.exit(130);
-    console.error(
-      "\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit now)",
-    );
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const interrupt = interruptOnSigint();
   const line = new ProgressLine();
   const summary = await trainLm(cfg, {
     outDir,
     corpus,
     resume: Boolean(flags.resume),
     backendInfo: backend,
-    signal: controller.signal,
+    signal: interrupt.signal,
     onProgress: quiet ? undefined : (p) =>
       line.update(
         `${bar(p.step / p.totalSteps)} step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)}` +
@@ -244,7 +236,7 @@ export async function lmMain(args: string[]): Promise<void> {
       );
     },
   });
-  Deno.removeSignalListener("SIGINT", onSigint);
+  interrupt.release();
   line.done();
   if (!summary.completed) {
     console.log(

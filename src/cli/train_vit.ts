@@ -18,7 +18,7 @@ import {
   type VitTrainConfig,
 } from "../vit_train.ts";
 import { type FlagSpec, numberFlag, parseFlags, UsageError } from "./args.ts";
-import { bar, formatDuration, ProgressLine } from "./progress.ts";
+import { bar, formatDuration, interruptOnSigint, ProgressLine } from "./progress.ts";
 
 /** Flag name -> config field and help text. */
 const VIT_FLAGS: [flag: string, field: keyof VitTrainConfig, help: string][] = [
@@ -209,22 +209,14 @@ export async function vitMain(args: string[]): Promise<void> {
         ? `; λ = ${cfg.lambda}, σ ${cfg.sigmaMax} -> ${cfg.sigmaMin} (γ ${cfg.gamma}), ${cfg.filterSize}x${cfg.filterSize} ${cfg.filter}`
         : ""),
   );
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) Deno.exit(130);
-    console.error(
-      "\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit now)",
-    );
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const interrupt = interruptOnSigint();
   const line = new ProgressLine();
   const summary = await trainVit(cfg, {
     outDir,
     resume: Boolean(flags.resume),
     data,
     backendInfo: backend,
-    signal: controller.signal,
+    signal: interrupt.signal,
     onProgress: quiet ? undefined : (p) =>
       line.update(
         `epoch ${p.epoch}/${p.epochs} ${
@@ -258,7 +250,7 @@ export async function vitMain(args: string[]): Promise<void> {
       });
     },
   });
-  Deno.removeSignalListener("SIGINT", onSigint);
+  interrupt.release();
   line.done();
   if (!summary.completed) {
     console.log(
