@@ -34,7 +34,7 @@ export interface EpochMetrics {
   trainCe: number;
   /** Mean load-balancing loss (unweighted). */
   trainAux: number;
-  /** Mean R(z) on training batches (unweighted). */
+  /** Mean R(z) on training batches (unweighted; 0 in MoE mode, where it is not computed). */
   trainReg: number;
   /** Training accuracy over the epoch (with routing noise). */
   trainAcc: number;
@@ -96,7 +96,7 @@ export interface RunSummary {
   testReg: number;
   /** Seconds spent in training steps (all sessions). */
   trainSeconds: number;
-  /** Mean R(z) over all training batches. */
+  /** Mean R(z) over all training batches (0 in MoE mode; compare `testReg`). */
   meanTrainReg: number;
   /** The run directory. */
   outDir: string;
@@ -356,7 +356,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<RunSu
       const sigma = sigmaAt(step);
       const { stats, plan } = await trainStep(model, opt, x, y, {
         noiseSeed: derive(cfg.seed, 2, step),
-        reg: regSettings(cfg, sigma),
+        // MoE trains without R(z) on the tape (it would cost gradient work for
+        // a term weighted 0); its R(z) is measured on the test set instead.
+        reg: cfg.mode === "moge" ? regSettings(cfg, sigma) : null,
         lr: lrAt(step),
       });
       const nextSums = tf.tidy(() => tf.add(sums, tf.mul(stats, tf.tensor1d([b, b, b, b, 1]))));
