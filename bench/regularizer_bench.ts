@@ -8,7 +8,7 @@
  */
 
 import { tf } from "../src/deps.ts";
-import { groupSparsity, type GroupSparsityOptions } from "../src/group_sparsity.ts";
+import { groupSparsity, type GroupSparsityOptions } from "../src/moge/group_sparsity.ts";
 import { benchBackend } from "./setup.ts";
 
 const { info, label } = await benchBackend();

@@ -15,8 +15,8 @@
 import { tf } from "../src/deps.ts";
 import { type BackendInfo, describeBackend } from "../src/backend.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../src/atomic.ts";
-import { lineChartSvg } from "../src/heatmap.ts";
-import { groupSparsity } from "../src/group_sparsity.ts";
+import { lineChartSvg } from "../src/report/heatmap.ts";
+import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "../src/cli/args.ts";
 import { formatDuration, ProgressLine } from "../src/cli/progress.ts";
 import { BENCH, benchBackend, benchBatch, type BenchModel, benchModel, warmUp } from "./setup.ts";

@@ -13,10 +13,10 @@ import {
   describeBackend,
   useBackend,
 } from "../src/backend.ts";
-import { MoeClassifier } from "../src/classifier.ts";
-import { AdamW } from "../src/optim.ts";
-import type { RegularizerSettings } from "../src/moe_layer.ts";
-import { trainStep } from "../src/train.ts";
+import { MoeClassifier } from "../src/models/classifier.ts";
+import { AdamW } from "../src/train/optim.ts";
+import type { RegularizerSettings } from "../src/moe/moe_layer.ts";
+import { trainStep } from "../src/train/classifier_task.ts";
 
 /** A benchmark model: MoE or MoGE, with its optimizer and a fixed batch. */
 export interface BenchModel {

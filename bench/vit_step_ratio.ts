@@ -14,10 +14,10 @@
 import process from "node:process";
 import { tf } from "../src/deps.ts";
 import { type BackendRequest, describeBackend, useBackend } from "../src/backend.ts";
-import { loadDataset } from "../src/data.ts";
-import { AdamW } from "../src/optim.ts";
+import { loadDataset } from "../src/data/images.ts";
+import { AdamW } from "../src/train/optim.ts";
 import { Rng } from "../src/rng.ts";
-import { VisionTransformer } from "../src/vit.ts";
+import { VisionTransformer } from "../src/models/vit.ts";
 import {
   buildVit,
   DEFAULT_VIT_CONFIG,
@@ -25,7 +25,7 @@ import {
   vitBatch,
   vitRegSettings,
   vitTrainStep,
-} from "../src/vit_train.ts";
+} from "../src/train/vit_task.ts";
 
 const backend = (Deno.args[0] ?? "wasm") as BackendRequest;
 const pairs = Number(Deno.args[1] ?? 10);

@@ -12,7 +12,7 @@ import {
   randomAffine,
   randomAffineParams,
   TABLE1_TRANSFORMS,
-} from "../src/affine.ts";
+} from "../src/analysis/affine.ts";
 import { assertAllClose, assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 
 const ID: AffineParams = { angle: 0, translate: [0, 0], scale: 1, shear: [0, 0] };

@@ -7,7 +7,7 @@ import {
   randomCropFlip,
   shiftIndices,
   smoothedCrossEntropy,
-} from "../src/augment.ts";
+} from "../src/data/augment.ts";
 import { Rng } from "../src/rng.ts";
 import { assertAllClose, assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";

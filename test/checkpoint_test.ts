@@ -4,7 +4,7 @@ import {
   loadCheckpoint,
   saveCheckpoint,
   toTensor,
-} from "../src/checkpoint.ts";
+} from "../src/train/checkpoint.ts";
 import { tempPrefix } from "../src/atomic.ts";
 import { Rng } from "../src/rng.ts";
 import { tf } from "../src/deps.ts";

@@ -1,7 +1,7 @@
-import { DEFAULT_CONFIG, PRESETS } from "../src/config.ts";
-import { loadFixture } from "../src/data.ts";
-import { meanImed, routingScores, transformImages } from "../src/invariance.ts";
-import { train } from "../src/train.ts";
+import { DEFAULT_CONFIG, PRESETS } from "../src/train/classifier_config.ts";
+import { loadFixture } from "../src/data/images.ts";
+import { meanImed, routingScores, transformImages } from "../src/analysis/invariance.ts";
+import { train } from "../src/train/classifier_task.ts";
 import { useBackend } from "../src/backend.ts";
 import { assertAllClose, equal, ok } from "./asserts.ts";
 

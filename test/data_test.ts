@@ -13,7 +13,7 @@ import {
   PIXELS,
   splitOf,
   subsetPerClass,
-} from "../src/data.ts";
+} from "../src/data/images.ts";
 import { Rng } from "../src/rng.ts";
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { assertAllClose, assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { refAverage, refGaussian } from "./reference.ts";
-import { averageFilter, type Filter, gaussianFilter, makeFilter } from "../src/filters.ts";
+import { averageFilter, type Filter, gaussianFilter, makeFilter } from "../src/moge/filters.ts";
 
 const sizes = fc.integer({ min: 1, max: 9 });
 /** σ spread log-uniformly over [1e-3, 1e3]. */

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
-import { groupNorm, slidingWindows } from "../src/group_norm.ts";
+import { groupNorm, slidingWindows } from "../src/moge/group_norm.ts";
 
 const values = (n: number) =>
   fc.array(fc.double({ min: -100, max: 100, noNaN: true }), { minLength: n, maxLength: n });

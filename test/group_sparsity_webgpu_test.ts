@@ -12,7 +12,7 @@ import {
   tf,
   useBackend,
 } from "../mod.ts";
-import { fusedGroupSparsity } from "../src/group_sparsity_webgpu.ts";
+import { fusedGroupSparsity } from "../src/moge/group_sparsity_webgpu.ts";
 
 /** Shader keys of the fused kernels (tfjs appends its own suffix in the pipeline cache). */
 const FORWARD_KEY = "mogeGroupSparsityForward_";

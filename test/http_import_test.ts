@@ -53,7 +53,7 @@ Deno.test("mod.ts imported by URL, without the repository's import map, computes
     const out = new TextDecoder().decode(stdout);
     const err = new TextDecoder().decode(stderr);
     equal(code, 0, `subprocess failed:\n${err}`);
-    for (const file of ["/mod.ts", "/src/deps.ts", "/src/group_sparsity.ts"]) {
+    for (const file of ["/mod.ts", "/src/deps.ts", "/src/moge/group_sparsity.ts"]) {
       ok(served.has(file), `${file} was not fetched over HTTP (served: ${[...served]})`);
     }
     const values = JSON.parse(out.trim().split("\n").at(-1)!) as number[];

@@ -5,7 +5,7 @@
  */
 
 import fc from "fast-check";
-import { imed, imedBatch, imedMatrix } from "../src/imed.ts";
+import { imed, imedBatch, imedMatrix } from "../src/analysis/imed.ts";
 import { assertClose, equal, ok, throws } from "./asserts.ts";
 
 /** (a − b)ᵀ G (a − b) with the explicit E × E matrix. */

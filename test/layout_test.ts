@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { deepEqual, equal, ok, throws } from "./asserts.ts";
 import { bruteLayout, bruteUsable, divisorPairs } from "./reference.ts";
-import { isUsableE, nearestUsableE, topographicLayout } from "../src/layout.ts";
+import { isUsableE, nearestUsableE, topographicLayout } from "../src/moge/layout.ts";
 
 /** The nearest usable E below and above E, by scanning every integer. */
 function bruteNearest(E: number, h: number): { below: number | null; above: number } {

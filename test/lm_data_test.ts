@@ -12,7 +12,7 @@ import {
   splitSections,
   textCachePath,
   UNK_CHAR,
-} from "../src/lm_data.ts";
+} from "../src/data/text.ts";
 import { Rng } from "../src/rng.ts";
 import { deepEqual, equal, ok, rejects, throws } from "./asserts.ts";
 

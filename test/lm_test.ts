@@ -10,8 +10,8 @@ import {
   residualStep,
   tokenNll,
   type VariantSettings,
-} from "../src/lm.ts";
-import { loadTextCorpus, makeLmBatch } from "../src/lm_data.ts";
+} from "../src/models/lm.ts";
+import { loadTextCorpus, makeLmBatch } from "../src/data/text.ts";
 import {
   DEFAULT_LM_CONFIG,
   evaluateLm,
@@ -20,8 +20,8 @@ import {
   lmTrainStep,
   trainLm,
   validateLmTrainConfig,
-} from "../src/lm_train.ts";
-import { AdamW } from "../src/optim.ts";
+} from "../src/train/lm_task.ts";
+import { AdamW } from "../src/train/optim.ts";
 import { assertAllClose, assertClose, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 

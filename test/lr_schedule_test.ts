@@ -1,4 +1,4 @@
-import { cosineWithWarmup } from "../src/lr_schedule.ts";
+import { cosineWithWarmup } from "../src/train/lr_schedule.ts";
 import { assertClose, equal, ok, throws } from "./asserts.ts";
 
 Deno.test("lr_schedule: linear warm-up reaches baseLr at the last warm-up step", () => {

@@ -1,7 +1,7 @@
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
-import { disposeRouted, type MoeConfig, MoeLayer } from "../src/moe_layer.ts";
-import { expertCapacity, planRouting } from "../src/routing.ts";
+import { disposeRouted, type MoeConfig, MoeLayer } from "../src/moe/moe_layer.ts";
+import { expertCapacity, planRouting } from "../src/moe/routing.ts";
 import { assertAllClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 

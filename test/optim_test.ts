@@ -1,4 +1,4 @@
-import { AdamW } from "../src/optim.ts";
+import { AdamW } from "../src/train/optim.ts";
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { availableBackends } from "./backends.ts";

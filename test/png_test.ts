@@ -14,7 +14,7 @@ import {
   PNG_SIGNATURE,
   pngScanlines,
   zlibStored,
-} from "../src/png.ts";
+} from "../src/report/png.ts";
 import {
   barChartSvg,
   heatmapPng,
@@ -22,7 +22,7 @@ import {
   heatmapSvg,
   lineChartSvg,
   mapColor,
-} from "../src/heatmap.ts";
+} from "../src/report/heatmap.ts";
 import { deepEqual, equal, ok, throws } from "./asserts.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);

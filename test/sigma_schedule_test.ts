@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { assertClose, equal, ok, throws } from "./asserts.ts";
-import { sigmaSchedule, type SigmaScheduleOptions } from "../src/sigma_schedule.ts";
+import { sigmaSchedule, type SigmaScheduleOptions } from "../src/moge/sigma_schedule.ts";
 
 /** Valid schedule options: σ_max >= σ_min > 0, γ >= 0, T >= 1. */
 const schedules = fc.record({

@@ -1,4 +1,4 @@
-import { classMeanMaps, specialization } from "../src/specialization.ts";
+import { classMeanMaps, specialization } from "../src/analysis/specialization.ts";
 import { assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 
 const oneHot = (E: number, experts: number[]) =>

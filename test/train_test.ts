@@ -1,9 +1,14 @@
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
-import { DEFAULT_CONFIG, PRESETS, type TrainConfig, validateConfig } from "../src/config.ts";
-import { loadCheckpoint } from "../src/checkpoint.ts";
-import { loadFixture } from "../src/data.ts";
-import { train } from "../src/train.ts";
+import {
+  DEFAULT_CONFIG,
+  PRESETS,
+  type TrainConfig,
+  validateConfig,
+} from "../src/train/classifier_config.ts";
+import { loadCheckpoint } from "../src/train/checkpoint.ts";
+import { loadFixture } from "../src/data/images.ts";
+import { train } from "../src/train/classifier_task.ts";
 import { deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 

@@ -1,9 +1,9 @@
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
-import { loadFixture } from "../src/data.ts";
-import type { RegularizerSettings } from "../src/moe_layer.ts";
-import type { RoutingPlan } from "../src/routing.ts";
-import { AdamW } from "../src/optim.ts";
+import { loadFixture } from "../src/data/images.ts";
+import type { RegularizerSettings } from "../src/moe/moe_layer.ts";
+import type { RoutingPlan } from "../src/moe/routing.ts";
+import { AdamW } from "../src/train/optim.ts";
 import {
   disposeVitOutput,
   lastEvenBlocks,
@@ -11,7 +11,7 @@ import {
   validateVitConfig,
   VisionTransformer,
   type VitConfig,
-} from "../src/vit.ts";
+} from "../src/models/vit.ts";
 import {
   DEFAULT_VIT_CONFIG,
   parseMoeBlocks,
@@ -21,7 +21,7 @@ import {
   vitConfigOf,
   type VitTrainConfig,
   vitTrainStep,
-} from "../src/vit_train.ts";
+} from "../src/train/vit_task.ts";
 import { assertAllClose, assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 

@@ -9,15 +9,15 @@
 
 import { tf } from "../deps.ts";
 import { describeBackend, useBackend } from "../backend.ts";
-import { TABLE1_TRANSFORMS } from "../affine.ts";
+import { TABLE1_TRANSFORMS } from "../analysis/affine.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
-import { loadCheckpoint } from "../checkpoint.ts";
-import type { TrainConfig } from "../config.ts";
-import { CLASS_NAMES, type Dataset, loadDataset, loadFixture } from "../data.ts";
-import { barChartSvg, heatmapPng, heatmapSvg } from "../heatmap.ts";
-import { meanImed, routingScores, transformImages } from "../invariance.ts";
-import { type Layout, topographicLayout } from "../layout.ts";
-import { classMeanMaps, type Specialization, specialization } from "../specialization.ts";
+import { loadCheckpoint } from "../train/checkpoint.ts";
+import type { TrainConfig } from "../train/classifier_config.ts";
+import { CLASS_NAMES, type Dataset, loadDataset, loadFixture } from "../data/images.ts";
+import { barChartSvg, heatmapPng, heatmapSvg } from "../report/heatmap.ts";
+import { meanImed, routingScores, transformImages } from "../analysis/invariance.ts";
+import { type Layout, topographicLayout } from "../moge/layout.ts";
+import { classMeanMaps, type Specialization, specialization } from "../analysis/specialization.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { ProgressLine } from "./progress.ts";
 

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { DATASET_NAMES, encodeDataset, loadDataset, subsetPerClass } from "../data.ts";
+import { DATASET_NAMES, encodeDataset, loadDataset, subsetPerClass } from "../data/images.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -5,10 +5,16 @@
  */
 
 import { describeBackend, useBackend } from "../backend.ts";
-import { CHOICES, DEFAULT_CONFIG, PRESETS, type TrainConfig, validateConfig } from "../config.ts";
-import { type Dataset, loadDataset, loadFixture } from "../data.ts";
-import { topographicLayout } from "../layout.ts";
-import { train } from "../train.ts";
+import {
+  CHOICES,
+  DEFAULT_CONFIG,
+  PRESETS,
+  type TrainConfig,
+  validateConfig,
+} from "../train/classifier_config.ts";
+import { type Dataset, loadDataset, loadFixture } from "../data/images.ts";
+import { topographicLayout } from "../moge/layout.ts";
+import { train } from "../train/classifier_task.ts";
 import { type FlagSpec, numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { bar, formatDuration, interruptOnSigint, ProgressLine } from "./progress.ts";
 // --- language models (`--model lm`, issue 7): see ./train_lm.ts ---

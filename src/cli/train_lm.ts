@@ -7,7 +7,7 @@
  */
 
 import { describeBackend, useBackend } from "../backend.ts";
-import { loadTextCorpus } from "../lm_data.ts";
+import { loadTextCorpus } from "../data/text.ts";
 import {
   DEFAULT_LM_CONFIG,
   LM_CHOICES,
@@ -15,7 +15,7 @@ import {
   type LmTrainConfig,
   trainLm,
   validateLmTrainConfig,
-} from "../lm_train.ts";
+} from "../train/lm_task.ts";
 import { type FlagSpec, numberFlag, parseFlags, UsageError } from "./args.ts";
 import { bar, formatDuration, interruptOnSigint, ProgressLine } from "./progress.ts";
 

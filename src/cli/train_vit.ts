@@ -6,7 +6,7 @@
  */
 
 import { describeBackend, useBackend } from "../backend.ts";
-import { type Dataset, loadDataset, loadFixture } from "../data.ts";
+import { type Dataset, loadDataset, loadFixture } from "../data/images.ts";
 import {
   DEFAULT_VIT_CONFIG,
   parseMoeBlocks,
@@ -16,7 +16,7 @@ import {
   VIT_PAPER_VALUES,
   VIT_PRESETS,
   type VitTrainConfig,
-} from "../vit_train.ts";
+} from "../train/vit_task.ts";
 import { type FlagSpec, numberFlag, parseFlags, UsageError } from "./args.ts";
 import { bar, formatDuration, interruptOnSigint, ProgressLine } from "./progress.ts";
 

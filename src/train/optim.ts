@@ -18,9 +18,9 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import type { Tensor, Variable } from "./types.ts";
-import { checkInteger, checkNumber } from "./validate.ts";
+import { tf } from "../deps.ts";
+import type { Tensor, Variable } from "../types.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** Settings of {@linkcode AdamW}. */
 export interface AdamWOptions {
@@ -60,9 +60,9 @@ export interface AdamWState {
  * @example
  * ```ts
  * import { AdamW } from "./optim.ts";
- * import { tf } from "./deps.ts";
-import type { Tensor } from "./types.ts";
- * import { useBackend } from "./backend.ts";
+ * import { tf } from "../deps.ts";
+import type { Tensor } from "../types.ts";
+ * import { useBackend } from "../backend.ts";
  *
  * await useBackend("cpu");
  * const vars = { w: tf.variable(tf.tensor1d([1, -2])), bias: tf.variable(tf.scalar(0.5)) };
@@ -175,9 +175,9 @@ export class AdamW {
    * @example
    * ```ts
    * import { AdamW } from "./optim.ts";
-   * import { tf } from "./deps.ts";
-import type { Tensor } from "./types.ts";
-   * import { useBackend } from "./backend.ts";
+   * import { tf } from "../deps.ts";
+import type { Tensor } from "../types.ts";
+   * import { useBackend } from "../backend.ts";
    * await useBackend("cpu");
    * const w = tf.variable(tf.tensor1d([1, 2]));
    * const opt = new AdamW({ learningRate: 0.01, weightDecay: 0 });
@@ -297,9 +297,9 @@ import type { Tensor } from "./types.ts";
    * @example
    * ```ts
    * import { AdamW } from "./optim.ts";
-   * import { tf } from "./deps.ts";
-import type { Tensor } from "./types.ts";
-   * import { useBackend } from "./backend.ts";
+   * import { tf } from "../deps.ts";
+import type { Tensor } from "../types.ts";
+   * import { useBackend } from "../backend.ts";
    * await useBackend("cpu");
    * const m = { w: tf.zeros([2]) }, v = { w: tf.ones([2]) };
    * const opt = new AdamW({ learningRate: 1e-3 });

@@ -13,21 +13,21 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import { type BackendInfo, type BackendRequest, useBackend } from "./backend.ts";
-import type { Mode, TrainDataset } from "./config.ts";
-import { type Dataset, makeBatch } from "./data.ts";
-import type { FilterKind } from "./filters.ts";
-import { topographicLayout } from "./layout.ts";
-import type { RegularizerSettings, RoutedBatch } from "./moe_layer.ts";
-import type { RoutingPlan } from "./routing.ts";
+import { tf } from "../deps.ts";
+import { type BackendInfo, type BackendRequest, useBackend } from "../backend.ts";
+import type { Mode, TrainDataset } from "./classifier_config.ts";
+import { type Dataset, makeBatch } from "../data/images.ts";
+import type { FilterKind } from "../moge/filters.ts";
+import { topographicLayout } from "../moge/layout.ts";
+import type { RegularizerSettings, RoutedBatch } from "../moe/moe_layer.ts";
+import type { RoutingPlan } from "../moe/routing.ts";
 import { AdamW } from "./optim.ts";
 import { cosineWithWarmup } from "./lr_schedule.ts";
-import { Rng } from "./rng.ts";
-import { sigmaSchedule } from "./sigma_schedule.ts";
-import { appendJsonLine, writeJsonAtomic } from "./atomic.ts";
+import { Rng } from "../rng.ts";
+import { sigmaSchedule } from "../moge/sigma_schedule.ts";
+import { appendJsonLine, writeJsonAtomic } from "../atomic.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { padImages, randomCropFlip, smoothedCrossEntropy } from "./augment.ts";
+import { padImages, randomCropFlip, smoothedCrossEntropy } from "../data/augment.ts";
 import {
   disposeVitOutput,
   lastEvenBlocks,
@@ -35,9 +35,9 @@ import {
   type VitConfig,
   type VitOutput,
   type VitPool,
-} from "./vit.ts";
-import { checkInteger, checkNumber } from "./validate.ts";
-import type { Tensor1D, Tensor2D } from "./types.ts";
+} from "../models/vit.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
+import type { Tensor1D, Tensor2D } from "../types.ts";
 
 /**
  * How MoE routing is planned in a training step: "sync" plans each layer
@@ -275,7 +275,7 @@ export const VIT_PAPER_VALUES: Partial<Record<keyof VitTrainConfig, string>> = {
  *
  * @example
  * ```ts
- * import { parseMoeBlocks } from "./vit_train.ts";
+ * import { parseMoeBlocks } from "./vit_task.ts";
  * parseMoeBlocks("last2", 8); // [5, 7]
  * parseMoeBlocks("0,2", 4); // [0, 2]
  * ```
@@ -409,7 +409,7 @@ export function deriveSeed(seed: number, stream: number, counter: number): numbe
  *
  * @example
  * ```ts
- * import { subsetIndices } from "./vit_train.ts";
+ * import { subsetIndices } from "./vit_task.ts";
  * subsetIndices(5, 0); // Int32Array [0, 1, 2, 3, 4]
  * subsetIndices(60000, 3).length; // 3
  * ```

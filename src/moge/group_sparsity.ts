@@ -4,12 +4,12 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import type { Tensor, Tensor1D, Tensor2D } from "./types.ts";
+import { tf } from "../deps.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 import { type FilterKind, makeFilter } from "./filters.ts";
 import { type Layout, topographicLayout } from "./layout.ts";
 import { fusedGroupSparsity } from "./group_sparsity_webgpu.ts";
-import { checkFinite, checkInteger, checkNumber } from "./validate.ts";
+import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /** Options of {@linkcode groupSparsity}. */
 export interface GroupSparsityOptions {
@@ -55,7 +55,7 @@ export interface GroupSparsityOptions {
  *
  * @example
  * ```ts
- * import { groupSparsity, tf } from "../mod.ts";
+ * import { groupSparsity, tf } from "../../mod.ts";
  * const z = tf.softmax(tf.randomNormal([2, 16])); // [N, E]
  * const r = groupSparsity(z, { sigma: 1.5 }); // [N]
  * console.log(r.shape); // [2]
@@ -112,7 +112,7 @@ export function groupSparsity(z: Tensor, options: GroupSparsityOptions = {}): Te
  *
  * @example
  * ```ts
- * import { assertFinite, tf } from "../mod.ts";
+ * import { assertFinite, tf } from "../../mod.ts";
  * await assertFinite(tf.tensor([1, 2]), "z"); // ok
  * ```
  */

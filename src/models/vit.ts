@@ -28,17 +28,17 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
+import { tf } from "../deps.ts";
 import {
   type Activation,
   disposeRouted,
   MoeLayer,
   type RegularizerSettings,
   type RoutedBatch,
-} from "./moe_layer.ts";
-import { Rng, tfSeed } from "./rng.ts";
-import type { Tensor, Tensor2D, Variable } from "./types.ts";
-import { checkInteger, checkNumber } from "./validate.ts";
+} from "../moe/moe_layer.ts";
+import { Rng, tfSeed } from "../rng.ts";
+import type { Tensor, Tensor2D, Variable } from "../types.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** How the image representation is pooled for the classifier head. */
 export type VitPool = "cls" | "mean";
@@ -278,7 +278,7 @@ export interface AttentionWeights {
  *
  * @example
  * ```ts
- * import { tf } from "./deps.ts";
+ * import { tf } from "../deps.ts";
  * import { multiHeadAttention } from "./vit.ts";
  * const d = 4;
  * const w = {
@@ -329,7 +329,7 @@ export function multiHeadAttention(
  *
  * @example
  * ```ts
- * import { type Tensor2D, tf, useBackend } from "../mod.ts";
+ * import { type Tensor2D, tf, useBackend } from "../../mod.ts";
  * import { VisionTransformer } from "./vit.ts";
  * await useBackend("cpu");
  * const vit = new VisionTransformer({

@@ -32,13 +32,13 @@
  * @module
  */
 
-import { importMobyDick, tf } from "./deps.ts";
-import { writeFileAtomic } from "./atomic.ts";
-import { checksum32, CHECKSUM_SEED, isLittleEndian } from "./checksum.ts";
-import { defaultCacheDir } from "./data.ts";
-import type { Rng } from "./rng.ts";
-import type { Tensor2D } from "./types.ts";
-import { checkInteger } from "./validate.ts";
+import { importMobyDick, tf } from "../deps.ts";
+import { writeFileAtomic } from "../atomic.ts";
+import { checksum32, CHECKSUM_SEED, isLittleEndian } from "../checksum.ts";
+import { defaultCacheDir } from "./images.ts";
+import type { Rng } from "../rng.ts";
+import type { Tensor2D } from "../types.ts";
+import { checkInteger } from "../validate.ts";
 import { join } from "node:path";
 
 /** The text corpora {@linkcode loadTextCorpus} knows. */
@@ -88,7 +88,7 @@ export interface TextCorpus {
  *
  * @example
  * ```ts
- * import { CharTokenizer } from "./lm_data.ts";
+ * import { CharTokenizer } from "./text.ts";
  * const tok = CharTokenizer.fromText("hello world");
  * console.log(tok.size); // 9: <unk> + " dehlorw"
  * console.log(tok.decode(tok.encode("hold!"))); // "hold\uFFFD"
@@ -176,7 +176,7 @@ export class CharTokenizer {
  *
  * @example
  * ```ts
- * import { splitSections } from "./lm_data.ts";
+ * import { splitSections } from "./text.ts";
  * const s = splitSections(Array.from({ length: 10 }, (_, i) => `s${i}`));
  * console.log(s.valid, s.test); // "s8" "s9"
  * ```
@@ -253,7 +253,7 @@ function checkName(name: string): asserts name is TextDatasetName {
  *
  * @example
  * ```ts
- * import { textCachePath } from "./lm_data.ts";
+ * import { textCachePath } from "./text.ts";
  * console.log(textCachePath("/tmp/c")); // "/tmp/c/moby-dick-char-v1.bin"
  * ```
  */
@@ -293,7 +293,7 @@ export async function readMobyDickSections(): Promise<string[]> {
  *
  * @example
  * ```ts
- * import { loadTextCorpus } from "./lm_data.ts";
+ * import { loadTextCorpus } from "./text.ts";
  * const c = await loadTextCorpus("fixture");
  * console.log(c.vocab.length, c.train.length, c.valid.length, c.test.length);
  * ```
@@ -341,7 +341,7 @@ export async function loadTextCorpus(
 
 /** The committed text fixture: sections and where they come from. */
 export async function loadTextFixture(): Promise<{ sections: string[]; source: string }> {
-  const url = new URL("../fixtures/moby-dick-small.json", import.meta.url);
+  const url = new URL("../../fixtures/moby-dick-small.json", import.meta.url);
   let text: string;
   if (url.protocol === "file:") {
     text = await Deno.readTextFile(url);
@@ -394,7 +394,7 @@ interface CorpusHeader {
  *
  * @example
  * ```ts
- * import { decodeCorpus, encodeCorpus, loadTextCorpus } from "./lm_data.ts";
+ * import { decodeCorpus, encodeCorpus, loadTextCorpus } from "./text.ts";
  * const c = await loadTextCorpus("fixture");
  * console.log(decodeCorpus(encodeCorpus(c), "memory").train.length === c.train.length); // true
  * ```
@@ -511,8 +511,8 @@ export function splitTokens(c: TextCorpus, split: TextSplit): Uint16Array {
  *
  * @example
  * ```ts
- * import { sampleWindows } from "./lm_data.ts";
- * import { Rng } from "./rng.ts";
+ * import { sampleWindows } from "./text.ts";
+ * import { Rng } from "../rng.ts";
  * console.log(sampleWindows(1000, 64, 4, new Rng(0))); // 4 offsets in [0, 935]
  * ```
  */
@@ -540,7 +540,7 @@ export function sampleWindows(length: number, T: number, batchSize: number, rng:
  *
  * @example
  * ```ts
- * import { evalWindows } from "./lm_data.ts";
+ * import { evalWindows } from "./text.ts";
  * console.log(evalWindows(10, 3)); // Int32Array [0, 3, 6]
  * console.log(evalWindows(100, 10, 3)); // Int32Array [0, 30, 60]
  * ```
@@ -559,8 +559,8 @@ export function evalWindows(length: number, T: number, maxWindows = 0): Int32Arr
  *
  * @example
  * ```ts
- * import { makeLmBatch } from "./lm_data.ts";
- * import { useBackend } from "./backend.ts";
+ * import { makeLmBatch } from "./text.ts";
+ * import { useBackend } from "../backend.ts";
  * await useBackend("cpu");
  * const { x, y } = makeLmBatch(new Uint16Array([5, 6, 7, 8]), [0, 1], 2);
  * console.log(await x.array(), await y.array()); // [[5, 6], [6, 7]] [[6, 7], [7, 8]]

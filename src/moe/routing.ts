@@ -10,7 +10,7 @@
  * @module
  */
 
-import { checkFinite, checkInteger, checkNumber } from "./validate.ts";
+import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /** Where every (token, choice) of a batch goes. Arrays of choices are `[N * k]`, token-major. */
 export interface RoutingPlan {

@@ -13,7 +13,7 @@
  */
 
 import { encodePngCompressed } from "./png.ts";
-import { checkFinite, checkInteger, checkNumber } from "./validate.ts";
+import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /** One r × c map to draw as a panel. */
 export interface HeatmapPanel {

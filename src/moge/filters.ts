@@ -4,7 +4,7 @@
  * @module
  */
 
-import { checkInteger, checkNumber } from "./validate.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** An h x h filter, row-major: `filter[a][b]`. */
 export type Filter = number[][];

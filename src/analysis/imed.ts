@@ -30,7 +30,7 @@
  * @module
  */
 
-import { checkFinite, checkInteger, checkNumber } from "./validate.ts";
+import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /** (G_1d)_{ik} = exp(−(i − k)² / (2σ²)), row-major n × n. */
 function gaussian1d(n: number, sigma: number): Float64Array {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { checkInteger, checkNumber } from "./validate.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** Parameters of {@linkcode cosineWithWarmup}. Steps are optimizer steps. */
 export interface CosineWithWarmupOptions {

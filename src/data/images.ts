@@ -30,12 +30,12 @@
  * @module
  */
 
-import { importFashionMnist, importMnistData, tf } from "./deps.ts";
-import { writeFileAtomic } from "./atomic.ts";
-import { checksum32, CHECKSUM_SEED } from "./checksum.ts";
-import { checkInteger } from "./validate.ts";
-import type { Rng } from "./rng.ts";
-import type { Tensor1D, Tensor2D } from "./types.ts";
+import { importFashionMnist, importMnistData, tf } from "../deps.ts";
+import { writeFileAtomic } from "../atomic.ts";
+import { checksum32, CHECKSUM_SEED } from "../checksum.ts";
+import { checkInteger } from "../validate.ts";
+import type { Rng } from "../rng.ts";
+import type { Tensor1D, Tensor2D } from "../types.ts";
 import { join } from "node:path";
 
 /** The data sets {@linkcode loadDataset} knows. */
@@ -145,7 +145,7 @@ function checkSplit(split: string): asserts split is Split {
  *
  * @example
  * ```ts
- * import { defaultCacheDir } from "./data.ts";
+ * import { defaultCacheDir } from "./images.ts";
  * console.log(defaultCacheDir()); // ".cache/moge" unless MOGE_CACHE_DIR is set
  * ```
  */
@@ -162,7 +162,7 @@ export function defaultCacheDir(): string {
  *
  * @example
  * ```ts
- * import { cachePath } from "./data.ts";
+ * import { cachePath } from "./images.ts";
  * console.log(cachePath("mnist", "/tmp/c")); // "/tmp/c/mnist-v1.bin"
  * ```
  */
@@ -179,7 +179,7 @@ export function cachePath(name: DatasetName, cacheDir: string = defaultCacheDir(
  *
  * @example
  * ```ts ignore
- * import { loadDataset } from "./data.ts";
+ * import { loadDataset } from "./images.ts";
  * const ds = await loadDataset("fashion-mnist", { onProgress: console.log });
  * console.log(ds.trainLabels.length, ds.testLabels.length); // 60000 10000
  * ```
@@ -367,7 +367,7 @@ interface DatasetHeader {
  *
  * @example
  * ```ts
- * import { decodeDataset, encodeDataset, loadFixture } from "./data.ts";
+ * import { decodeDataset, encodeDataset, loadFixture } from "./images.ts";
  * const ds = await loadFixture("mnist");
  * const copy = decodeDataset(encodeDataset(ds), "in memory");
  * console.log(copy.trainLabels.length === ds.trainLabels.length); // true
@@ -421,7 +421,7 @@ export function encodeDataset(ds: Dataset): Uint8Array {
  *
  * @example
  * ```ts
- * import { decodeDataset } from "./data.ts";
+ * import { decodeDataset } from "./images.ts";
  * try {
  *   decodeDataset(new Uint8Array(4), "bad.bin");
  * } catch (e) {
@@ -493,7 +493,7 @@ export function decodeDataset(bytes: Uint8Array, source: string): Dataset {
 
 /** The committed fixture file of a data set (a `file:` URL, or remote when imported by URL). */
 function fixtureUrl(name: DatasetName): URL {
-  return new URL(`../fixtures/${name}-small.bin`, import.meta.url);
+  return new URL(`../../fixtures/${name}-small.bin`, import.meta.url);
 }
 
 /**
@@ -504,7 +504,7 @@ function fixtureUrl(name: DatasetName): URL {
  *
  * @example
  * ```ts
- * import { loadFixture } from "./data.ts";
+ * import { loadFixture } from "./images.ts";
  * const ds = await loadFixture("fashion-mnist");
  * console.log(ds.trainLabels.length, ds.testLabels.length); // 1000 200
  * ```
@@ -532,7 +532,7 @@ export async function loadFixture(name: DatasetName): Promise<Dataset> {
  *
  * @example
  * ```ts
- * import { loadFixture, subsetPerClass } from "./data.ts";
+ * import { loadFixture, subsetPerClass } from "./images.ts";
  * const tiny = subsetPerClass(await loadFixture("mnist"), 5, 2);
  * console.log(tiny.trainLabels.length, tiny.testLabels.length); // 50 20
  * ```
@@ -582,7 +582,7 @@ export function subsetPerClass(ds: Dataset, perClassTrain: number, perClassTest:
  *
  * @example
  * ```ts
- * import { loadFixture, splitOf } from "./data.ts";
+ * import { loadFixture, splitOf } from "./images.ts";
  * const { images, labels, count } = splitOf(await loadFixture("mnist"), "test");
  * console.log(count, images.length / count, labels.length); // 200 784 200
  * ```
@@ -602,7 +602,7 @@ export function splitOf(
  *
  * @example
  * ```ts
- * import { classCounts } from "./data.ts";
+ * import { classCounts } from "./images.ts";
  * console.log(classCounts(new Uint8Array([0, 2, 2]))); // [1, 0, 2, 0, 0, 0, 0, 0, 0, 0]
  * ```
  */
@@ -621,8 +621,8 @@ export function classCounts(labels: ArrayLike<number>, numClasses: number = NUM_
  *
  * @example
  * ```ts
- * import { batches, loadFixture } from "./data.ts";
- * import { Rng } from "./rng.ts";
+ * import { batches, loadFixture } from "./images.ts";
+ * import { Rng } from "../rng.ts";
  * const ds = await loadFixture("fashion-mnist");
  * const epoch = batches(ds, "train", 200, new Rng(0));
  * console.log(epoch.length, epoch[0].length); // 5 200
@@ -663,8 +663,8 @@ export function batches(
  * @param indices which images, each an integer in [0, N).
  * @example
  * ```ts
- * import { loadFixture, makeBatch } from "./data.ts";
- * import { useBackend } from "./backend.ts";
+ * import { loadFixture, makeBatch } from "./images.ts";
+ * import { useBackend } from "../backend.ts";
  * await useBackend("cpu");
  * const ds = await loadFixture("mnist");
  * const { x, y } = makeBatch(ds.trainImages, ds.trainLabels, [0, 1, 2]);

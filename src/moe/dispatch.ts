@@ -6,8 +6,8 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import type { Tensor1D, Tensor2D } from "./types.ts";
+import { tf } from "../deps.ts";
+import type { Tensor1D, Tensor2D } from "../types.ts";
 
 /**
  * A row routing, as index tensors: `forward[i]` is the source row of output
@@ -55,7 +55,7 @@ function withZeroRow(x: tf.Tensor2D): tf.Tensor2D {
  *
  * @example
  * ```ts
- * import { tf } from "./deps.ts";
+ * import { tf } from "../deps.ts";
  * import { routeRows, rowRoute } from "./dispatch.ts";
  * const route = rowRoute(new Int32Array([1, 2, 0]), new Int32Array([2, 0]), 1);
  * const y = routeRows(tf.tensor2d([[1, 2], [3, 4]]), route); // [[3, 4], [0, 0], [1, 2]]

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
+import { tf } from "../deps.ts";
 import { affineTransform, type RandomAffineOptions, randomAffineParams } from "./affine.ts";
 import { imed } from "./imed.ts";
-import type { Layout } from "./layout.ts";
-import { Rng } from "./rng.ts";
+import type { Layout } from "../moge/layout.ts";
+import { Rng } from "../rng.ts";
 
 /**
  * Routing scores z = softmax(W x) of images (no noise, no bias: the vision

@@ -24,10 +24,10 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import type { Tensor } from "./types.ts";
-import { tempPrefix, writeFileAtomic } from "./atomic.ts";
-import { checksum32, CHECKSUM_SEED, isLittleEndian } from "./checksum.ts";
+import { tf } from "../deps.ts";
+import type { Tensor } from "../types.ts";
+import { tempPrefix, writeFileAtomic } from "../atomic.ts";
+import { checksum32, CHECKSUM_SEED, isLittleEndian } from "../checksum.ts";
 import { join } from "node:path";
 
 /** The file name of a checkpoint inside its directory. */
@@ -140,9 +140,9 @@ function checkShape(what: string, shape: unknown, count: number): void {
  * @example
  * ```ts
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
- * import { tf } from "./deps.ts";
-import type { Tensor } from "./types.ts";
- * import { useBackend } from "./backend.ts";
+ * import { tf } from "../deps.ts";
+import type { Tensor } from "../types.ts";
+ * import { useBackend } from "../backend.ts";
  * await useBackend("cpu");
  * const dir = await Deno.makeTempDir();
  * const w = tf.tensor2d([[1, 2], [3, 4]]);
@@ -324,7 +324,7 @@ export async function loadCheckpoint<M extends object = Record<string, unknown>>
  * @example
  * ```ts
  * import { toTensor } from "./checkpoint.ts";
- * import { useBackend } from "./backend.ts";
+ * import { useBackend } from "../backend.ts";
  * await useBackend("cpu");
  * const t = toTensor({ shape: [2], dtype: "float32", values: new Float32Array([1, 2]) });
  * console.log(t.shape); // [2]

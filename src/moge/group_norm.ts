@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkFinite, checkInteger, checkNumber } from "./validate.ts";
+import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /**
  * The ℓ_{p,q} group norm of MoGE eq. 6:

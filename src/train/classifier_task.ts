@@ -6,21 +6,21 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import type { Tensor1D, Tensor2D } from "./types.ts";
-import { type BackendInfo, useBackend } from "./backend.ts";
-import { MoeClassifier } from "./classifier.ts";
-import { type TrainConfig, validateConfig } from "./config.ts";
-import { type Dataset, makeBatch } from "./data.ts";
-import { disposeRouted, type RegularizerSettings } from "./moe_layer.ts";
-import type { RoutingPlan } from "./routing.ts";
+import { tf } from "../deps.ts";
+import type { Tensor1D, Tensor2D } from "../types.ts";
+import { type BackendInfo, useBackend } from "../backend.ts";
+import { MoeClassifier } from "../models/classifier.ts";
+import { type TrainConfig, validateConfig } from "./classifier_config.ts";
+import { type Dataset, makeBatch } from "../data/images.ts";
+import { disposeRouted, type RegularizerSettings } from "../moe/moe_layer.ts";
+import type { RoutingPlan } from "../moe/routing.ts";
 import { AdamW } from "./optim.ts";
 import { cosineWithWarmup } from "./lr_schedule.ts";
-import { Rng } from "./rng.ts";
-import { sigmaSchedule } from "./sigma_schedule.ts";
-import { appendJsonLine, writeJsonAtomic } from "./atomic.ts";
+import { Rng } from "../rng.ts";
+import { sigmaSchedule } from "../moge/sigma_schedule.ts";
+import { appendJsonLine, writeJsonAtomic } from "../atomic.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { topographicLayout } from "./layout.ts";
+import { topographicLayout } from "../moge/layout.ts";
 
 /** One line of `metrics.jsonl`: one epoch. */
 export interface EpochMetrics {

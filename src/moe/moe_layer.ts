@@ -10,15 +10,15 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import type { Tensor, Tensor2D, Variable } from "./types.ts";
+import { tf } from "../deps.ts";
+import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
-import type { FilterKind } from "./filters.ts";
-import { groupSparsity } from "./group_sparsity.ts";
-import { topographicLayout } from "./layout.ts";
+import type { FilterKind } from "../moge/filters.ts";
+import { groupSparsity } from "../moge/group_sparsity.ts";
+import { topographicLayout } from "../moge/layout.ts";
 import { planRouting, type RoutingPlan } from "./routing.ts";
-import { tfSeed } from "./rng.ts";
-import { checkInteger, checkNumber } from "./validate.ts";
+import { tfSeed } from "../rng.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** The order of top-k and softmax in the router. */
 export type RoutingOrder = "softmax-topk" | "topk-softmax";
@@ -190,7 +190,7 @@ export function disposeRouted(r: RoutedBatch): void {
  *
  * @example
  * ```ts
- * import { MoeLayer, type Tensor2D, tf } from "../mod.ts";
+ * import { MoeLayer, type Tensor2D, tf } from "../../mod.ts";
  * const layer = new MoeLayer({
  *   inputDim: 8, hiddenDim: 4, numExperts: 9, topK: 1, routingOrder: "softmax-topk",
  *   routerBias: false, activation: "relu", capacityFactor: 4, loadBalanceWeight: 0.01,

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Layout } from "./layout.ts";
-import { checkInteger } from "./validate.ts";
+import type { Layout } from "../moge/layout.ts";
+import { checkInteger } from "../validate.ts";
 
 /** Specialization figures of one model on one data set. */
 export interface Specialization {

@@ -32,13 +32,13 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import { type BackendInfo, type BackendRequest, useBackend } from "./backend.ts";
-import { appendJsonLine, writeJsonAtomic } from "./atomic.ts";
+import { tf } from "../deps.ts";
+import { type BackendInfo, type BackendRequest, useBackend } from "../backend.ts";
+import { appendJsonLine, writeJsonAtomic } from "../atomic.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import type { Mode } from "./config.ts";
-import type { FilterKind } from "./filters.ts";
-import { isUsableE, topographicLayout } from "./layout.ts";
+import type { Mode } from "./classifier_config.ts";
+import type { FilterKind } from "../moge/filters.ts";
+import { isUsableE, topographicLayout } from "../moge/layout.ts";
 import {
   disposeLmRouted,
   type LmConfig,
@@ -46,22 +46,22 @@ import {
   type MoeVariant,
   perplexity,
   tokenNll,
-} from "./lm.ts";
+} from "../models/lm.ts";
 import {
   evalWindows,
   makeLmBatch,
   sampleWindows,
   type TextCorpus,
   type TextDatasetName,
-} from "./lm_data.ts";
+} from "../data/text.ts";
 import { cosineWithWarmup } from "./lr_schedule.ts";
-import type { Activation, RegularizerSettings, RoutedBatch } from "./moe_layer.ts";
+import type { Activation, RegularizerSettings, RoutedBatch } from "../moe/moe_layer.ts";
 import { AdamW } from "./optim.ts";
-import { Rng } from "./rng.ts";
-import type { RoutingPlan } from "./routing.ts";
-import { sigmaSchedule } from "./sigma_schedule.ts";
-import type { Tensor1D, Tensor2D } from "./types.ts";
-import { checkInteger, checkNumber } from "./validate.ts";
+import { Rng } from "../rng.ts";
+import type { RoutingPlan } from "../moe/routing.ts";
+import { sigmaSchedule } from "../moge/sigma_schedule.ts";
+import type { Tensor1D, Tensor2D } from "../types.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** Learning-rate schedule after the warm-up. */
 export type LrDecay = "cosine" | "constant";
@@ -282,7 +282,7 @@ export const LM_CHOICES: { readonly [K in LmChoiceField]: readonly string[] } = 
  *
  * @example
  * ```ts
- * import { DEFAULT_LM_CONFIG, validateLmTrainConfig } from "./lm_train.ts";
+ * import { DEFAULT_LM_CONFIG, validateLmTrainConfig } from "./lm_task.ts";
  * validateLmTrainConfig(DEFAULT_LM_CONFIG); // ok
  * ```
  */

@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { BackendRequest } from "./backend.ts";
-import type { FilterKind } from "./filters.ts";
-import type { Activation } from "./moe_layer.ts";
-import { checkInteger, checkNumber } from "./validate.ts";
+import type { BackendRequest } from "../backend.ts";
+import type { FilterKind } from "../moge/filters.ts";
+import type { Activation } from "../moe/moe_layer.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** MoE (the baseline) or MoGE (MoE + λ·R(z), eq. 9). */
 export type Mode = "moe" | "moge";
@@ -127,7 +127,7 @@ export const CHOICES = {
  *
  * @example
  * ```ts
- * import { DEFAULT_CONFIG, validateConfig } from "./config.ts";
+ * import { DEFAULT_CONFIG, validateConfig } from "./classifier_config.ts";
  * validateConfig(DEFAULT_CONFIG); // ok
  * ```
  */

@@ -10,10 +10,10 @@
  * @module
  */
 
-import { tf, tfwebgpu } from "./deps.ts";
+import { tf, tfwebgpu } from "../deps.ts";
 import type { Filter } from "./filters.ts";
 import type { Layout } from "./layout.ts";
-import type { Tensor, Tensor1D, Tensor2D } from "./types.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 
 type WebGPUProgram = tfwebgpu.WebGPUProgram;
 type Uniforms = { type: string; data: number[] }[];
@@ -224,7 +224,7 @@ function run(program: WebGPUProgram, inputs: Tensor[], uniforms: Uniforms): Tens
  * ```ts
  * import { fusedGroupSparsity } from "./group_sparsity_webgpu.ts";
  * import { gaussianFilter } from "./filters.ts";
- * import { tf } from "./deps.ts";
+ * import { tf } from "../deps.ts";
  * if (tf.getBackend() === "webgpu") {
  *   const z = tf.softmax(tf.randomNormal([2, 16])) as tf.Tensor2D;
  *   const r = fusedGroupSparsity(z, { rows: 4, cols: 4 }, gaussianFilter(3, 1.5), 1e-8);

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkInteger } from "./validate.ts";
+import { checkInteger } from "../validate.ts";
 
 /** An r x c map of experts, r <= c, r * c = E. */
 export interface Layout {

@@ -35,7 +35,7 @@
  * @module
  */
 
-import { checkFinite, checkInteger, checkNumber } from "./validate.ts";
+import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /** Parameters of one affine transform (torchvision `functional.affine`). */
 export interface AffineParams {

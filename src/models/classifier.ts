@@ -6,17 +6,17 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import { tfSeed } from "./rng.ts";
-import type { Tensor, Tensor2D, Variable } from "./types.ts";
+import { tf } from "../deps.ts";
+import { tfSeed } from "../rng.ts";
+import type { Tensor, Tensor2D, Variable } from "../types.ts";
 
-import { isUsableE } from "./layout.ts";
+import { isUsableE } from "../moge/layout.ts";
 import {
   type Activation,
   MoeLayer,
   type RegularizerSettings,
   type RoutedBatch,
-} from "./moe_layer.ts";
+} from "../moe/moe_layer.ts";
 
 /** Shape of the classifier (a subset of the training config). */
 export interface ClassifierConfig {
@@ -62,7 +62,7 @@ export interface BatchResult {
  *
  * @example
  * ```ts
- * import { MoeClassifier, type Tensor2D, tf } from "../mod.ts";
+ * import { MoeClassifier, type Tensor2D, tf } from "../../mod.ts";
  * const model = new MoeClassifier({
  *   inputDim: 16, numClasses: 3, experts: 9, topK: 1, hiddenDim: 4, activation: "relu",
  *   capacityFactor: 4, loadBalanceWeight: 0.01,

@@ -9,10 +9,10 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
-import type { Rng } from "./rng.ts";
-import type { Tensor, Tensor1D, Tensor2D } from "./types.ts";
-import { checkInteger, checkNumber } from "./validate.ts";
+import { tf } from "../deps.ts";
+import type { Rng } from "../rng.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** Shape of the images in a batch `[B, height · width · channels]` (row-major, channels last). */
 export interface ImageShape {
@@ -93,7 +93,7 @@ export function shiftIndices(
  *
  * @example
  * ```ts
- * import { tf } from "./deps.ts";
+ * import { tf } from "../deps.ts";
  * import { applyShift } from "./augment.ts";
  * const x = tf.tensor2d([[1, 2, 3, 4]]); // one 2x2 image
  * const y = applyShift(x, { height: 2, width: 2, channels: 1 }, {
@@ -151,7 +151,7 @@ export interface CropFlipOptions {
  * @example
  * ```ts
  * import { cropFlipPlan } from "./augment.ts";
- * import { Rng } from "./rng.ts";
+ * import { Rng } from "../rng.ts";
  * const plan = cropFlipPlan(4, { height: 28, width: 28, channels: 1 }, { padding: 2, flipProb: 0, rng: new Rng(0) });
  * console.log(plan.dy.every((v) => v >= -2 && v <= 2)); // true
  * ```
@@ -184,9 +184,9 @@ export function cropFlipPlan(batch: number, shape: ImageShape, o: CropFlipOption
  *
  * @example
  * ```ts
- * import { tf } from "./deps.ts";
+ * import { tf } from "../deps.ts";
  * import { randomCropFlip } from "./augment.ts";
- * import { Rng } from "./rng.ts";
+ * import { Rng } from "../rng.ts";
  * const x = tf.ones([2, 784]) as tf.Tensor2D;
  * const y = randomCropFlip(x, { height: 28, width: 28, channels: 1 }, { padding: 4, flipProb: 0.5, rng: new Rng(1) });
  * console.log(y.shape); // [2, 784]
@@ -206,7 +206,7 @@ export function randomCropFlip(x: Tensor2D, shape: ImageShape, o: CropFlipOption
  *
  * @example
  * ```ts
- * import { tf } from "./deps.ts";
+ * import { tf } from "../deps.ts";
  * import { padImages } from "./augment.ts";
  * const y = padImages(tf.ones([1, 4]) as tf.Tensor2D, { height: 2, width: 2, channels: 1 }, 4);
  * console.log(await y.data()); // 0 border around a 2x2 block of ones
@@ -234,7 +234,7 @@ export function padImages(x: Tensor2D, shape: ImageShape, size: number): Tensor2
  *
  * @example
  * ```ts
- * import { tf } from "./deps.ts";
+ * import { tf } from "../deps.ts";
  * import { smoothedCrossEntropy } from "./augment.ts";
  * const loss = smoothedCrossEntropy(tf.tensor2d([[2, 0, 0]]), tf.tensor1d([0], "int32"), 0.1);
  * console.log(loss.shape); // []

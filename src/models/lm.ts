@@ -55,7 +55,7 @@
  * @module
  */
 
-import { tf } from "./deps.ts";
+import { tf } from "../deps.ts";
 import {
   type Activation,
   ACTIVATIONS,
@@ -63,10 +63,10 @@ import {
   MoeLayer,
   type RegularizerSettings,
   type RoutedBatch,
-} from "./moe_layer.ts";
-import { Rng } from "./rng.ts";
-import type { Tensor, Tensor1D, Tensor2D, Variable } from "./types.ts";
-import { checkInteger, checkNumber } from "./validate.ts";
+} from "../moe/moe_layer.ts";
+import { Rng } from "../rng.ts";
+import type { Tensor, Tensor1D, Tensor2D, Variable } from "../types.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** How the MoE sublayers are added to the residual stream. */
 export type MoeVariant = "smoe" | "momentum" | "adam";
@@ -190,8 +190,8 @@ export const INITIAL_RESIDUAL_STATE: ResidualState = { p: null, m: null, v: null
  * @example
  * ```ts
  * import { INITIAL_RESIDUAL_STATE, residualStep } from "./lm.ts";
- * import { tf } from "./deps.ts";
- * import { useBackend } from "./backend.ts";
+ * import { tf } from "../deps.ts";
+ * import { useBackend } from "../backend.ts";
  * await useBackend("cpu");
  * const s = { variant: "momentum", mu: 0.5, momentumGamma: 1, adamBeta1: 0.9, adamBeta2: 0.999,
  *   adamGamma: 1, adamLayers: 1, adamEps: 1e-8 } as const;
@@ -318,8 +318,8 @@ let asyncPasses: Promise<unknown> = Promise.resolve();
  * @example
  * ```ts
  * import { MoeLm } from "./lm.ts";
- * import { tf } from "./deps.ts";
- * import { useBackend } from "./backend.ts";
+ * import { tf } from "../deps.ts";
+ * import { useBackend } from "../backend.ts";
  * await useBackend("cpu");
  * const lm = new MoeLm({
  *   vocabSize: 11, contextLength: 8, layers: 2, hidden: 8, heads: 2, experts: 9, topK: 2,

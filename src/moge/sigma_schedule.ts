@@ -4,7 +4,7 @@
  * @module
  */
 
-import { checkInteger, checkNumber } from "./validate.ts";
+import { checkInteger, checkNumber } from "../validate.ts";
 
 /** Parameters of the σ schedule (MoGE eq. 8). */
 export interface SigmaScheduleOptions {

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { checkInteger } from "./validate.ts";
+import { checkInteger } from "../validate.ts";
 
 /** The 8-byte PNG signature. */
 export const PNG_SIGNATURE: Uint8Array = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
