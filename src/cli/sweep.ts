@@ -19,7 +19,7 @@ import {
 } from "../train/sweep.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 
-const OWN = ["name", "grid", "jobs", "runs", "status-every"];
+const OWN = ["name", "grid", "jobs", "runs", "status-every", "grace"];
 const BOOLEANS = ["help", "print-commands", "status"];
 
 function help(): string {
@@ -40,6 +40,8 @@ Example: deno task sweep --name e64 --grid mode=moe,moge --grid seed=0..4 --expe
                        (for GNU parallel or a Slurm job array; see the README)
   --status             print the status of each run and exit
   --status-every S     seconds between status printouts while running [default 30]
+  --grace S            on Ctrl-C / SIGTERM, seconds to let the trainers stop by themselves
+                       before each gets a SIGINT (then it saves a checkpoint) [default 5]
   -h, --help           this text
 
 Every other flag goes unchanged to each \`deno task train\` (--model vit|lm, --preset, --epochs,
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
     "print-commands": { type: "boolean" },
     status: { type: "boolean" },
     "status-every": { type: "string" },
+    grace: { type: "string" },
   });
   if (flags.help) {
     console.log(help());
@@ -120,6 +123,8 @@ async function main(): Promise<void> {
     ? 30
     : numberFlag("status-every", String(flags["status-every"]));
   if (!(every > 0)) throw new UsageError(`--status-every ${every}: must be > 0`);
+  const grace = flags.grace === undefined ? 5 : numberFlag("grace", String(flags.grace));
+  if (!(grace >= 0)) throw new UsageError(`--grace ${grace}: must be >= 0`);
 
   const controller = new AbortController();
   const onSignal = () => {
@@ -138,6 +143,7 @@ async function main(): Promise<void> {
     jobs,
     signal: controller.signal,
     statusEverySeconds: every,
+    graceSeconds: grace,
     onStatus: (lines) => console.log(`--- ${new Date().toISOString()}\n${lines.join("\n")}`),
   });
   Deno.removeSignalListener("SIGINT", onSignal);
