@@ -1,0 +1,163 @@
+/**
+ * `deno task report <sweep dir>`: statistics over the seeds of a sweep
+ * (report.md, report.json, SVG charts).
+ *
+ * @module
+ */
+
+import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
+import {
+  type BandCurve,
+  bandCurves,
+  groupRuns,
+  loadSweepRuns,
+  METRICS,
+  pairGroups,
+  reportMarkdown,
+  summarizeTable1,
+  type SweepReport,
+  type Table1Summary,
+} from "../analysis/sweep_report.ts";
+import { lineChartSvg, type LineSeries } from "../report/heatmap.ts";
+import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
+
+function help(): string {
+  return `Summarizes a sweep over seeds: per group of runs that differ only in the seed, the mean
+and 95 % Student-t interval of each figure; MoGE vs MoE paired by seed (difference with its
+interval, paired t-test, Wilcoxon signed-rank test, MoGE better in k of n seeds); curves
+over epochs with a 95 % band over seeds.
+
+Usage: deno task report SWEEP_DIR [flags]
+
+  --out DIR          where to write [default SWEEP_DIR]
+  --invariance       also measure Table 1 (IMED under 12 transforms) for every MoE / MoGE
+                     seed pair of classifier runs (needs their checkpoints; slow on the full
+                     test set, see --limit)
+  --limit N          test images for --invariance (0: all) [default 1000]
+  --backend NAME     backend for --invariance: auto | webgpu | wasm | cpu [default auto]
+  -h, --help         this text
+
+Writes report.md, report.json, <figure>_vs_<epoch|step>.svg.`;
+}
+
+function chart(curves: BandCurve[], title: string, x: string, y: string): string {
+  const series: LineSeries[] = [];
+  for (const c of curves) {
+    series.push({ name: `${c.label} (mean)`, points: c.x.map((v, i) => [v, c.mean[i]]) });
+    for (const [end, ys] of [["low", c.lo], ["high", c.hi]] as const) {
+      const pts = c.x.flatMap((v, i) => ys[i] === null ? [] : [[v, ys[i]!] as [number, number]]);
+      if (pts.length) series.push({ name: `${c.label} 95% CI ${end}`, points: pts });
+    }
+  }
+  return lineChartSvg(series, { title, xLabel: x, yLabel: y });
+}
+
+async function main(): Promise<void> {
+  const args = [...Deno.args];
+  const positional = args.filter((a, i) =>
+    !a.startsWith("-") && !["--out", "--limit", "--backend"].includes(args[i - 1])
+  );
+  const flags = parseFlags(args.filter((a) => !positional.includes(a)), {
+    help: { type: "boolean", short: "h" },
+    out: { type: "string" },
+    invariance: { type: "boolean" },
+    limit: { type: "string" },
+    backend: { type: "string" },
+  });
+  if (flags.help) {
+    console.log(help());
+    return;
+  }
+  if (positional.length !== 1) {
+    throw new UsageError(
+      positional.length
+        ? `one sweep directory expected, got ${positional.join(" ")}`
+        : "the sweep directory is required, e.g. deno task report runs/e64",
+    );
+  }
+  const sweepDir = positional[0].replace(/\/+$/, "");
+  const outDir = typeof flags.out === "string" ? flags.out : sweepDir;
+  const limit = numberFlag("limit", String(flags.limit ?? 1000));
+  if (!Number.isInteger(limit) || limit < 0) {
+    throw new UsageError(`--limit ${limit}: must be an integer >= 0`);
+  }
+  let loaded;
+  try {
+    loaded = await loadSweepRuns(sweepDir);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (!loaded.runs.length) {
+    throw new UsageError(
+      `${sweepDir}: no finished run (summary.json with completed: true)` +
+        (loaded.unfinished.length ? `; unfinished: ${loaded.unfinished.join(", ")}` : ""),
+    );
+  }
+  const { groups, byGroup } = groupRuns(loaded.runs);
+  const pairs = pairGroups(groups);
+
+  const table1: Table1Summary[] = [];
+  if (flags.invariance) {
+    const { useBackend, describeBackend } = await import("../backend.ts");
+    const { table1ForPair } = await import("../analysis/table1.ts");
+    const { loadDataset, loadFixture } = await import("../data/images.ts");
+    const backend = await useBackend(
+      (flags.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu",
+    );
+    console.log(`invariance: ${describeBackend(backend)}, ${limit || "all"} test images`);
+    for (const p of pairs) {
+      const moe = groups[p.moe], moge = groups[p.moge];
+      if (moge.model !== "classifier") continue;
+      const ds = String(moge.config.dataset);
+      const data = ds === "fixture"
+        ? await loadFixture("fashion-mnist")
+        : await loadDataset(ds as "fashion-mnist" | "mnist");
+      const seeds = moge.seeds.filter((s) => moe.seeds.includes(s));
+      const perSeed = [];
+      for (const s of seeds) {
+        const a = byGroup[p.moe][moe.seeds.indexOf(s)].dir;
+        const b = byGroup[p.moge][moge.seeds.indexOf(s)].dir;
+        console.log(`invariance: seed ${s}: ${a} vs ${b}`);
+        perSeed.push(await table1ForPair(a, b, { data, limit }));
+      }
+      if (seeds.length) table1.push(summarizeTable1({ moe: p.moe, moge: p.moge }, seeds, perSeed));
+    }
+  }
+
+  const curves: Record<string, BandCurve[]> = {};
+  const charts: string[] = [];
+  await Deno.mkdir(outDir, { recursive: true });
+  const models = [...new Set(groups.map((g) => g.model))];
+  for (const key of ["testAcc", "validPpl", "deadExperts"]) {
+    const c = bandCurves(groups, byGroup, key);
+    if (!c.length) continue;
+    curves[key] = c;
+    const x = models.includes("lm") ? "step" : "epoch";
+    const def = models.map((m) => METRICS[m].find((d) => d.key === key)).find(Boolean)!;
+    const file = `${
+      key === "testAcc" ? "accuracy" : key === "validPpl" ? "perplexity" : "dead_experts"
+    }_vs_${x}.svg`;
+    await writeFileAtomic(
+      `${outDir}/${file}`,
+      chart(c, `${def.label} over seeds (mean and 95 % interval)`, x, def.label),
+    );
+    charts.push(file);
+  }
+
+  const report: SweepReport = {
+    sweepDir,
+    date: new Date().toISOString(),
+    unfinished: loaded.unfinished,
+    groups,
+    pairs,
+    table1,
+    curves,
+  };
+  await writeJsonAtomic(`${outDir}/report.json`, report);
+  const md = reportMarkdown(report, charts);
+  await writeFileAtomic(`${outDir}/report.md`, md);
+  console.log(md);
+  console.log(`files: ${outDir}/{report.md,report.json,${charts.join(",")}}`);
+}
+
+if (import.meta.main) await runMain(main, "deno task report");
