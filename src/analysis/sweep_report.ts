@@ -16,7 +16,8 @@ import type { Table1Column } from "./table1.ts";
 /** Which trainer wrote a run. */
 export type ModelKind = "classifier" | "vit" | "lm";
 
-type Json = Record<string, unknown>;
+/** A parsed JSON object (config.json, summary.json, a metrics.jsonl line). */
+export type Json = Record<string, unknown>;
 
 /** One finished run. */
 export interface RunRecord {

@@ -14,6 +14,8 @@ import { loadCheckpoint } from "../train/checkpoint.ts";
 import { topographicLayout } from "../moge/layout.ts";
 import type { Dataset } from "../data/images.ts";
 
+export type { Dataset };
+
 /** One column of Table 1 for one pair of runs. */
 export interface Table1Column {
   /** Transform, e.g. "rotation 5". */
