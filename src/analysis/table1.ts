@@ -12,9 +12,16 @@ import { TABLE1_TRANSFORMS } from "./affine.ts";
 import { meanImed, routingScores, transformImages } from "./invariance.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { topographicLayout } from "../moge/layout.ts";
-import type { Dataset } from "../data/images.ts";
 
-export type { Dataset };
+/** The test split that Table 1 is measured on (a `Dataset` from src/data/images.ts fits). */
+export interface TestSplit {
+  /** Test images, `N x size²` uint8 pixels, image after image. */
+  testImages: Uint8Array;
+  /** Test labels (their count is N). */
+  testLabels: Uint8Array;
+  /** Image side. */
+  imageSize: number;
+}
 
 /** One column of Table 1 for one pair of runs. */
 export interface Table1Column {
@@ -29,7 +36,7 @@ export interface Table1Column {
 /** Options of {@linkcode table1ForPair}. */
 export interface Table1Options {
   /** The data the runs were trained on (its test split is used). */
-  data: Dataset;
+  data: TestSplit;
   /** Use the first `limit` test images (0: all). */
   limit?: number;
   /** Seed of the random transforms (transform i uses seed·1000 + i, as `deno task invariance`). */
