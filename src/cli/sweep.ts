@@ -5,6 +5,7 @@
  * @module
  */
 
+import { writeJsonAtomic } from "../atomic.ts";
 import {
   type GridAxis,
   manifestFor,
@@ -109,6 +110,11 @@ async function main(): Promise<void> {
   }
 
   if (flags["print-commands"]) {
+    if (!existing) {
+      // Record the grid, so that a later sweep or report under this name knows it.
+      await Deno.mkdir(sweepDir, { recursive: true });
+      await writeJsonAtomic(`${sweepDir}/sweep.json`, manifest);
+    }
     for (const line of await printCommands(sweepDir, manifest)) console.log(line);
     return;
   }
