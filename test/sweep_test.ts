@@ -259,3 +259,41 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "sweep: a run the trainer rejects is marked failed, with its log, and the sweep exits 1",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await Deno.makeTempDir();
+    try {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          SWEEP_CLI,
+          "--runs",
+          root,
+          "--name",
+          "bad",
+          "--grid",
+          "experts=-1",
+          "--preset",
+          "tiny",
+          "--jobs",
+          "1",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      equal(out.code, 1);
+      ok(new TextDecoder().decode(out.stderr).includes(`${root}/bad/logs/experts--1.log`));
+      const m = await readManifest(`${root}/bad`);
+      equal(m!.runs[0].status, "failed");
+      equal(m!.runs[0].exitCode, 2); // the train CLI's usage-error status
+      ok((await Deno.readTextFile(`${root}/bad/logs/experts--1.log`)).includes("error: "));
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
