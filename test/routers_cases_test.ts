@@ -175,7 +175,7 @@ for (const backend of await availableBackends()) {
     equal(tf.memory().numTensors, before, "no tensor leaks");
   });
 
-  Deno.test(`[${backend}] SSR-1 (proposal): gates from the transport map Ĝ = N·Π`, async () => {
+  Deno.test(`[${backend}] SSR-1 (proposal): gates from the transport map Ĝ = N·Π (rows of Π normalized)`, async () => {
     await useBackend(backend);
     // Same L as SB-1, ε = 1, run to convergence (50 iterations): Ĝ = 4·Π =
     // [[.7225,.2775],[.6123,.3877],[.4892,.5108],[.1761,.8239]]; top-1 [0,0,1,1].

@@ -222,12 +222,9 @@ function decide(
     }
     if (!routed) leftBehind++;
   }
-  const chosen = tf.tidy(() =>
-    tf.mul(
-      tf.oneHot(tf.tensor1d(plan.expert, "int32"), E).toFloat(),
-      tf.tensor2d(Float32Array.from(valid), [N * k, 1]),
-    )
-  ) as Tensor2D; // [N*k, E]
+  const hot = new Float32Array(N * k * E); // built here: tf.oneHot refuses E = 1
+  for (let c = 0; c < N * k; c++) if (valid[c]) hot[c * E + plan.expert[c]] = 1;
+  const chosen = tf.tensor2d(hot, [N * k, E]); // [N*k, E]
   return { router: router.name, mode: sel.mode, plan, valid, leftBehind, chosen, noise: sel.noise };
 }
 

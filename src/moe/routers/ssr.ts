@@ -10,7 +10,9 @@
  *
  * Proposed: in a training step, with probability `pSinkhorn` (default 0.1),
  * a Sinkhorn step: `Π = Sinkhorn(L/ε; 1/N, 1/E; T iterations)` unrolled on the
- * tape (ε 1, T 10), `Ĝ = N·Π` (rows sum to 1), each token's top-k of Ĝ, gates
+ * tape (ε 1, T 10), `Ĝ` = Π with each row normalized to sum 1 (= N·Π once
+ * Sinkhorn has converged; exact rows also after T capped iterations), each
+ * token's top-k of Ĝ, gates
  * `Ĝ[n, idx]` (optionally renormalized over the k). Otherwise, and at
  * evaluation, softmax mode: top-k of `P = softmax(L)` with gates `P[n, idx]`.
  * The layer's capacity and dropping apply. z is the map the gates are read
@@ -87,7 +89,7 @@ export function ssrSinkhornStep(step: number, seed: number, p: number): boolean 
  * const input = { x: tf.randomNormal([8, 4]) as tf.Tensor2D };
  * const d = await route(router, input, { training: true, step: 3 });
  * d.mode; // "train-sinkhorn"
- * const { z } = router.forward(input, d); // Ĝ = N·Π, rows sum to 1
+ * const { z } = router.forward(input, d); // Ĝ: Π row-normalized
  * disposeDecision(d);
  * ```
  */
@@ -129,14 +131,19 @@ export function ssrRouter(config: SsrRouterConfig, init: RouterInit = {}): Route
     plan(values: Float32Array, N: number, mode: RouterMode): RouterPlan {
       if (mode !== "train-sinkhorn") return tokenChoicePlan(values, N, E, config);
       const { pi } = sinkhornPlan(values, N, E, { epsilon, tol: 0, maxIters: T });
-      return tokenChoicePlan(pi.map((v) => N * v), N, E, config); // Ĝ = N·Π
+      const G = new Float64Array(N * E); // Ĝ: rows of Π normalized to sum 1
+      for (let n = 0; n < N; n++) {
+        let sum = 0;
+        for (let e = 0; e < E; e++) sum += pi[n * E + e];
+        for (let e = 0; e < E; e++) G[n * E + e] = pi[n * E + e] / sum;
+      }
+      return tokenChoicePlan(G, N, E, config);
     },
     forward(input, decision) {
       return tf.tidy(() => {
         const L = logits(input.x); // [N, E]
-        const N = L.shape[0];
         const z = decision.mode === "train-sinkhorn"
-          ? tf.mul(N, tf.exp(sinkhornLogTensor(L, epsilon, T))) as Tensor2D // Ĝ [N, E]
+          ? tf.softmax(sinkhornLogTensor(L, epsilon, T)) as Tensor2D // Ĝ: Π row-normalized [N, E]
           : tf.softmax(L) as Tensor2D; // P [N, E]
         return { logits: L, z, gates: gatesOf(z, decision.chosen), auxLoss: tf.scalar(0) };
       });
