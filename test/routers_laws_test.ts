@@ -5,6 +5,7 @@ import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import type { Tensor2D } from "../src/types.ts";
 import {
+  combineMatrix,
   createRouter,
   disposeDecision,
   expertChoiceCapacity,
@@ -17,6 +18,7 @@ import {
   sinkhornPlan,
   zLoss,
 } from "../src/moe/routers/mod.ts";
+import { routeRows, rowRoute } from "../src/moe/dispatch.ts";
 import { assertAllClose, assertClose, equal, ok } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 
@@ -249,6 +251,80 @@ for (const backend of backends.filter((b) => b !== "webgpu")) {
         },
       ),
       { numRuns: 60 },
+    );
+    equal(tf.memory().numTensors, before, "no tensor leaks");
+  });
+
+  Deno.test(`[${backend}] law: dispatch and combine along a router's plan equal a naive per-token loop`, async () => {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...ROUTER_NAMES),
+        fc.record({
+          B: fc.integer({ min: 1, max: 3 }),
+          T: fc.integer({ min: 1, max: 5 }),
+          d: fc.integer({ min: 1, max: 4 }),
+          E: fc.integer({ min: 1, max: 6 }),
+          k: fc.integer({ min: 1, max: 3 }),
+          cf: fc.constantFrom(0, 0.5, 1),
+          compact: fc.boolean(),
+          training: fc.boolean(),
+          seed: fc.integer({ min: 0, max: 1000 }),
+        }),
+        async (name: RouterName, { B, T, d, E, k, cf, compact, training, seed }) => {
+          const N = B * T;
+          const router = createRouter(name, {
+            inputDim: d,
+            numExperts: E,
+            topK: Math.min(k, E),
+            capacityFactor: name === "expert-choice" && cf === 0 ? 1 : cf,
+            compact,
+            pSinkhorn: 0.5,
+          }, { seed });
+          const x = tf.randomNormal([N, d], 0, 1, "float32", seed + 1) as Tensor2D;
+          const attention = tf.tidy(() =>
+            tf.softmax(tf.randomNormal([B, T, T], 0, 1, "float32", seed + 2))
+          ) as tf.Tensor3D;
+          const input = { x, sequenceLength: T, attention };
+          const dec = await route(router, input, { training, noiseSeed: seed, step: seed });
+          const out = router.forward(input, dec);
+          const { plan } = dec;
+          // The layer's dispatch, as MoeLayer builds it from a plan: tokens into
+          // [A·slots, d] buffers, expert e computes (e + 1)·x + e, results back
+          // to (token, choice) rows, weighted by the gates.
+          const dispatch = rowRoute(plan.tokenOfSlot, plan.slotOfChoice, plan.k);
+          const combine = rowRoute(plan.slotOfChoice, plan.choiceOfSlot, 1);
+          const expertOfRow = Float32Array.from(
+            { length: plan.active.length * plan.slots },
+            (_, r) => plan.active[Math.floor(r / plan.slots)],
+          );
+          const y = tf.tidy(() => {
+            const e = tf.tensor2d(expertOfRow, [expertOfRow.length, 1]);
+            const buf = routeRows(x, dispatch); // [A·slots, d]
+            const res = tf.add(tf.mul(buf, tf.add(e, 1)), e) as Tensor2D;
+            const perChoice = routeRows(res, combine).reshape([N, plan.k, d]); // [N, k, d]
+            return tf.sum(tf.mul(perChoice, out.gates.expandDims(2)), 1); // [N, d]
+          });
+          const got = await y.data();
+          const W = combineMatrix(dec, await out.gates.data());
+          const xs = await x.data();
+          const want = new Float64Array(N * d);
+          for (let n = 0; n < N; n++) {
+            for (let e = 0; e < E; e++) {
+              for (let i = 0; i < d; i++) {
+                want[n * d + i] += W[n * E + e] * ((e + 1) * xs[n * d + i] + e);
+              }
+            }
+          }
+          assertAllClose(got, want, { atol: 1e-4, rtol: 1e-4, msg: name });
+          tf.dispose([y, out.logits, out.z, out.gates, out.auxLoss, x, attention]);
+          tf.dispose([dispatch.forward, dispatch.backward, combine.forward, combine.backward]);
+          disposeDecision(dec);
+          router.dispose();
+        },
+      ),
+      { numRuns: 50 },
     );
     equal(tf.memory().numTensors, before, "no tensor leaks");
   });
