@@ -27,6 +27,7 @@ import {
   type RouterInput,
   type RouterName,
   type RouterPlan,
+  type Tensor3D,
   validateRouterConfig,
 } from "./router.ts";
 
@@ -78,7 +79,7 @@ export function sequenceLengthOf(input: RouterInput): number {
  * mixProbabilities(P, tf.fill([1, 2, 2], 0.5) as tf.Tensor3D, 1); // [[.5, .5], [.5, .5]]
  * ```
  */
-export function mixProbabilities(P: Tensor2D, M: tf.Tensor3D, lambda: number): Tensor2D {
+export function mixProbabilities(P: Tensor2D, M: Tensor3D, lambda: number): Tensor2D {
   const [N, E] = P.shape;
   const [B, T, T2] = M.shape;
   if (B * T !== N || T2 !== T) {
@@ -111,7 +112,7 @@ export function graphRouter(
   name: RouterName,
   config: GraphRouterConfig,
   init: RouterInit,
-  graph: (input: RouterInput, logits: Tensor2D) => tf.Tensor3D,
+  graph: (input: RouterInput, logits: Tensor2D) => Tensor3D,
   extraParams: (make: ParamMaker) => void = () => {},
 ): Router {
   validateRouterConfig(config);

@@ -16,6 +16,8 @@
  */
 
 export * from "./router.ts";
+export type { Tensor, Tensor1D, Tensor2D, Variable } from "../../types.ts";
+export type { RoutingPlan } from "../routing.ts";
 export * from "./plan.ts";
 export * from "./stats.ts";
 export * from "./z_loss.ts";

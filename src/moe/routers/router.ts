@@ -46,6 +46,9 @@ import type { RoutingPlan } from "../routing.ts";
 import { checkInteger, checkNumber } from "../../validate.ts";
 import { tfSeed } from "../../rng.ts";
 
+/** A rank-3 tfjs tensor (`tf.Tensor3D`), e.g. an attention matrix `[B, T, T]`. */
+export type Tensor3D = tf.Tensor3D;
+
 /** The routers this module implements. */
 export type RouterName =
   | "topk"
@@ -99,7 +102,7 @@ export interface RouterInput {
    * Head-averaged attention matrix of the attention sublayer just before the
    * MoE, `[B, T, T]`, rows summing to 1 (the `attention` router needs it).
    */
-  attention?: tf.Tensor3D;
+  attention?: Tensor3D;
 }
 
 /** Per-pass settings. */
@@ -364,7 +367,11 @@ export class ParamMaker {
   readonly #prefix: string;
   #seed: number;
 
-  /** @param init seed and name prefix */
+  /**
+   * Starts an empty parameter set.
+   *
+   * @param init seed and name prefix
+   */
   constructor(init: RouterInit) {
     this.#prefix = init.prefix ?? "moe";
     this.#seed = init.seed ?? 0;

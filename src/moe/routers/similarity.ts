@@ -13,7 +13,7 @@ import { tf } from "../../deps.ts";
 import type { Tensor2D, Variable } from "../../types.ts";
 import { checkInteger, checkNumber } from "../../validate.ts";
 import { graphRouter, type GraphRouterConfig, sequenceLengthOf } from "./graph_of_tokens.ts";
-import type { Router, RouterInit } from "./router.ts";
+import type { Router, RouterInit, Tensor3D } from "./router.ts";
 
 /** Options of the similarity-aware router. */
 export interface SimilarityRouterConfig extends GraphRouterConfig {
@@ -44,16 +44,16 @@ export function similarityGraph(
   T: number,
   temperature: number,
   causal: boolean,
-): tf.Tensor3D {
+): Tensor3D {
   const [N, m] = u.shape;
   return tf.tidy(() => {
-    const s = tf.reshape(u, [N / T, T, m]) as tf.Tensor3D; // [B, T, m]
+    const s = tf.reshape(u, [N / T, T, m]) as Tensor3D; // [B, T, m]
     let sim = tf.div(tf.matMul(s, s, false, true), temperature); // [B, T, T]
     if (causal) {
       const future = tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)); // 1 above the diagonal
       sim = tf.add(sim, tf.mul(future, -1e9));
     }
-    return tf.softmax(sim) as tf.Tensor3D;
+    return tf.softmax(sim) as Tensor3D;
   });
 }
 
