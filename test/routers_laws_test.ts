@@ -127,6 +127,137 @@ function zLossRef(v: number[], N: number, E: number): { value: number; grad: num
   return { value, grad };
 }
 
+/** Every router's outputs are finite, of the right shapes, z rows sum to 1, gates in [0, 1]. */
+async function finiteOutputsCase(
+  name: RouterName,
+  { B, T, d, E, kFrac, cf, scale, training, seed }: {
+    B: number;
+    T: number;
+    d: number;
+    E: number;
+    kFrac: number;
+    cf: number;
+    scale: number;
+    training: boolean;
+    seed: number;
+  },
+): Promise<void> {
+  const N = B * T;
+  const k = 1 + Math.min(E - 1, Math.floor(kFrac * E));
+  const router = createRouter(name, {
+    inputDim: d,
+    numExperts: E,
+    topK: k,
+    capacityFactor: name === "expert-choice" && cf === 0 ? 1 : cf,
+    pSinkhorn: 0.5,
+  }, { seed });
+  const x = tf.tidy(() =>
+    tf.mul(tf.randomNormal([N, d], 0, 1, "float32", seed + 1), scale)
+  ) as Tensor2D;
+  const attention = tf.tidy(() =>
+    tf.softmax(tf.randomNormal([B, T, T], 0, 1, "float32", seed + 2))
+  ) as tf.Tensor3D;
+  const input = { x, sequenceLength: T, attention };
+  const dec = await route(router, input, { training, noiseSeed: seed, step: seed });
+  const out = router.forward(input, dec);
+  const kp = dec.plan.k;
+  if (name !== "expert-choice") equal(kp, k);
+  equal(out.gates.shape.join(), [N, kp].join());
+  equal(out.z.shape.join(), [N, E].join());
+  equal(out.logits.shape.join(), [N, E].join());
+  equal(out.auxLoss.shape.length, 0);
+  const all = [
+    ...await out.logits.data(),
+    ...await out.z.data(),
+    ...await out.gates.data(),
+    ...await out.auxLoss.data(),
+  ];
+  ok(all.every(Number.isFinite), `${name}: a non-finite output`);
+  const z = await out.z.data();
+  for (let n = 0; n < N; n++) {
+    let s = 0;
+    for (let e = 0; e < E; e++) s += z[n * E + e];
+    assertClose(s, 1, { atol: 1e-4, rtol: 0, msg: `${name} z row ${n}` });
+  }
+  for (const g of await out.gates.data()) ok(g >= 0 && g <= 1 + 1e-6, `${name}: gate ${g}`);
+  const stats = await routerStats(dec, out);
+  ok(
+    Number.isFinite(stats.entropy) && stats.entropy >= 0 &&
+      stats.entropy <= Math.log(E) + 1e-5,
+  );
+  equal(stats.leftBehind, dec.leftBehind);
+  ok(stats.deadExperts >= 0 && stats.deadExperts <= E);
+  tf.dispose([out.logits, out.z, out.gates, out.auxLoss, x, attention]);
+  disposeDecision(dec);
+  router.dispose();
+}
+
+/** Dispatch and combine along the plan (as MoeLayer builds them) equal a naive per-token loop. */
+async function dispatchCase(
+  name: RouterName,
+  { B, T, d, E, k, cf, compact, training, seed }: {
+    B: number;
+    T: number;
+    d: number;
+    E: number;
+    k: number;
+    cf: number;
+    compact: boolean;
+    training: boolean;
+    seed: number;
+  },
+): Promise<void> {
+  const N = B * T;
+  const router = createRouter(name, {
+    inputDim: d,
+    numExperts: E,
+    topK: Math.min(k, E),
+    capacityFactor: name === "expert-choice" && cf === 0 ? 1 : cf,
+    compact,
+    pSinkhorn: 0.5,
+  }, { seed });
+  const x = tf.randomNormal([N, d], 0, 1, "float32", seed + 1) as Tensor2D;
+  const attention = tf.tidy(() =>
+    tf.softmax(tf.randomNormal([B, T, T], 0, 1, "float32", seed + 2))
+  ) as tf.Tensor3D;
+  const input = { x, sequenceLength: T, attention };
+  const dec = await route(router, input, { training, noiseSeed: seed, step: seed });
+  const out = router.forward(input, dec);
+  const { plan } = dec;
+  // The layer's dispatch, as MoeLayer builds it from a plan: tokens into
+  // [A·slots, d] buffers, expert e computes (e + 1)·x + e, results back
+  // to (token, choice) rows, weighted by the gates.
+  const dispatch = rowRoute(plan.tokenOfSlot, plan.slotOfChoice, plan.k);
+  const combine = rowRoute(plan.slotOfChoice, plan.choiceOfSlot, 1);
+  const expertOfRow = Float32Array.from(
+    { length: plan.active.length * plan.slots },
+    (_, r) => plan.active[Math.floor(r / plan.slots)],
+  );
+  const y = tf.tidy(() => {
+    const e = tf.tensor2d(expertOfRow, [expertOfRow.length, 1]);
+    const buf = routeRows(x, dispatch); // [A·slots, d]
+    const res = tf.add(tf.mul(buf, tf.add(e, 1)), e) as Tensor2D;
+    const perChoice = routeRows(res, combine).reshape([N, plan.k, d]); // [N, k, d]
+    return tf.sum(tf.mul(perChoice, out.gates.expandDims(2)), 1); // [N, d]
+  });
+  const got = await y.data();
+  const W = combineMatrix(dec, await out.gates.data());
+  const xs = await x.data();
+  const want = new Float64Array(N * d);
+  for (let n = 0; n < N; n++) {
+    for (let e = 0; e < E; e++) {
+      for (let i = 0; i < d; i++) {
+        want[n * d + i] += W[n * E + e] * ((e + 1) * xs[n * d + i] + e);
+      }
+    }
+  }
+  assertAllClose(got, want, { atol: 1e-4, rtol: 1e-4, msg: name });
+  tf.dispose([y, out.logits, out.z, out.gates, out.auxLoss, x, attention]);
+  tf.dispose([dispatch.forward, dispatch.backward, combine.forward, combine.backward]);
+  disposeDecision(dec);
+  router.dispose();
+}
+
 const backends = await availableBackends();
 
 for (const backend of backends.filter((b) => b !== "webgpu")) {
@@ -194,61 +325,7 @@ for (const backend of backends.filter((b) => b !== "webgpu")) {
           training: fc.boolean(),
           seed: fc.integer({ min: 0, max: 1000 }),
         }),
-        async (name: RouterName, { B, T, d, E, kFrac, cf, scale, training, seed }) => {
-          const N = B * T;
-          const k = 1 + Math.min(E - 1, Math.floor(kFrac * E));
-          const router = createRouter(name, {
-            inputDim: d,
-            numExperts: E,
-            topK: k,
-            capacityFactor: name === "expert-choice" && cf === 0 ? 1 : cf,
-            pSinkhorn: 0.5,
-          }, { seed });
-          const x = tf.tidy(() =>
-            tf.mul(tf.randomNormal([N, d], 0, 1, "float32", seed + 1), scale)
-          ) as Tensor2D;
-          const attention = tf.tidy(() =>
-            tf.softmax(tf.randomNormal([B, T, T], 0, 1, "float32", seed + 2))
-          ) as tf.Tensor3D;
-          const input = { x, sequenceLength: T, attention };
-          const dec = await route(router, input, { training, noiseSeed: seed, step: seed });
-          const out = router.forward(input, dec);
-          const kp = dec.plan.k;
-          if (name !== "expert-choice") equal(kp, k);
-          equal(out.gates.shape.join(), [N, kp].join());
-          equal(out.z.shape.join(), [N, E].join());
-          equal(out.logits.shape.join(), [N, E].join());
-          equal(out.auxLoss.shape.length, 0);
-          const all = [
-            ...await out.logits.data(),
-            ...await out.z.data(),
-            ...await out.gates.data(),
-            ...await out.auxLoss.data(),
-          ];
-          ok(all.every(Number.isFinite), `${name}: a non-finite output`);
-          const z = await out.z.data();
-          for (let n = 0; n < N; n++) {
-            let s = 0;
-            for (let e = 0; e < E; e++) s += z[n * E + e];
-            // SSR's Ĝ after 10 iterations: rows within 1e-2 of 1.
-            assertClose(s, 1, {
-              atol: name === "ssr" ? 1e-2 : 1e-4,
-              rtol: 0,
-              msg: `${name} z row ${n}`,
-            });
-          }
-          for (const g of await out.gates.data()) ok(g >= 0 && g <= 1 + 1e-6, `${name}: gate ${g}`);
-          const stats = await routerStats(dec, out);
-          ok(
-            Number.isFinite(stats.entropy) && stats.entropy >= 0 &&
-              stats.entropy <= Math.log(E) + 1e-5,
-          );
-          equal(stats.leftBehind, dec.leftBehind);
-          ok(stats.deadExperts >= 0 && stats.deadExperts <= E);
-          tf.dispose([out.logits, out.z, out.gates, out.auxLoss, x, attention]);
-          disposeDecision(dec);
-          router.dispose();
-        },
+        finiteOutputsCase,
       ),
       { numRuns: 60 },
     );
@@ -272,60 +349,23 @@ for (const backend of backends.filter((b) => b !== "webgpu")) {
           training: fc.boolean(),
           seed: fc.integer({ min: 0, max: 1000 }),
         }),
-        async (name: RouterName, { B, T, d, E, k, cf, compact, training, seed }) => {
-          const N = B * T;
-          const router = createRouter(name, {
-            inputDim: d,
-            numExperts: E,
-            topK: Math.min(k, E),
-            capacityFactor: name === "expert-choice" && cf === 0 ? 1 : cf,
-            compact,
-            pSinkhorn: 0.5,
-          }, { seed });
-          const x = tf.randomNormal([N, d], 0, 1, "float32", seed + 1) as Tensor2D;
-          const attention = tf.tidy(() =>
-            tf.softmax(tf.randomNormal([B, T, T], 0, 1, "float32", seed + 2))
-          ) as tf.Tensor3D;
-          const input = { x, sequenceLength: T, attention };
-          const dec = await route(router, input, { training, noiseSeed: seed, step: seed });
-          const out = router.forward(input, dec);
-          const { plan } = dec;
-          // The layer's dispatch, as MoeLayer builds it from a plan: tokens into
-          // [A·slots, d] buffers, expert e computes (e + 1)·x + e, results back
-          // to (token, choice) rows, weighted by the gates.
-          const dispatch = rowRoute(plan.tokenOfSlot, plan.slotOfChoice, plan.k);
-          const combine = rowRoute(plan.slotOfChoice, plan.choiceOfSlot, 1);
-          const expertOfRow = Float32Array.from(
-            { length: plan.active.length * plan.slots },
-            (_, r) => plan.active[Math.floor(r / plan.slots)],
-          );
-          const y = tf.tidy(() => {
-            const e = tf.tensor2d(expertOfRow, [expertOfRow.length, 1]);
-            const buf = routeRows(x, dispatch); // [A·slots, d]
-            const res = tf.add(tf.mul(buf, tf.add(e, 1)), e) as Tensor2D;
-            const perChoice = routeRows(res, combine).reshape([N, plan.k, d]); // [N, k, d]
-            return tf.sum(tf.mul(perChoice, out.gates.expandDims(2)), 1); // [N, d]
-          });
-          const got = await y.data();
-          const W = combineMatrix(dec, await out.gates.data());
-          const xs = await x.data();
-          const want = new Float64Array(N * d);
-          for (let n = 0; n < N; n++) {
-            for (let e = 0; e < E; e++) {
-              for (let i = 0; i < d; i++) {
-                want[n * d + i] += W[n * E + e] * ((e + 1) * xs[n * d + i] + e);
-              }
-            }
-          }
-          assertAllClose(got, want, { atol: 1e-4, rtol: 1e-4, msg: name });
-          tf.dispose([y, out.logits, out.z, out.gates, out.auxLoss, x, attention]);
-          tf.dispose([dispatch.forward, dispatch.backward, combine.forward, combine.backward]);
-          disposeDecision(dec);
-          router.dispose();
-        },
+        dispatchCase,
       ),
       { numRuns: 50 },
     );
+    equal(tf.memory().numTensors, before, "no tensor leaks");
+  });
+}
+
+if (backends.includes("webgpu")) {
+  Deno.test("[webgpu] every router: finite outputs, and dispatch equals a naive loop (one case each)", async () => {
+    await useBackend("webgpu");
+    const before = tf.memory().numTensors;
+    for (const name of ROUTER_NAMES) {
+      const common = { B: 2, T: 3, d: 4, E: 4, cf: 1, training: true, seed: 5 };
+      await finiteOutputsCase(name, { ...common, kFrac: 0.3, scale: 1 });
+      await dispatchCase(name, { ...common, k: 2, compact: false });
+    }
     equal(tf.memory().numTensors, before, "no tensor leaks");
   });
 }
