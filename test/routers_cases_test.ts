@@ -24,6 +24,7 @@ import {
   statsOf,
   zLoss,
 } from "../src/moe/routers/mod.ts";
+import { disposeRouted, MoeLayer } from "../src/moe/moe_layer.ts";
 import { assertAllClose, assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 
@@ -426,4 +427,84 @@ async function assertRejects(f: () => Promise<unknown>, re: RegExp): Promise<voi
     err = e;
   }
   ok(err instanceof Error && re.test(err.message), `expected an error matching ${re}, got ${err}`);
+}
+
+for (const routingOrder of ["softmax-topk", "topk-softmax"] as const) {
+  Deno.test(`[cpu] the topk router reproduces MoeLayer's routing (${routingOrder}): weights, plan, z, L_aux, y`, async () => {
+    await useBackend("cpu");
+    const [N, d, E, k] = [12, 5, 6, 2];
+    const layer = new MoeLayer({
+      inputDim: d,
+      hiddenDim: 3,
+      numExperts: E,
+      topK: k,
+      routingOrder,
+      routerBias: true,
+      activation: "relu",
+      capacityFactor: 1,
+      loadBalanceWeight: 1,
+    }, { seed: 4 });
+    const router = createRouter("topk", {
+      inputDim: d,
+      numExperts: E,
+      topK: k,
+      capacityFactor: 1,
+      routingOrder,
+      routerBias: true,
+    }, { seed: 4 });
+    // Same seed, same first draw: the router's kernel is the layer's.
+    assertAllClose(
+      await router.params["moe.router.w"].data(),
+      await layer.params["moe.router.w"].data(),
+      { atol: 0, rtol: 0 },
+    );
+    const x = tf.randomNormal([N, d], 0, 1, "float32", 9) as Tensor2D;
+    for (const training of [false, true]) {
+      const logits = layer.logits(x);
+      const routed = await layer.route(logits, { training, noiseSeed: 11 });
+      const out = layer.apply(x, logits, routed, null);
+      const dec = await route(router, { x }, { training, noiseSeed: 11 });
+      const mine = router.forward({ x }, dec);
+      deepEqual(Array.from(dec.plan.expert), Array.from(routed.plan.expert));
+      deepEqual(Array.from(dec.plan.slotOfChoice), Array.from(routed.plan.slotOfChoice));
+      equal(dec.plan.dropped, routed.plan.dropped);
+      assertAllClose(await mine.z.data(), await out.z.data(), { atol: 1e-6, rtol: 1e-5 });
+      assertClose((await mine.auxLoss.data())[0], (await out.auxLoss.data())[0], {
+        atol: 1e-6,
+        rtol: 1e-5,
+      });
+      // The layer's y equals Σ_e W[n,e]·FFN_e(x_n) with W the combine matrix of the router's gates.
+      const W = combineMatrix(dec, await mine.gates.data());
+      const xs = await x.data();
+      const p = Object.fromEntries(
+        await Promise.all(
+          Object.entries(layer.params).map(async ([key, v]) => [key, await v.data()] as const),
+        ),
+      );
+      const want = new Float64Array(N * d);
+      for (let n = 0; n < N; n++) {
+        for (let e = 0; e < E; e++) {
+          if (W[n * E + e] === 0) continue;
+          const h = [0, 1, 2].map((u) => {
+            let s = p[`moe.experts.b1.${e}`][u];
+            for (let i = 0; i < d; i++) s += xs[n * d + i] * p[`moe.experts.w1.${e}`][i * 3 + u];
+            return Math.max(0, s);
+          });
+          for (let v = 0; v < d; v++) {
+            let s = p[`moe.experts.b2.${e}`][v];
+            for (let u = 0; u < 3; u++) s += h[u] * p[`moe.experts.w2.${e}`][u * d + v];
+            want[n * d + v] += W[n * E + e] * s;
+          }
+        }
+      }
+      assertAllClose(await out.y.data(), want, { atol: 1e-5, rtol: 1e-4, msg: "y" });
+      tf.dispose([logits, out.y, out.z, out.auxLoss, out.regularizer, out.penalty]);
+      tf.dispose([mine.logits, mine.z, mine.gates, mine.auxLoss]);
+      disposeRouted(routed);
+      disposeDecision(dec);
+    }
+    x.dispose();
+    layer.dispose();
+    router.dispose();
+  });
 }
