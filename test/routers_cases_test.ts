@@ -275,6 +275,36 @@ for (const backend of await availableBackends()) {
     x.dispose();
   });
 
+  Deno.test(`[${backend}] X-MoE top-2: the second expert is kept with chance 2·g2 in training`, async () => {
+    await useBackend(backend);
+    const r = createRouter("xmoe", {
+      inputDim: 2,
+      numExperts: 2,
+      topK: 2,
+      capacityFactor: 1,
+      projDim: 2,
+    });
+    setParam(r, "proj", eye(2));
+    setParam(r, "experts", eye(2));
+    // Logits = x. t0 [1, 1]: a tie, g2 = .5, kept since 2·.5 = 1 > U[0, 1) always; gates [.5, .5].
+    // t1 [30, -30]: g2 = e⁻⁶⁰/(1 + e⁻⁶⁰) ≈ 0, never kept; gates [g1 = 1, 0].
+    // Capacity 2·floor(1·ceil(2/2)) = 2: e0 gets t0 and t1, e1 gets t0; nothing dropped.
+    const x = tf.tensor2d([[1, 1], [30, -30]]);
+    for (let i = 0; i < 3; i++) {
+      const res = await run(r, { x }, true);
+      deepEqual(Array.from(res.d.valid), [1, 1, 1, 0]);
+      assertAllClose(res.gates, [.5, .5, 1, 0], TOL);
+      deepEqual(Array.from(res.d.plan.load), [2, 1]);
+      equal(res.d.plan.dropped, 0);
+    }
+    // Evaluation keeps both: t1's second gate is the renormalized g2 ≈ 0, but it is routed.
+    const ev = await run(r, { x }, false);
+    deepEqual(Array.from(ev.d.valid), [1, 1, 1, 1]);
+    deepEqual(Array.from(ev.d.plan.load), [2, 2]);
+    r.dispose();
+    x.dispose();
+  });
+
   Deno.test(`[${backend}] GT-1 (proposal): a token follows its neighbours through P̃ = M·P`, async () => {
     await useBackend(backend);
     const L = [[2, 0], [1.5, 0], [.2, 0], [0, 1]];

@@ -8,13 +8,17 @@
  * @module
  */
 
-import { planRouting, type RoutingPlan } from "../routing.ts";
+import { expertCapacity, planRouting, type RoutingPlan } from "../routing.ts";
 import { checkFinite, checkInteger, checkNumber } from "../../validate.ts";
 import type { RouterConfig, RouterPlan } from "./router.ts";
 
 /**
- * A token-choice plan (top-k of `scores` per token, V-MoE capacity and BPR)
- * with every choice real.
+ * A token-choice plan: top-k of `scores` per token, V-MoE capacity and
+ * batch-prioritized routing (by `planRouting`). With `keep` (`[N * k]`), a
+ * choice whose entry is 0 is not a choice this batch (`valid` 0: it takes no
+ * capacity, is not counted as demand or as dropped, and has gate 0), as
+ * X-MoE's random second-expert policy needs; the others fill capacity in the
+ * same batch-priority order.
  *
  * @param scores `[N * E]` selection scores (only their order matters)
  *
@@ -31,14 +35,40 @@ export function tokenChoicePlan(
   N: number,
   E: number,
   config: RouterConfig,
+  keep?: Uint8Array,
 ): RouterPlan {
-  const plan = planRouting(scores, N, E, {
-    k: config.topK,
-    capacityFactor: config.capacityFactor,
-    compact: config.compact,
-    slotMultiple: config.slotMultiple,
-  });
-  return { plan, valid: new Uint8Array(N * config.topK).fill(1) };
+  const k = config.topK;
+  const options = { compact: config.compact, slotMultiple: config.slotMultiple };
+  if (!keep) {
+    const plan = planRouting(scores, N, E, {
+      k,
+      capacityFactor: config.capacityFactor,
+      ...options,
+    });
+    return { plan, valid: new Uint8Array(N * k).fill(1) };
+  }
+  if (keep.length !== N * k) {
+    throw new RangeError(`keep has ${keep.length} entries, expected N * k = ${N * k}`);
+  }
+  const { expert } = planRouting(scores, N, E, { k, capacityFactor: 0 }); // top-k, no capacity
+  const capacity = expertCapacity(N, E, k, config.capacityFactor);
+  const best = (n: number) => scores[n * E + expert[n * k]];
+  const order = Array.from({ length: N }, (_, n) => n).sort((a, b) => best(b) - best(a) || a - b);
+  const position = new Int32Array(N * k).fill(-1);
+  const load = new Int32Array(E);
+  const demand = new Int32Array(E);
+  let dropped = 0;
+  for (let j = 0; j < k; j++) {
+    for (const n of order) {
+      const c = n * k + j;
+      if (!keep[c]) continue;
+      demand[expert[c]]++;
+      if (load[expert[c]] < capacity) position[c] = load[expert[c]]++;
+      else dropped++;
+    }
+  }
+  const plan = assemblePlan(N, E, k, capacity, expert, position, load, demand, dropped, options);
+  return { plan, valid: Uint8Array.from(keep, (v) => (v ? 1 : 0)) };
 }
 
 /**

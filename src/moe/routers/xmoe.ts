@@ -14,14 +14,18 @@
  *    (init 0.07, clamped ≥ 1e-4: MoEC, the X-MoE family's code), or learnable
  *    tutel-style `scale = exp(min(θ, log 100))`, `θ = log(1/τ₀)`, τ₀ 0.5.
  * 5. Gates: `softmax(s)` at the chosen experts; top-1 raw, top-k ≥ 2
- *    renormalized over the k (`normalize_gate_prob_before_dropping`).
+ *    renormalized over the k (`normalize_gate_prob_before_dropping`). For
+ *    top-2 in training, X-MoE's random second-expert policy (`:308-310`,
+ *    forced by `config.py:81-83`): the second expert is kept only if
+ *    `2·g2 > U(0, 1)` with g2 its renormalized gate; a discarded second
+ *    choice takes no capacity and has gate 0 (`valid` 0), the first keeps g1.
  * 6. Balance loss `E·Σ_e me_e·ce_e` (`:94-99`), `me` from `softmax(s)` or
  *    from `softmax(cos/τ_b)` with a fixed `balanceTemperature` (0.07 in MoEC).
  *
  * Deviations: the layer's capacity (`k·floor(cf·⌈N/E⌉)`, as torchscale's
  * training capacity for top-1 and for top-2 at cf 1) with batch-prioritized
- * routing instead of token order; no random second-expert policy and no
- * `⌈N/4⌉` evaluation capacity. z = softmax(s).
+ * routing instead of token order; no `⌈N/4⌉` evaluation capacity.
+ * z = softmax(s).
  *
  * @module
  */
@@ -29,6 +33,7 @@
 import { tf } from "../../deps.ts";
 import type { Tensor, Tensor2D, Variable } from "../../types.ts";
 import { checkInteger, checkNumber } from "../../validate.ts";
+import { Rng } from "../../rng.ts";
 import { switchBalanceLoss } from "./load_balance.ts";
 import { tokenChoicePlan } from "./plan.ts";
 import {
@@ -64,6 +69,13 @@ export interface XmoeRouterConfig extends RouterConfig {
   temperatureValue?: number;
   /** Fixed temperature of the balance loss's softmax (default: the routing softmax). */
   balanceTemperature?: number;
+  /**
+   * Top-2 second expert in training: "random" (default, X-MoE: kept with
+   * chance 2·g2) or "all" (always kept).
+   */
+  secondExpertPolicy?: "random" | "all";
+  /** Seed of the random second-expert draws (default: the init seed). */
+  policySeed?: number;
 }
 
 /** Clamp of the learnable τ ("learnable") and of the norms. */
@@ -106,6 +118,11 @@ export function xmoeRouter(config: XmoeRouterConfig, init: RouterInit = {}): Rou
   if (config.balanceTemperature !== undefined) {
     checkNumber("balanceTemperature", config.balanceTemperature, { min: 0, exclusiveMin: true });
   }
+  const policy = config.secondExpertPolicy ?? "random";
+  if (policy !== "random" && policy !== "all") {
+    throw new RangeError(`secondExpertPolicy = "${policy}" is invalid: allowed are random, all`);
+  }
+  const rng = new Rng(config.policySeed ?? init.seed ?? 0);
   const make = new ParamMaker(init);
   const proj = make.variable(
     "proj",
@@ -160,17 +177,36 @@ export function xmoeRouter(config: XmoeRouterConfig, init: RouterInit = {}): Rou
         mode: ctx.training ? "train" : "eval",
       };
     },
-    plan(values: Float32Array, N: number): RouterPlan {
-      return tokenChoicePlan(values, N, E, config);
+    plan(values: Float32Array, N: number, mode): RouterPlan {
+      if (k !== 2 || mode === "eval" || policy === "all") {
+        return tokenChoicePlan(values, N, E, config);
+      }
+      const { plan } = tokenChoicePlan(values, N, E, { ...config, capacityFactor: 0 });
+      const keep = new Uint8Array(N * 2).fill(1);
+      for (let n = 0; n < N; n++) {
+        const g1 = values[n * E + plan.expert[2 * n]];
+        const g2 = values[n * E + plan.expert[2 * n + 1]];
+        keep[2 * n + 1] = 2 * (g2 / (g1 + g2)) > rng.next() ? 1 : 0;
+      }
+      return tokenChoicePlan(values, N, E, config, keep);
     },
     forward(input, decision) {
       return tf.tidy(() => {
         const c = cosine(input.x); // [N, E]
         const s = scaled(c); // [N, E] logits
         const probs = tf.softmax(s) as Tensor2D; // [N, E]
-        let gates = pickGates(probs, decision.chosen, k); // [N, k]
-        if (k > 1) gates = tf.div(gates, tf.sum(gates, 1, true)) as Tensor2D;
         const N = c.shape[0];
+        let gates: Tensor2D; // [N, k]
+        if (k === 1) gates = pickGates(probs, decision.chosen, k);
+        else {
+          // Renormalized over all k top experts, discarded second choices included (torchscale
+          // normalizes before the random policy); discarded choices then get gate 0.
+          const all = tf.oneHot(tf.tensor1d(decision.plan.expert, "int32"), E)
+            .toFloat() as Tensor2D;
+          const g = pickGates(probs, all, k); // [N, k]
+          const valid = tf.tensor2d(Float32Array.from(decision.valid), [N, k]);
+          gates = tf.mul(tf.div(g, tf.sum(g, 1, true)), valid) as Tensor2D;
+        }
         const top1 = decision.chosen.reshape([N, k, E]).slice([0, 0, 0], [-1, 1, -1])
           .reshape([N, E]) as Tensor2D; // [N, E] first choices, before capacity
         const balanceProbs = config.balanceTemperature === undefined
