@@ -76,11 +76,14 @@ export function sinkhornPlan(
   const g = new Float64Array(E);
   const logA = -Math.log(N);
   const logB = -Math.log(E);
-  const col = new Float64Array(E);
+  const col = new Float64Array(E); // column maxima of s + f
+  const colSum = new Float64Array(E);
+  const pi = new Float64Array(N * E); // holds exp(s + f − col) during the column pass, then Π
   let iterations = 0;
   let rowError = Infinity;
   while (iterations < maxIters) {
     iterations++;
+    // Row update: f_n = log(1/N) − logsumexp_e(s_ne + g_e).
     for (let n = 0; n < N; n++) {
       let m = -Infinity;
       for (let e = 0; e < E; e++) m = Math.max(m, s[n * E + e] + g[e]);
@@ -88,27 +91,32 @@ export function sinkhornPlan(
       for (let e = 0; e < E; e++) sum += Math.exp(s[n * E + e] + g[e] - m);
       f[n] = logA - (m + Math.log(sum));
     }
-    for (let e = 0; e < E; e++) {
-      let m = -Infinity;
-      for (let n = 0; n < N; n++) m = Math.max(m, s[n * E + e] + f[n]);
-      col[e] = m;
+    // Column update: g_e = log(1/E) − logsumexp_n(s_ne + f_n), row-major passes.
+    col.fill(-Infinity);
+    colSum.fill(0);
+    for (let n = 0; n < N; n++) {
+      for (let e = 0; e < E; e++) col[e] = Math.max(col[e], s[n * E + e] + f[n]);
     }
-    for (let e = 0; e < E; e++) {
-      let sum = 0;
-      for (let n = 0; n < N; n++) sum += Math.exp(s[n * E + e] + f[n] - col[e]);
-      g[e] = logB - (col[e] + Math.log(sum));
+    for (let n = 0; n < N; n++) {
+      for (let e = 0; e < E; e++) {
+        const t = Math.exp(s[n * E + e] + f[n] - col[e]);
+        pi[n * E + e] = t;
+        colSum[e] += t;
+      }
     }
+    for (let e = 0; e < E; e++) g[e] = logB - (col[e] + Math.log(colSum[e]));
+    // Π = exp(s + f + g) = t · (1/E) / colSum: no further exp.
     rowError = 0;
     for (let n = 0; n < N; n++) {
       let sum = 0;
-      for (let e = 0; e < E; e++) sum += Math.exp(s[n * E + e] + f[n] + g[e]);
+      for (let e = 0; e < E; e++) {
+        const v = pi[n * E + e] / (E * colSum[e]);
+        pi[n * E + e] = v;
+        sum += v;
+      }
       rowError = Math.max(rowError, Math.abs(sum * N - 1));
     }
     if (tol > 0 && rowError <= tol) break;
-  }
-  const pi = new Float64Array(N * E);
-  for (let n = 0; n < N; n++) {
-    for (let e = 0; e < E; e++) pi[n * E + e] = Math.exp(s[n * E + e] + f[n] + g[e]);
   }
   return { pi, iterations, converged: tol > 0 && rowError <= tol, rowError };
 }
