@@ -12,8 +12,10 @@ import {
   expertChoicePlan,
   route,
   ROUTER_NAMES,
+  type RouterDecision,
   type RouterName,
   routerStats,
+  routeSync,
   sinkhornLogTensor,
   sinkhornPlan,
   zLoss,
@@ -453,5 +455,100 @@ Deno.test("[cpu] law: each router's gradients match finite differences", async (
     ),
     { numRuns: 25 },
   );
+  equal(tf.memory().numTensors, before, "no tensor leaks");
+});
+
+Deno.test("[cpu] law: with causal settings and no capacity limit, no router but expert choice looks ahead at evaluation", async () => {
+  await useBackend("cpu");
+  const before = tf.memory().numTensors;
+  const causalOnes = ROUTER_NAMES.filter((n) => n !== "expert-choice");
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...causalOnes),
+      fc.integer({ min: 1, max: 3 }),
+      fc.integer({ min: 2, max: 5 }),
+      fc.integer({ min: 0, max: 1000 }),
+      async (name, B, T, seed) => {
+        const [d, E, N] = [3, 4, B * T];
+        const router = createRouter(name, {
+          inputDim: d,
+          numExperts: E,
+          topK: 2,
+          capacityFactor: 0,
+          causal: true,
+        }, { seed });
+        ok(!router.nonCausal);
+        const x = tf.randomNormal([N, d], 0, 1, "float32", seed + 1) as Tensor2D;
+        // x2: the last token of every sequence replaced.
+        const last = tf.tidy(() =>
+          tf.tile(tf.concat([tf.zeros([T - 1, 1]), tf.ones([1, 1])]), [B, 1])
+        ); // [N, 1]
+        const x2 = tf.tidy(() =>
+          tf.add(x, tf.mul(last, tf.randomNormal([N, d], 0, 3, "float32", seed + 2)))
+        ) as Tensor2D;
+        // A causal attention matrix: softmax over j <= i.
+        const causalAttention = (v: Tensor2D) =>
+          tf.tidy(() => {
+            const u = v.reshape([B, T, d]) as tf.Tensor3D;
+            const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9);
+            return tf.softmax(tf.add(tf.matMul(u, u, false, true), mask)) as tf.Tensor3D;
+          });
+        const views = [];
+        for (const v of [x, x2]) {
+          const attention = causalAttention(v);
+          const input = { x: v, sequenceLength: T, attention };
+          const dec = await route(router, input, { training: false });
+          const out = router.forward(input, dec);
+          views.push({ z: await out.z.data(), expert: Array.from(dec.plan.expert) });
+          tf.dispose([out.logits, out.z, out.gates, out.auxLoss, attention]);
+          disposeDecision(dec);
+        }
+        for (let b = 0; b < B; b++) {
+          for (let t = 0; t < T - 1; t++) {
+            const n = b * T + t;
+            assertAllClose(
+              views[0].z.slice(n * E, n * E + E),
+              views[1].z.slice(n * E, n * E + E),
+              { atol: 1e-6, rtol: 1e-5, msg: `${name} z of token ${n}` },
+            );
+            equal(
+              views[0].expert.slice(2 * n, 2 * n + 2).join(),
+              views[1].expert.slice(2 * n, 2 * n + 2).join(),
+            );
+          }
+        }
+        tf.dispose([x, x2, last]);
+        router.dispose();
+      },
+    ),
+    { numRuns: 40 },
+  );
+  equal(tf.memory().numTensors, before, "no tensor leaks");
+});
+
+Deno.test("[cpu] every router routes synchronously inside a gradient tape (the LM's sync path)", async () => {
+  await useBackend("cpu");
+  const before = tf.memory().numTensors;
+  for (const name of ROUTER_NAMES) {
+    const [B, T, d, E] = [2, 3, 4, 3];
+    const router = createRouter(name, { inputDim: d, numExperts: E, topK: 1, capacityFactor: 1 }, {
+      seed: 3,
+    });
+    const x = tf.randomNormal([B * T, d], 0, 1, "float32", 4) as Tensor2D;
+    const attention = tf.tidy(() =>
+      tf.softmax(tf.randomNormal([B, T, T], 0, 1, "float32", 5))
+    ) as tf.Tensor3D;
+    const input = { x, sequenceLength: T, attention };
+    let dec: RouterDecision | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      dec = routeSync(router, input, { training: true, step: 1, noiseSeed: 2 });
+      const o = router.forward(input, dec);
+      return tf.addN([tf.sum(o.gates), o.auxLoss, zLoss(o.logits)]) as tf.Scalar;
+    }, Object.values(router.params));
+    for (const g of Object.values(grads)) ok((await g.data()).every(Number.isFinite), name);
+    tf.dispose([value, ...Object.values(grads), x, attention]);
+    disposeDecision(dec!);
+    router.dispose();
+  }
   equal(tf.memory().numTensors, before, "no tensor leaks");
 });
