@@ -1,0 +1,423 @@
+/**
+ * The router contract of the MoE layer: every router of the related work
+ * (token-choice top-k, Expert Choice, Sinkhorn, SSR, X-MoE, similarity- and
+ * attention-aware) maps a batch of tokens to
+ *
+ * - a routing plan ({@linkcode RoutingPlan} of `../routing.ts`: which
+ *   (token, choice) goes to which expert slot, or is dropped), planned on the
+ *   CPU from one readback, so that no top-k ever sits on the gradient tape;
+ * - differentiable gates `[N, k]`, one per (token, choice), read from a score
+ *   tensor with the one-hot of the chosen experts;
+ * - the score map z `[N, E]` that MoGE's regularizer R(z) (eq. 9) applies to;
+ * - its auxiliary loss (unweighted; 0 for routers that balance by construction);
+ * - the raw router logits, for the ST-MoE router z-loss (`z_loss.ts`).
+ *
+ * A step is two calls, like `MoeLayer.route` / `MoeLayer.apply` today:
+ * {@linkcode route} (or {@linkcode routeSync}) outside the gradient tape, then
+ * `router.forward(input, decision)` inside it.
+ *
+ * How `src/moe/moe_layer.ts` plugs a router in (phase 2; not done here):
+ * 1. The layer owns a `Router` (from `createRouter` in `./mod.ts`) instead of
+ *    its `router.w` / `router.b` variables; `params` gains `router.params`
+ *    (the top-k router keeps the names `${prefix}.router.w` and
+ *    `${prefix}.router.b`, so checkpoints stay loadable).
+ * 2. `MoeLayer.route(x, ctx)` calls `await route(router, {x, ...}, ctx)` and
+ *    builds its `RowRoute`s and packed layout from `decision.plan` exactly as
+ *    `#routed` does now from `planRouting`'s plan; `chosen` and `noise` come
+ *    from the decision (`RoutedBatch` can hold the decision).
+ * 3. `MoeLayer.apply` replaces its gate, z and load-balancing code by
+ *    `const r = router.forward(input, decision)`: `gates = r.gates` `[N, k]`
+ *    (same contract as today: `y_n = Σ_j gates[n,j]·FFN(choice n·k+j)`, dropped
+ *    and padding choices read the zero row), `z = r.z` for R(z),
+ *    `auxLoss = r.auxLoss`, and adds `zLossWeight · zLoss(r.logits)` to the
+ *    penalty.
+ * 4. `disposeRouted` also calls {@linkcode disposeDecision}; `MoeLayer.stats`
+ *    becomes `routerStats` of `./stats.ts`.
+ * 5. Models pass `sequenceLength` (ViT, LM) and, for `attention`, the
+ *    preceding attention sublayer's head-averaged matrix `[B, T, T]`; the LM
+ *    refuses routers whose `nonCausal` is true.
+ *
+ * @module
+ */
+
+import { tf } from "../../deps.ts";
+import type { Tensor, Tensor2D, Variable } from "../../types.ts";
+import type { RoutingPlan } from "../routing.ts";
+import { checkInteger, checkNumber } from "../../validate.ts";
+import { tfSeed } from "../../rng.ts";
+
+/** A rank-3 tfjs tensor (`tf.Tensor3D`), e.g. an attention matrix `[B, T, T]`. */
+export type Tensor3D = tf.Tensor3D;
+
+/** The routers this module implements. */
+export type RouterName =
+  | "topk"
+  | "expert-choice"
+  | "sinkhorn"
+  | "ssr"
+  | "xmoe"
+  | "similarity"
+  | "attention";
+
+/** How a router's plan was made this pass: at evaluation, in training, or in a Sinkhorn step of training (SSR). */
+export type RouterMode = "eval" | "train" | "train-sinkhorn";
+
+/** Settings every router takes. */
+export interface RouterConfig {
+  /** Token width d. */
+  inputDim: number;
+  /** Number of experts E. */
+  numExperts: number;
+  /** Experts per token k (token-choice routers); expert choice ignores it. */
+  topK: number;
+  /** Capacity factor C_f (0: no capacity limit for token-choice routers). */
+  capacityFactor: number;
+  /** The model is a causal decoder (masks later tokens; non-causal routers refuse it). */
+  causal?: boolean;
+  /** Give buffers only to experts that received a token (see `PlanOptions.compact`). */
+  compact?: boolean;
+  /** Round the buffer size up to a multiple of this (see `PlanOptions.slotMultiple`). */
+  slotMultiple?: number;
+}
+
+/** Where a router's parameters come from. */
+export interface RouterInit {
+  /** Seed of the initial weights. */
+  seed?: number;
+  /** Prefix of parameter names (default "moe"): names are `${prefix}.router.*`. */
+  prefix?: string;
+}
+
+/** What a router routes. */
+export interface RouterInput {
+  /** Tokens `[N, d]` (N = B·T, sequence-major). */
+  x: Tensor2D;
+  /**
+   * Tokens per sequence T (N must be a multiple): the neighbours of the
+   * graph-of-tokens routers. Default N (the batch is one sequence, as for the
+   * one-token-per-image classifier).
+   */
+  sequenceLength?: number;
+  /**
+   * Head-averaged attention matrix of the attention sublayer just before the
+   * MoE, `[B, T, T]`, rows summing to 1 (the `attention` router needs it).
+   */
+  attention?: Tensor3D;
+}
+
+/** Per-pass settings. */
+export interface RouterContext {
+  /** Training pass (noise, Sinkhorn) or evaluation. */
+  training: boolean;
+  /** Seed of the routing noise (top-k); unseeded when absent. */
+  noiseSeed?: number;
+  /** Training step, for routers that change behaviour between steps (SSR). */
+  step?: number;
+}
+
+/** What {@linkcode Router.select} gives: tensors read back once, outside the tape. */
+export interface Selection {
+  /** `[N, E]` values the CPU plan is made from (read back, then disposed). */
+  values: Tensor2D;
+  /** Tensors that `forward` must reuse (routing noise `[N, E]`), or null. */
+  noise: Tensor2D | null;
+  /** How this pass plans. */
+  mode: RouterMode;
+}
+
+/** A plan and whether each of its choices is real. */
+export interface RouterPlan {
+  /** The routing plan, as `planRouting` gives it. */
+  plan: RoutingPlan;
+  /**
+   * `[N * k]`: 1 for a real (token, expert) choice, 0 for padding (expert
+   * choice gives tokens a variable number of experts, padded to the batch's
+   * largest; a padding choice is never routed and has gate 0).
+   */
+  valid: Uint8Array;
+}
+
+/** One routed batch: plan, one-hot of the choices, noise. Free with {@linkcode disposeDecision}. */
+export interface RouterDecision extends RouterPlan {
+  /** The router that made it. */
+  router: RouterName;
+  /** How it was planned. */
+  mode: RouterMode;
+  /** Tokens none of whose choices reached an expert (zero MoE output; the residual carries them). */
+  leftBehind: number;
+  /** `[N * k, E]` float one-hot of `plan.expert`, zero rows for padding choices. */
+  chosen: Tensor2D;
+  /** Routing noise added to the logits in training (top-k), or null. */
+  noise: Tensor2D | null;
+}
+
+/** What a router's differentiable forward pass gives. */
+export interface RouterOutput {
+  /** The raw router logits `[N, E]` (z-loss input). */
+  logits: Tensor2D;
+  /** The score map z `[N, E]` that MoGE's regularizer R(z) applies to. */
+  z: Tensor2D;
+  /** Gates `[N, k]` (`k = decision.plan.k`), 0 for padding choices. */
+  gates: Tensor2D;
+  /** Auxiliary (load-balancing) loss, unweighted scalar; 0 when the router has none. */
+  auxLoss: Tensor;
+}
+
+/** A router: parameters, a CPU plan from one readback, and a differentiable forward pass. */
+export interface Router {
+  /** Which router. */
+  readonly name: RouterName;
+  /** Trainable parameters by stable name. */
+  readonly params: Record<string, Variable>;
+  /**
+   * A token's routing depends on later tokens even at evaluation (expert
+   * choice): a causal LM must refuse this router.
+   */
+  readonly nonCausal: boolean;
+  /**
+   * In training, a token's routing depends on the other tokens of the batch
+   * (Sinkhorn, SSR, expert choice); document it on the LM.
+   */
+  readonly batchDependentInTraining: boolean;
+  /** Outside the tape: what the plan is made from. */
+  select(input: RouterInput, ctx: RouterContext): Selection;
+  /** On the CPU: the plan from the read-back selection values `[N * E]`. */
+  plan(values: Float32Array, N: number, mode: RouterMode): RouterPlan;
+  /** Inside the tape: logits, z, gates and auxiliary loss for a decision. */
+  forward(input: RouterInput, decision: RouterDecision): RouterOutput;
+  /** Frees the parameters. */
+  dispose(): void;
+}
+
+/** `router.select` in a tidy scope: only the selection's tensors survive. */
+function selectTidy(router: Router, input: RouterInput, ctx: RouterContext): Selection {
+  let mode: RouterMode = "eval";
+  const kept = tf.tidy(() => {
+    const sel = router.select(input, ctx);
+    mode = sel.mode;
+    return sel.noise ? [sel.values, sel.noise] : [sel.values];
+  });
+  return { values: kept[0] as Tensor2D, noise: (kept[1] ?? null) as Tensor2D | null, mode };
+}
+
+function decide(
+  router: Router,
+  sel: Selection,
+  values: Float32Array,
+  N: number,
+  E: number,
+): RouterDecision {
+  let planned: RouterPlan;
+  try {
+    planned = router.plan(values, N, sel.mode);
+  } catch (err) {
+    if (sel.noise) sel.noise.dispose();
+    throw err;
+  }
+  const { plan, valid } = planned;
+  const { k, slotOfChoice, slots, active } = plan;
+  const empty = active.length * slots;
+  let leftBehind = 0;
+  for (let n = 0; n < N; n++) {
+    let routed = false;
+    for (let j = 0; j < k; j++) {
+      if (valid[n * k + j] && slotOfChoice[n * k + j] !== empty) routed = true;
+    }
+    if (!routed) leftBehind++;
+  }
+  const hot = new Float32Array(N * k * E); // built here: tf.oneHot refuses E = 1
+  for (let c = 0; c < N * k; c++) if (valid[c]) hot[c * E + plan.expert[c]] = 1;
+  const chosen = tf.tensor2d(hot, [N * k, E]); // [N*k, E]
+  return { router: router.name, mode: sel.mode, plan, valid, leftBehind, chosen, noise: sel.noise };
+}
+
+/**
+ * Routes a batch: selects (no gradient), reads the selection back once, plans
+ * on the CPU. Call outside the gradient tape; works on every backend.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../deps.ts";
+ * import { createRouter, disposeDecision, route } from "./mod.ts";
+ * const router = createRouter("topk", { inputDim: 4, numExperts: 3, topK: 1, capacityFactor: 0 });
+ * const x = tf.randomNormal([5, 4]) as tf.Tensor2D; // [N, d]
+ * const decision = await route(router, { x }, { training: false });
+ * decision.plan.expert; // Int32Array of 5 experts
+ * disposeDecision(decision);
+ * ```
+ */
+export async function route(
+  router: Router,
+  input: RouterInput,
+  ctx: RouterContext,
+): Promise<RouterDecision> {
+  const sel = selectTidy(router, input, ctx);
+  const [N, E] = sel.values.shape;
+  const values = await sel.values.data() as Float32Array;
+  sel.values.dispose();
+  return decide(router, sel, values, N, E);
+}
+
+/**
+ * {@linkcode route} with a synchronous readback (cpu and wasm only; inside a
+ * gradient tape for multi-layer models). Throws on webgpu.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../deps.ts";
+ * import { createRouter, disposeDecision, routeSync } from "./mod.ts";
+ * const router = createRouter("topk", { inputDim: 4, numExperts: 3, topK: 1, capacityFactor: 0 });
+ * const decision = routeSync(router, { x: tf.ones([2, 4]) as tf.Tensor2D }, { training: false });
+ * disposeDecision(decision);
+ * ```
+ */
+export function routeSync(
+  router: Router,
+  input: RouterInput,
+  ctx: RouterContext,
+): RouterDecision {
+  if (tf.getBackend() === "webgpu") {
+    throw new Error(
+      "routeSync: webgpu cannot read tensors synchronously; route with the async route() in a" +
+        " pass outside the gradient tape",
+    );
+  }
+  const sel = selectTidy(router, input, ctx);
+  const [N, E] = sel.values.shape;
+  const values = sel.values.dataSync() as Float32Array;
+  sel.values.dispose();
+  return decide(router, sel, values, N, E);
+}
+
+/**
+ * Frees the tensors of a {@linkcode RouterDecision}.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../deps.ts";
+ * import { createRouter, disposeDecision, routeSync } from "./mod.ts";
+ * const router = createRouter("topk", { inputDim: 2, numExperts: 2, topK: 1, capacityFactor: 0 });
+ * disposeDecision(routeSync(router, { x: tf.ones([1, 2]) as tf.Tensor2D }, { training: false }));
+ * ```
+ */
+export function disposeDecision(d: RouterDecision): void {
+  d.chosen.dispose();
+  if (d.noise) d.noise.dispose();
+}
+
+/**
+ * Gates of the chosen experts read from a score tensor: `g[n, j] = Σ_e
+ * scores[n, e]·chosen[n·k + j, e]` (spec 0.2: a one-hot mask instead of
+ * top-k values, differentiable on every backend). Padding choices give 0.
+ *
+ * @param scores `[N, E]` the values gates are read from
+ * @param chosen `[N * k, E]` one-hot of the choices
+ * @returns `[N, k]`
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../deps.ts";
+ * import { pickGates } from "./router.ts";
+ * const g = pickGates(tf.tensor2d([[.7, .3]]), tf.tensor2d([[0, 1]]), 1); // [[.3]]
+ * ```
+ */
+export function pickGates(scores: Tensor2D, chosen: Tensor2D, k: number): Tensor2D {
+  const [N, E] = scores.shape;
+  return tf.tidy(() =>
+    tf.sum(tf.mul(scores.expandDims(1), chosen.reshape([N, k, E])), 2) as Tensor2D
+  ); // [N, k]
+}
+
+/**
+ * Checks the settings every router takes, throwing a clear error on the first bad one.
+ *
+ * @example
+ * ```ts
+ * import { validateRouterConfig } from "./router.ts";
+ * validateRouterConfig({ inputDim: 8, numExperts: 4, topK: 2, capacityFactor: 1 });
+ * ```
+ */
+export function validateRouterConfig(c: RouterConfig): void {
+  checkInteger("inputDim", c.inputDim, 1);
+  checkInteger("numExperts", c.numExperts, 1);
+  checkInteger("topK", c.topK, 1, c.numExperts);
+  checkNumber("capacityFactor", c.capacityFactor === Infinity ? 0 : c.capacityFactor, { min: 0 });
+  if (c.slotMultiple !== undefined) checkInteger("slotMultiple", c.slotMultiple, 1);
+}
+
+let uniqueId = 0;
+
+/**
+ * Creates router variables with stable names `${prefix}.router.${name}`
+ * (the initializer's tensor is disposed).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../deps.ts";
+ * import { ParamMaker } from "./router.ts";
+ * const make = new ParamMaker({ seed: 3, prefix: "l0" });
+ * const w = make.normal("w", [4, 2], 0.5); // l0.router.w
+ * make.params["l0.router.w"] === w; // true
+ * tf.dispose(Object.values(make.params));
+ * ```
+ */
+export class ParamMaker {
+  /** The variables made so far, by name. */
+  readonly params: Record<string, Variable> = {};
+  readonly #prefix: string;
+  #seed: number;
+
+  /**
+   * Starts an empty parameter set.
+   *
+   * @param init seed and name prefix
+   */
+  constructor(init: RouterInit) {
+    this.#prefix = init.prefix ?? "moe";
+    this.#seed = init.seed ?? 0;
+  }
+
+  /** A variable holding `t` (which is disposed). */
+  variable(name: string, t: Tensor): Variable {
+    const full = `${this.#prefix}.router.${name}`;
+    const v = tf.variable(t, true, `${full}#router${uniqueId++}`);
+    t.dispose();
+    this.params[full] = v;
+    return v;
+  }
+
+  /** A variable drawn from N(0, std²), seeded. */
+  normal(name: string, shape: number[], std: number): Variable {
+    return this.variable(
+      name,
+      tf.randomNormal(shape, 0, std, "float32", tfSeed(this.#seed++)),
+    );
+  }
+
+  /** The next seed (for initializers other than the normal). */
+  nextSeed(): number {
+    return this.#seed++;
+  }
+}
+
+/**
+ * Linear router logits `L = X·W_g (+ b)`, `[N, E]`.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../deps.ts";
+ * import { linearLogits } from "./router.ts";
+ * linearLogits(tf.tensor2d([[1, 2]]), tf.tensor2d([[1, 0], [0, 1]]), null); // [[1, 2]]
+ * ```
+ */
+export function linearLogits(x: Tensor2D, w: Tensor, b: Tensor | null): Tensor2D {
+  return tf.tidy(() => {
+    const l = tf.matMul(x, w as Tensor2D); // [N, E]
+    return (b ? tf.add(l, b) : l) as Tensor2D;
+  });
+}
+
+/** Disposes every variable of a parameter record. */
+export function disposeParams(params: Record<string, Variable>): void {
+  for (const v of Object.values(params)) v.dispose();
+}
