@@ -15,7 +15,8 @@
 import { tf } from "../src/deps.ts";
 import { type BackendInfo, describeBackend } from "../src/backend.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../src/atomic.ts";
-import { lineChartSvg } from "../src/report/heatmap.ts";
+import { lineChartSpec } from "../src/report/heatmap.ts";
+import { writeChart } from "../src/report/vega.ts";
 import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "../src/cli/args.ts";
 import { formatDuration, ProgressLine } from "../src/cli/progress.ts";
@@ -233,13 +234,13 @@ async function plot(): Promise<void> {
       ];
     })
   );
-  const svg = lineChartSvg(series, {
+  const spec = lineChartSpec(series, {
     title: "MoGE's extra step time over MoE, % (A/B median, and R(z)'s own time)",
     xLabel: "experts E (log scale)",
     yLabel: "overhead %",
     logX: true,
   });
-  await writeFileAtomic(RESULTS + "overhead.svg", svg);
+  await writeChart(RESULTS + "overhead", spec); // overhead.svg and its spec overhead.vl.json
 }
 
 async function main(): Promise<void> {
