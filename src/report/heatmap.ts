@@ -534,8 +534,15 @@ export function lineChartSpec(
         type: "quantitative",
         title: options.xLabel ?? null,
         scale: logX ? { type: "log", base, nice: true } : { zero: false },
+        // Whole-number x (epochs, E) gets whole-number ticks.
+        ...(rows.every((r) => Number.isInteger(r.x)) ? { axis: { tickMinStep: 1 } } : {}),
       },
-      y: { field: "y", type: "quantitative", title: options.yLabel ?? null, scale: { zero: false } },
+      y: {
+        field: "y",
+        type: "quantitative",
+        title: options.yLabel ?? null,
+        scale: { zero: false },
+      },
       color: {
         field: "series",
         type: "nominal",

@@ -43,7 +43,9 @@ export const VEGA_LITE_SCHEMA: string = `https://vega.github.io/schema/vega-lite
 export async function renderVegaLite(spec: VegaLiteSpec): Promise<string> {
   if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
     throw new TypeError(
-      `renderVegaLite: spec = ${JSON.stringify(spec)} is invalid: it must be a Vega-Lite spec object`,
+      `renderVegaLite: spec = ${
+        JSON.stringify(spec)
+      } is invalid: it must be a Vega-Lite spec object`,
     );
   }
   const [vega, vl] = await Promise.all([importVega(), importVegaLite()]);
