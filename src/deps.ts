@@ -70,3 +70,9 @@ export function importVegaLite(): Promise<typeof import("npm:vega-lite@6.5.0")> 
 export function importFastPng(): Promise<typeof import("npm:fast-png@8.0.0")> {
   return import("npm:fast-png@8.0.0");
 }
+
+/**
+ * Where the wasm backend fetches its `.wasm` binaries from (a URL prefix
+ * ending in "/"), for browsers: the bundle's page serves them beside it.
+ */
+export { setWasmPaths } from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
