@@ -11,6 +11,7 @@ const state = {
   steps: { moe: 0, moge: 0 },
   losses: { moe: [], moge: [] },
   testAcc: { moe: null, moge: null },
+  tensors: [],
   done: false,
   error: null,
 };
@@ -160,6 +161,7 @@ async function main() {
       await redraw("moge");
       drawLoss();
     }
+    state.tensors.push(tf.memory().numTensors);
     const sec = (performance.now() - t0) / 1000;
     status.textContent = `backend ${state.backend.backend}` +
       (state.backend.adapter ? ` (adapter: ${state.backend.adapter.description || "?"})` : "") +

@@ -42,6 +42,10 @@ await run([
   "--format",
   "esm",
   "--minify",
+  // node:path (imported by the file-handling modules) is replaced by a small shim.
+  "--no-config",
+  "--import-map",
+  `${root}web/import_map.json`,
   ...LAZY.flatMap((p) => ["--external", p]),
   "-o",
   `${dist}/moge.js`,

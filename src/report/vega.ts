@@ -13,6 +13,7 @@
 
 import { importVega, importVegaLite, VEGA_LITE_VERSION } from "../deps.ts";
 import { writeFileAtomic } from "../atomic.ts";
+import { checksum32 } from "../checksum.ts";
 
 /** A Vega-Lite spec: a JSON object (https://vega.github.io/vega-lite/docs/spec.html). */
 export type VegaLiteSpec = Record<string, unknown>;
@@ -58,10 +59,34 @@ export async function renderVegaLite(spec: VegaLiteSpec): Promise<string> {
   }
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
   try {
-    return await view.toSVG();
+    return stableIds(await view.toSVG());
   } finally {
     view.finalize();
   }
+}
+
+/**
+ * Vega numbers the ids of gradients and clip paths with a process-wide
+ * counter, so the same chart drawn twice differs. Renames every `id` to
+ * `vg<hash>-<k>` (k in order of appearance, hash of the renamed document):
+ * the same chart gives the same bytes, and different charts inlined in one
+ * page keep distinct ids.
+ */
+function stableIds(svg: string): string {
+  const ids = [...svg.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]);
+  if (ids.length === 0) return svg;
+  const rename = (prefix: string) => {
+    let out = svg;
+    ids.forEach((id, k) => {
+      const to = `${prefix}-${k}`;
+      out = out.split(`id="${id}"`).join(`id="${to}"`).split(`#${id})`).join(`#${to})`)
+        .split(`href="#${id}"`).join(`href="#${to}"`);
+    });
+    return out;
+  };
+  const placeholder = rename("vg");
+  const hash = checksum32(new TextEncoder().encode(placeholder)).toString(16).padStart(8, "0");
+  return rename(`vg${hash}`);
 }
 
 /**
