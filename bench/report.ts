@@ -214,7 +214,7 @@ ${
 async function plot(): Promise<void> {
   const newest = new Map<string, Report>();
   for await (const e of Deno.readDir(RESULTS)) {
-    if (!e.name.endsWith(".json")) continue;
+    if (!e.name.endsWith(".json") || e.name.endsWith(".vl.json")) continue; // not chart specs
     const r = JSON.parse(await Deno.readTextFile(RESULTS + e.name)) as Report;
     const key = r.backend.backend;
     if (!newest.has(key) || newest.get(key)!.date < r.date) newest.set(key, r);
@@ -272,7 +272,7 @@ Usage: deno task bench:report [flags]
   }
   if (flags.rewrite) {
     for await (const e of Deno.readDir(RESULTS)) {
-      if (!e.name.endsWith(".json")) continue;
+      if (!e.name.endsWith(".json") || e.name.endsWith(".vl.json")) continue; // not chart specs
       const r = JSON.parse(await Deno.readTextFile(RESULTS + e.name)) as Report;
       await writeFileAtomic(RESULTS + e.name.replace(/\.json$/, ".md"), markdown(r));
     }

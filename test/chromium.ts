@@ -190,7 +190,10 @@ export class Browser {
         if (m === "Page.loadEventFired") resolve();
       };
       this.#listeners.push(listener);
-      timer = setTimeout(() => reject(new Error(`${url} did not load in ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`${url} did not load in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     });
     try {
       await this.send("Page.navigate", { url });
@@ -220,7 +223,9 @@ export class Browser {
     while (true) {
       const v = await this.evaluate<T>(expression);
       if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${expression}`);
+      if (Date.now() > end) {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${expression}`);
+      }
       await new Promise((r) => setTimeout(r, everyMs));
     }
   }

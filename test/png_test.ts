@@ -66,7 +66,11 @@ async function decodePngChecked(
   equal(chunks[chunks.length - 1].type, "IEND");
   const ihdr = new DataView(chunks[0].data.buffer, chunks[0].data.byteOffset, 13);
   const width = ihdr.getUint32(0), height = ihdr.getUint32(4);
-  deepEqual([...chunks[0].data.subarray(8)], [8, 6, 0, 0, 0], "depth 8, RGBA, deflate, no interlace");
+  deepEqual(
+    [...chunks[0].data.subarray(8)],
+    [8, 6, 0, 0, 0],
+    "depth 8, RGBA, deflate, no interlace",
+  );
   const idat = chunks.filter((c) => c.type === "IDAT");
   ok(idat.length >= 1);
   const z = new Uint8Array(idat.reduce((n, c) => n + c.data.length, 0));
@@ -224,7 +228,10 @@ Deno.test("barChartSvg and lineChartSvg: one bar per value, one line per series,
   );
   throws(() => barChartSpec([]), /values must be a non-empty array/);
   throws(() => barChartSpec([1, NaN]), /values contains NaN at flat index 1/);
-  await rejects(() => renderVegaLite([] as unknown as Record<string, unknown>), /spec = \[\] is invalid/);
+  await rejects(
+    () => renderVegaLite([] as unknown as Record<string, unknown>),
+    /spec = \[\] is invalid/,
+  );
   await rejects(() => renderVegaLite({ mark: "nonsense" }), /vega-lite rejected the spec|Invalid/);
 });
 

@@ -73,7 +73,8 @@ Deno.test({
         done: boolean;
         error: string | null;
       };
-      const read = () => browser.evaluate<State>("JSON.parse(JSON.stringify(globalThis.mogeState))");
+      const read = () =>
+        browser.evaluate<State>("JSON.parse(JSON.stringify(globalThis.mogeState))");
       await browser.waitFor(
         "globalThis.mogeState && (mogeState.error || mogeState.steps.moge >= 24)",
         240_000,
@@ -98,17 +99,22 @@ Deno.test({
         ok(last < 0.8 * first, `${kind}: loss fell from ${first.toFixed(3)} to ${last.toFixed(3)}`);
       }
       // The routing maps were drawn: the canvases are not blank white.
-      const colored = await browser.evaluate<number[]>(`[...document.querySelectorAll("canvas.maps")]
+      const colored = await browser.evaluate<number[]>(
+        `[...document.querySelectorAll("canvas.maps")]
         .map((c) => { const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
           let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200 && d[i + 2] > 60) n++;
-          return n; })`);
+          return n; })`,
+      );
       equal(colored.length, 2);
       for (const n of colored) ok(n > 500, `a map canvas has ${n} coloured pixels`);
       // No tensor leak: after the first step (optimizer state created), the count is flat.
       deepEqual(new Set(s.tensors.slice(1)).size, 1, `tensors per step: ${s.tensors.join(",")}`);
       deepEqual(browser.problems, [], "no console errors");
       if (s.backend!.backend === "wasm") {
-        ok(asked.some((p) => p.endsWith(".wasm")), "the wasm binary was fetched from beside the page");
+        ok(
+          asked.some((p) => p.endsWith(".wasm")),
+          "the wasm binary was fetched from beside the page",
+        );
       }
     } finally {
       await browser.close();

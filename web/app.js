@@ -20,8 +20,15 @@ const status = document.getElementById("status");
 
 // matplotlib viridis, 9 entries (CC0), interpolated.
 const VIRIDIS = [
-  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+  [68, 1, 84],
+  [71, 44, 122],
+  [59, 81, 139],
+  [44, 113, 142],
+  [33, 144, 141],
+  [39, 173, 129],
+  [92, 200, 99],
+  [170, 220, 50],
+  [253, 231, 37],
 ];
 function viridis(t) {
   const u = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
@@ -140,7 +147,12 @@ async function main() {
       const { model, opt, cfg } = models[kind];
       const { x, y } = moge.makeBatch(data.trainImages, data.trainLabels, idx);
       const reg = kind === "moge"
-        ? { lambda: cfg.lambda, sigma: sigmaAt(step), filterSize: cfg.filterSize, filter: cfg.filter }
+        ? {
+          lambda: cfg.lambda,
+          sigma: sigmaAt(step),
+          filterSize: cfg.filterSize,
+          filter: cfg.filter,
+        }
         : null;
       const { stats } = await moge.trainStep(model, opt, x, y, {
         noiseSeed: 1 + step,
@@ -152,9 +164,10 @@ async function main() {
       state.losses[kind].push(loss);
       state.steps[kind] = step + 1;
       const el = document.querySelector(`#${kind} .stats`);
-      el.textContent = `step ${step + 1}/${totalSteps} · loss ${loss.toFixed(3)} · batch acc ${
-        (correct / idx.length * 100).toFixed(0)
-      }%` + (kind === "moge" ? ` · R(z) ${r.toFixed(3)} · σ ${sigmaAt(step).toFixed(2)}` : "");
+      el.textContent =
+        `step ${step + 1}/${totalSteps} · loss ${loss.toFixed(3)} · batch acc ${
+          (correct / idx.length * 100).toFixed(0)
+        }%` + (kind === "moge" ? ` · R(z) ${r.toFixed(3)} · σ ${sigmaAt(step).toFixed(2)}` : "");
     }
     if (step % 2 === 1 || step === totalSteps - 1) {
       await redraw("moe");

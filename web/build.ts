@@ -68,5 +68,7 @@ for await (const e of Deno.readDir(wasmDir)) {
 }
 if (copied === 0) throw new Error(`no .wasm files in ${wasmDir}`);
 const size = (await Deno.stat(`${dist}/moge.js`)).size;
-console.log(`built ${dist}/: moge.js (${(size / 1e6).toFixed(2)} MB), index.html, app.js, ` +
-  `fashion-mnist-small.bin, ${copied} wasm binaries`);
+console.log(
+  `built ${dist}/: moge.js (${(size / 1e6).toFixed(2)} MB), index.html, app.js, ` +
+    `fashion-mnist-small.bin, ${copied} wasm binaries`,
+);

@@ -548,7 +548,10 @@ export function lineChartSpec(
         type: "nominal",
         sort: series.map((s) => s.name),
         scale: { range: PALETTE },
-        legend: { title: null },
+        // Full series names; long ones go below the plot, one per line.
+        legend: series.some((s) => s.name.length > 24)
+          ? { title: null, labelLimit: 0, orient: "bottom", direction: "vertical" }
+          : { title: null, labelLimit: 0 },
       },
       order: { field: "order", type: "quantitative" },
       tooltip: [

@@ -91,7 +91,7 @@ async function readJson(path: string): Promise<unknown> {
  * console.log((await readJsonLines(`${dir}/m.jsonl`)).length); // 2
  * ```
  */
-export async function readJsonLines(path: string): Promise<Row[]> {
+export async function readJsonLines(path: string): Promise<Record<string, unknown>[]> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
