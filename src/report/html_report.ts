@@ -176,7 +176,7 @@ function line(
   charts.push({
     id,
     caption,
-    spec: lineChartSpec(series, { xLabel, yLabel, width: 580, height: 280 }),
+    spec: lineChartSpec(series, { xLabel, yLabel, width: 470, height: 260 }),
   });
 }
 
@@ -283,7 +283,7 @@ function runCharts(rows: Row[], maps: RoutingMapsFile | undefined): Chart[] {
           caption: `Expert load histogram at ${at}${
             loads.length > 1 ? `, layer ${l}` : ""
           }: tokens routed to each expert (row-major on the expert map)`,
-          spec: barChartSpec(load, { xLabel: "expert", yLabel: "tokens", width: 580, height: 260 }),
+          spec: barChartSpec(load, { xLabel: "expert", yLabel: "tokens", width: 470, height: 260 }),
         });
       });
       break;
