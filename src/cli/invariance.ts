@@ -14,7 +14,9 @@ import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import type { TrainConfig } from "../train/classifier_config.ts";
 import { CLASS_NAMES, type Dataset, loadDataset, loadFixture } from "../data/images.ts";
-import { barChartSvg, heatmapPng, heatmapSvg } from "../report/heatmap.ts";
+import { barChartSpec, heatmapPng, heatmapSpec } from "../report/heatmap.ts";
+import { writeChart } from "../report/vega.ts";
+import { writeInvarianceReport } from "../report/html_report.ts";
 import { meanImed, routingScores, transformImages } from "../analysis/invariance.ts";
 import { type Layout, topographicLayout } from "../moge/layout.ts";
 import { classMeanMaps, type Specialization, specialization } from "../analysis/specialization.ts";
@@ -170,15 +172,16 @@ specialization.json.`,
     columns: data.numClasses,
     title: "Average routing map z per class (top row MoE, bottom row MoGE)",
   };
-  await writeFileAtomic(`${outDir}/class_maps.svg`, heatmapSvg(panels, heatOpts));
+  await writeChart(`${outDir}/class_maps`, heatmapSpec(panels, heatOpts));
+  await writeJsonAtomic(`${outDir}/class_maps.json`, { columns: data.numClasses, panels });
   await writeFileAtomic(
     `${outDir}/class_maps.png`,
     await heatmapPng(panels, { ...heatOpts, cell: 12 }),
   );
   for (const kind of ["moe", "moge"] as const) {
-    await writeFileAtomic(
-      `${outDir}/load_${kind}.svg`,
-      barChartSvg(spec[kind].tokensPerExpert, {
+    await writeChart(
+      `${outDir}/load_${kind}`,
+      barChartSpec(spec[kind].tokensPerExpert, {
         title: `${kind === "moe" ? "MoE" : "MoGE"}: test images per expert (first choice)`,
         xLabel: "expert (row-major on the map)",
         yLabel: "images",
@@ -244,9 +247,11 @@ Specialization on the untransformed test images:
 ![average routing map per class](class_maps.png)
 `;
   await writeFileAtomic(`${outDir}/invariance.md`, md);
+  await writeInvarianceReport(outDir);
   console.log(md);
   console.log(
-    `files: ${outDir}/{invariance.json,invariance.md,class_maps.svg,class_maps.png,load_moe.svg,load_moge.svg,specialization.json}`,
+    `files: ${outDir}/{report.html,invariance.json,invariance.md,class_maps.{svg,vl.json,json,png},` +
+      `load_moe.{svg,vl.json},load_moge.{svg,vl.json},specialization.json}`,
   );
   tf.disposeVariables();
 }

@@ -1,18 +1,23 @@
 /**
- * Plots for the MoGE experiments, in plain TypeScript: panel grids of r × c
- * maps as PNG or SVG (the paper's Fig. 2, the average routing map per class
- * for MoE and MoGE), bar charts (expert loads) and line charts (overhead
- * against E, Appendix A.1). Output is deterministic: the same input gives the
- * same bytes.
+ * Plots for the MoGE experiments: panel grids of r × c maps (the paper's
+ * Fig. 2, the average routing map per class for MoE and MoGE), bar charts
+ * (expert loads) and line charts (overhead against E, Appendix A.1).
  *
- * Colours come from matplotlib's viridis (CC0; 17 of its 256 entries,
+ * The SVG charts are Vega-Lite specs (`heatmapSpec`, `barChartSpec`,
+ * `lineChartSpec`) drawn headless by Vega (`./vega.ts`); write them with
+ * their spec beside them with `writeChart`. The PNG of a map grid is a plain
+ * raster (one flat square per map entry, no text) encoded by fast-png.
+ * Output is deterministic: the same input gives the same bytes.
+ *
+ * Raster colours come from matplotlib's viridis (CC0; 17 of its 256 entries,
  * interpolated linearly) or a gray ramp. All panels share one colour scale
  * (min/max over all values unless given), so panels can be compared.
  *
  * @module
  */
 
-import { encodePngCompressed } from "./png.ts";
+import { encodePng } from "./png.ts";
+import { renderVegaLite, VEGA_LITE_SCHEMA, type VegaLiteSpec } from "./vega.ts";
 import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /** One r × c map to draw as a panel. */
@@ -268,38 +273,93 @@ export async function heatmapPng(
   options: HeatmapOptions = {},
 ): Promise<Uint8Array> {
   const { width, height, rgba } = heatmapRgba(panels, options);
-  return await encodePngCompressed(width, height, rgba);
+  return await encodePng(width, height, rgba);
 }
-
-/** Escapes text for SVG/XML content and attribute values. */
-function esc(s: string): string {
-  return String(s).replace(
-    /[&<>"']/g,
-    (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[ch]!,
-  );
-}
-
-/** Coordinates with at most 2 decimals (deterministic, compact). */
-function n(x: number): string {
-  return String(Math.round(x * 100) / 100);
-}
-
-/** Tick label: at most 6 significant digits. */
-function label(x: number): string {
-  return String(Number(x.toPrecision(6)));
-}
-
-function hex([r, g, b]: [number, number, number]): string {
-  return "#" + [r, g, b].map((v) => v.toString(16).padStart(2, "0")).join("");
-}
-
-const FONT = 'font-family="sans-serif"';
 
 /**
- * Renders r × c maps as a grid of titled panels into an SVG document: one
- * `<rect class="cell">` per map entry (shared colour scale), the panel titles
- * and the overall title as `<text>`, and a colour bar (`<rect
- * class="colorbar">` with a gradient) labelled with the scale's min and max.
+ * The Vega-Lite spec of a grid of titled r × c maps (the paper's Fig. 2):
+ * one faceted `rect` chart, a panel per map in the given order,
+ * `options.columns` panels per row, one `cell` × `cell` square per map entry,
+ * a shared colour scale (viridis, or black → white for "gray") over
+ * [min, max] with its legend, and a tooltip with each entry's value.
+ *
+ * @param panels the maps, with optional titles (untitled panels are named "panel k")
+ * @param options cell size, columns, colour map, scale, overall title
+ * @returns the Vega-Lite spec (render it with {@linkcode heatmapSvg} or `renderVegaLite`)
+ *
+ * @example
+ * ```ts
+ * import { heatmapSpec } from "./heatmap.ts";
+ * const spec = heatmapSpec([{ title: "MoGE, class 0", values: [0.7, 0.1, 0.1, 0.1], rows: 2, cols: 2 }]);
+ * console.log(JSON.stringify(spec).includes("viridis")); // true
+ * ```
+ */
+export function heatmapSpec(panels: HeatmapPanel[], options: HeatmapOptions = {}): VegaLiteSpec {
+  const L = layoutPanels("heatmapSpec", panels, options);
+  const values: { panel: string; k: number; row: number; col: number; value: number }[] = [];
+  const seen = new Set<string>();
+  panels.forEach((p, k) => {
+    let name = p.title ?? `panel ${k}`;
+    if (seen.has(name)) name = `${name} (${k})`; // facets are keyed by name: keep them distinct
+    seen.add(name);
+    for (let r = 0; r < p.rows; r++) {
+      for (let c = 0; c < p.cols; c++) {
+        values.push({ panel: name, k, row: r, col: c, value: Number(p.values[r * p.cols + c]) });
+      }
+    }
+  });
+  const maxR = Math.round(L.panelH / L.cell), maxC = Math.round(L.panelW / L.cell);
+  const range = L.hi > L.lo ? [L.lo, L.hi] : [L.lo - 0.5, L.hi + 0.5];
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    ...(options.title ? { title: options.title } : {}),
+    data: { values },
+    columns: L.columns,
+    spacing: L.gap,
+    facet: {
+      field: "panel",
+      type: "nominal",
+      sort: { field: "k", op: "min" },
+      header: { title: null, labelFontSize: 11, labelPadding: 2 },
+    },
+    spec: {
+      width: maxC * L.cell,
+      height: maxR * L.cell,
+      mark: { type: "rect" },
+      encoding: {
+        x: { field: "col", type: "ordinal", axis: null, scale: { domain: seq(maxC) } },
+        y: { field: "row", type: "ordinal", axis: null, scale: { domain: seq(maxR) } },
+        color: {
+          field: "value",
+          type: "quantitative",
+          scale: L.colormap === "gray"
+            ? { domain: range, range: ["#000000", "#ffffff"], clamp: true }
+            : { domain: range, scheme: "viridis", clamp: true },
+          legend: { title: null, orient: "bottom", gradientLength: 240 },
+        },
+        tooltip: [
+          { field: "panel", type: "nominal" },
+          { field: "row", type: "ordinal" },
+          { field: "col", type: "ordinal" },
+          { field: "value", type: "quantitative", format: ".4~g" },
+        ],
+      },
+    },
+    config: {
+      view: { stroke: null },
+      scale: { bandPaddingInner: 0, bandPaddingOuter: 0 },
+    },
+  };
+}
+
+function seq(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/**
+ * Renders r × c maps as a grid of titled panels into an SVG document (the
+ * chart of {@linkcode heatmapSpec}, drawn by Vega). Asynchronous because
+ * Vega is loaded and run on demand.
  *
  * @param panels the maps, with optional titles
  * @param options cell size, columns, colour map, scale, overall title
@@ -308,216 +368,61 @@ const FONT = 'font-family="sans-serif"';
  * @example
  * ```ts
  * import { heatmapSvg } from "./heatmap.ts";
- * const svg = heatmapSvg([
+ * const svg = await heatmapSvg([
  *   { title: "MoE, class 0", values: [0.1, 0.5, 0.2, 0.2], rows: 2, cols: 2 },
  *   { title: "MoGE, class 0", values: [0.7, 0.1, 0.1, 0.1], rows: 2, cols: 2 },
  * ], { cell: 20, title: "average routing map" });
- * // Deno.writeTextFileSync("/tmp/maps.svg", svg);
  * console.log(svg.startsWith("<svg")); // true
  * ```
  */
-export function heatmapSvg(panels: HeatmapPanel[], options: HeatmapOptions = {}): string {
-  const L = layoutPanels("heatmapSvg", panels, options);
-  const { cell, gap } = L;
-  const hasTitles = panels.some((p) => p.title);
-  const titleH = hasTitles ? 16 : 0;
-  const headH = options.title ? 24 : 0;
-  const barH = 12, barBlock = barH + 24;
-  const rowsOfPanels = Math.ceil(panels.length / L.columns);
-  const slotH = L.panelH + titleH;
-  const width = Math.max(L.width, 160);
-  const height = headH + rowsOfPanels * slotH + (rowsOfPanels + 1) * gap + barBlock;
-  const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-      `viewBox="0 0 ${width} ${height}">`,
-  );
-  const stops = Array.from({ length: 11 }, (_, k) => {
-    const t = k / 10;
-    return `<stop offset="${n(t)}" stop-color="${hex(mapColor(t, L.colormap))}"/>`;
-  });
-  out.push(`<defs><linearGradient id="cbar">${stops.join("")}</linearGradient></defs>`);
-  if (options.title) {
-    out.push(
-      `<text x="${n(width / 2)}" y="17" text-anchor="middle" font-size="14" ${FONT}>${
-        esc(options.title)
-      }</text>`,
-    );
-  }
-  panels.forEach((p, k) => {
-    const x0 = gap + (k % L.columns) * (L.panelW + gap);
-    const y0 = headH + gap + Math.floor(k / L.columns) * (slotH + gap);
-    out.push(`<g class="panel">`);
-    if (p.title) {
-      out.push(
-        `<text x="${n(x0 + (p.cols * cell) / 2)}" y="${n(y0 + titleH - 4)}" ` +
-          `text-anchor="middle" font-size="11" ${FONT}>${esc(p.title)}</text>`,
-      );
-    }
-    for (let r = 0; r < p.rows; r++) {
-      for (let c = 0; c < p.cols; c++) {
-        const v = p.values[r * p.cols + c];
-        out.push(
-          `<rect class="cell" x="${x0 + c * cell}" y="${y0 + titleH + r * cell}" ` +
-            `width="${cell}" height="${cell}" fill="${hex(mapColor(scaleOf(L, v), L.colormap))}">` +
-            `<title>(${r}, ${c}): ${label(v)}</title></rect>`,
-        );
-      }
-    }
-    out.push(`</g>`);
-  });
-  const by = height - barBlock + 4, bw = Math.min(width - 2 * gap - 80, 240);
-  const bx = (width - bw) / 2;
-  out.push(
-    `<rect class="colorbar" x="${n(bx)}" y="${by}" width="${n(bw)}" height="${barH}" ` +
-      `fill="url(#cbar)" stroke="#444" stroke-width="0.5"/>`,
-  );
-  out.push(
-    `<text x="${n(bx - 4)}" y="${by + barH - 2}" text-anchor="end" font-size="10" ${FONT}>${
-      label(L.lo)
-    }</text>`,
-    `<text x="${n(bx + bw + 4)}" y="${by + barH - 2}" font-size="10" ${FONT}>${label(L.hi)}</text>`,
-  );
-  out.push(`</svg>`);
-  return out.join("\n") + "\n";
+export async function heatmapSvg(
+  panels: HeatmapPanel[],
+  options: HeatmapOptions = {},
+): Promise<string> {
+  return await renderVegaLite(heatmapSpec(panels, options));
 }
 
-/** "Nice" ticks (1, 2, 5 × 10^k steps) covering [lo, hi]. */
-function niceTicks(lo: number, hi: number, count = 5): number[] {
-  if (hi === lo) {
-    const d = lo === 0 ? 1 : Math.abs(lo) / 2;
-    lo -= d;
-    hi += d;
-  }
-  const raw = (hi - lo) / count;
-  const p = Math.pow(10, Math.floor(Math.log10(raw)));
-  const f = raw / p;
-  const step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
-  const ticks: number[] = [];
-  for (let t = Math.floor(lo / step) * step; t <= hi + step * 1e-9; t += step) {
-    ticks.push(Number(t.toPrecision(12)));
-  }
-  if (ticks[ticks.length - 1] < hi) {
-    ticks.push(Number((ticks[ticks.length - 1] + step).toPrecision(12)));
-  }
-  return ticks;
-}
-
-/** Ticks for a log axis: powers of 2 over a narrow range, else powers of 10. */
-function logTicks(lo: number, hi: number): number[] {
-  const base = Math.log2(hi / lo) <= 12 ? 2 : 10;
-  const ticks: number[] = [];
-  const k0 = Math.floor(Math.log(lo) / Math.log(base) + 1e-9);
-  const k1 = Math.ceil(Math.log(hi) / Math.log(base) - 1e-9);
-  for (let k = k0; k <= k1; k++) ticks.push(Math.pow(base, k));
-  return ticks;
-}
-
-interface Frame {
-  width: number;
-  height: number;
-  left: number;
-  right: number;
-  top: number;
-  bottom: number;
-}
-
-function frameOf(fn: string, options: ChartOptions): Frame {
+function checkSize(fn: string, options: ChartOptions): { width: number; height: number } {
   const { width = 640, height = 400 } = options;
   checkInteger(`${fn}: options.width`, width, 120);
   checkInteger(`${fn}: options.height`, height, 100);
+  return { width, height };
+}
+
+/** Title, size and axis titles shared by the bar and line charts. */
+function frame(fn: string, options: ChartOptions): VegaLiteSpec {
+  const { width, height } = checkSize(fn, options);
   return {
-    width,
-    height,
-    left: 64,
-    right: width - 16,
-    top: options.title ? 36 : 16,
-    bottom: height - (options.xLabel ? 48 : 32),
+    $schema: VEGA_LITE_SCHEMA,
+    ...(options.title ? { title: options.title } : {}),
+    // The plot area; axes, title and legend come on top (Vega's autosize "pad").
+    width: Math.max(60, width - 120),
+    height: Math.max(40, height - 100),
+    config: { view: { stroke: null } },
   };
 }
 
-function axes(
-  F: Frame,
-  options: ChartOptions,
-  xTicks: { at: number; text: string }[],
-  yTicks: { at: number; text: string }[],
-): string[] {
-  const out: string[] = [];
-  out.push(`<rect x="0" y="0" width="${F.width}" height="${F.height}" fill="#ffffff"/>`);
-  if (options.title) {
-    out.push(
-      `<text x="${n(F.width / 2)}" y="22" text-anchor="middle" font-size="15" ${FONT}>${
-        esc(options.title)
-      }</text>`,
-    );
-  }
-  for (const t of yTicks) {
-    out.push(
-      `<line x1="${n(F.left)}" y1="${n(t.at)}" x2="${n(F.right)}" y2="${n(t.at)}" ` +
-        `stroke="#e0e0e0" stroke-width="1"/>`,
-      `<text x="${n(F.left - 6)}" y="${n(t.at + 4)}" text-anchor="end" font-size="11" ${FONT}>${
-        esc(t.text)
-      }</text>`,
-    );
-  }
-  for (const t of xTicks) {
-    out.push(
-      `<line x1="${n(t.at)}" y1="${n(F.bottom)}" x2="${n(t.at)}" y2="${n(F.bottom + 4)}" ` +
-        `stroke="#333" stroke-width="1"/>`,
-      `<text x="${n(t.at)}" y="${n(F.bottom + 17)}" text-anchor="middle" font-size="11" ${FONT}>${
-        esc(t.text)
-      }</text>`,
-    );
-  }
-  out.push(
-    `<path d="M${n(F.left)},${n(F.top)}V${n(F.bottom)}H${n(F.right)}" fill="none" ` +
-      `stroke="#333" stroke-width="1"/>`,
-  );
-  if (options.xLabel) {
-    out.push(
-      `<text x="${n((F.left + F.right) / 2)}" y="${n(F.height - 10)}" text-anchor="middle" ` +
-        `font-size="12" ${FONT}>${esc(options.xLabel)}</text>`,
-    );
-  }
-  if (options.yLabel) {
-    const cy = (F.top + F.bottom) / 2;
-    out.push(
-      `<text x="14" y="${n(cy)}" text-anchor="middle" font-size="12" ` +
-        `transform="rotate(-90 14 ${n(cy)})" ${FONT}>${esc(options.yLabel)}</text>`,
-    );
-  }
-  return out;
-}
-
-function svgOpen(F: Frame): string {
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${F.width}" height="${F.height}" ` +
-    `viewBox="0 0 ${F.width} ${F.height}">`;
-}
-
 /**
- * A bar chart as an SVG document, e.g. the load of each expert (fraction of
- * tokens routed to it): one `<rect class="bar">` per value, bars labelled
- * 0, 1, … (or `labels`), y axis with nice ticks starting at 0 (or below, for
- * negative values).
+ * The Vega-Lite spec of a bar chart, e.g. the load of each expert: one bar
+ * per value, labelled 0, 1, … (or `labels`), in the given order, with a
+ * tooltip.
  *
  * @param values bar heights (finite, at least one)
- * @param options title, axis labels, size; `labels` names the bars
- * @returns the SVG document as a string
+ * @param options title, axis labels, size; `labels` names the bars; `color` fills them
+ * @returns the Vega-Lite spec
  *
  * @example
  * ```ts
- * import { barChartSvg } from "./heatmap.ts";
- * const svg = barChartSvg([0.30, 0.25, 0.25, 0.20], {
- *   title: "expert load", xLabel: "expert", yLabel: "fraction of tokens",
- * });
- * console.log(svg.split('class="bar"').length - 1); // 4
+ * import { barChartSpec } from "./heatmap.ts";
+ * const spec = barChartSpec([0.3, 0.7], { title: "expert load" });
+ * console.log((spec.data as { values: unknown[] }).values.length); // 2
  * ```
  */
-export function barChartSvg(
+export function barChartSpec(
   values: number[],
   options: ChartOptions & { labels?: string[]; color?: string } = {},
-): string {
-  const fn = "barChartSvg";
+): VegaLiteSpec {
+  const fn = "barChartSpec";
   if (!Array.isArray(values) || values.length === 0) {
     throw new RangeError(`${fn}: values must be a non-empty array of finite numbers`);
   }
@@ -528,30 +433,134 @@ export function barChartSvg(
         `values.length = ${values.length}`,
     );
   }
-  const F = frameOf(fn, options);
-  const ticks = niceTicks(Math.min(0, ...values), Math.max(0, ...values));
-  const y0 = ticks[0], y1 = ticks[ticks.length - 1];
-  const sy = (v: number) => F.bottom - ((v - y0) / (y1 - y0)) * (F.bottom - F.top);
-  const slot = (F.right - F.left) / values.length;
-  const every = Math.max(1, Math.ceil(values.length / 32)); // at most ~32 x labels
-  const xTicks = values.flatMap((_, i) =>
-    i % every === 0
-      ? [{ at: F.left + (i + 0.5) * slot, text: options.labels?.[i] ?? String(i) }]
-      : []
-  );
-  const yTicks = ticks.map((t) => ({ at: sy(t), text: label(t) }));
-  const out = [svgOpen(F), ...axes(F, options, xTicks, yTicks)];
-  const color = options.color ?? "#3b75af";
-  values.forEach((v, i) => {
-    const top = sy(Math.max(v, 0)), base = sy(Math.min(v, 0));
-    out.push(
-      `<rect class="bar" x="${n(F.left + i * slot + slot * 0.1)}" y="${n(top)}" ` +
-        `width="${n(slot * 0.8)}" height="${n(base - top)}" fill="${esc(color)}">` +
-        `<title>${esc(options.labels?.[i] ?? String(i))}: ${label(v)}</title></rect>`,
-    );
+  const labels = options.labels ?? values.map((_, i) => String(i));
+  return {
+    ...frame(fn, options),
+    data: { values: values.map((v, i) => ({ i, label: labels[i], value: v })) },
+    mark: { type: "bar", color: options.color ?? "#3b75af" },
+    encoding: {
+      x: {
+        field: "label",
+        type: "ordinal",
+        sort: { field: "i" },
+        title: options.xLabel ?? null,
+        axis: { labelAngle: 0, labelOverlap: true },
+      },
+      y: { field: "value", type: "quantitative", title: options.yLabel ?? null },
+      tooltip: [
+        { field: "label", type: "ordinal", title: options.xLabel ?? "bar" },
+        { field: "value", type: "quantitative", format: ".6~g" },
+      ],
+    },
+  };
+}
+
+/**
+ * A bar chart as an SVG document (the chart of {@linkcode barChartSpec},
+ * drawn by Vega).
+ *
+ * @param values bar heights (finite, at least one)
+ * @param options title, axis labels, size; `labels` names the bars
+ * @returns the SVG document as a string
+ *
+ * @example
+ * ```ts
+ * import { barChartSvg } from "./heatmap.ts";
+ * const svg = await barChartSvg([0.30, 0.25, 0.25, 0.20], {
+ *   title: "expert load", xLabel: "expert", yLabel: "fraction of tokens",
+ * });
+ * console.log(svg.startsWith("<svg")); // true
+ * ```
+ */
+export async function barChartSvg(
+  values: number[],
+  options: ChartOptions & { labels?: string[]; color?: string } = {},
+): Promise<string> {
+  return await renderVegaLite(barChartSpec(values, options));
+}
+
+/**
+ * The Vega-Lite spec of a line chart, e.g. the training-time overhead of
+ * MoGE against the number of experts E: one line with point markers per
+ * series (points joined in the given order), a colour legend, and
+ * optionally a logarithmic x axis (base 2 over ≤ 12 octaves, else 10).
+ *
+ * @param series the named polylines (each with at least one finite point; x > 0 when logX)
+ * @param options title, axis labels, size, `logX`
+ * @returns the Vega-Lite spec
+ *
+ * @example
+ * ```ts
+ * import { lineChartSpec } from "./heatmap.ts";
+ * const spec = lineChartSpec([{ name: "a", points: [[1, 2], [2, 3]] }]);
+ * console.log(spec.mark); // { type: "line", point: true }
+ * ```
+ */
+export function lineChartSpec(
+  series: LineSeries[],
+  options: ChartOptions & { logX?: boolean } = {},
+): VegaLiteSpec {
+  const fn = "lineChartSpec";
+  if (!Array.isArray(series) || series.length === 0) {
+    throw new RangeError(`${fn}: series must be a non-empty array of { name, points }`);
+  }
+  const logX = options.logX ?? false;
+  const rows: { series: string; s: number; order: number; x: number; y: number }[] = [];
+  let xlo = Infinity, xhi = -Infinity;
+  series.forEach((s, k) => {
+    if (!Array.isArray(s.points) || s.points.length === 0) {
+      throw new RangeError(`${fn}: series[${k}].points must be a non-empty array of [x, y]`);
+    }
+    s.points.forEach(([x, y], i) => {
+      checkNumber(
+        `${fn}: series[${k}].points[${i}][0]`,
+        x,
+        logX ? { min: 0, exclusiveMin: true } : {},
+      );
+      checkNumber(`${fn}: series[${k}].points[${i}][1]`, y);
+      xlo = Math.min(xlo, x);
+      xhi = Math.max(xhi, x);
+      rows.push({ series: s.name, s: k, order: i, x, y });
+    });
   });
-  out.push(`</svg>`);
-  return out.join("\n") + "\n";
+  const base = Math.log2(xhi / xlo) <= 12 ? 2 : 10;
+  return {
+    ...frame(fn, options),
+    data: { values: rows },
+    mark: { type: "line", point: true },
+    encoding: {
+      x: {
+        field: "x",
+        type: "quantitative",
+        title: options.xLabel ?? null,
+        scale: logX ? { type: "log", base, nice: true } : { zero: false },
+        // Whole-number x (epochs, E) gets whole-number ticks.
+        ...(rows.every((r) => Number.isInteger(r.x)) ? { axis: { tickMinStep: 1 } } : {}),
+      },
+      y: {
+        field: "y",
+        type: "quantitative",
+        title: options.yLabel ?? null,
+        scale: { zero: false },
+      },
+      color: {
+        field: "series",
+        type: "nominal",
+        sort: series.map((s) => s.name),
+        scale: { range: PALETTE },
+        // Full series names; long ones go below the plot, one per line.
+        legend: series.some((s) => s.name.length > 24)
+          ? { title: null, labelLimit: 0, orient: "bottom", direction: "vertical" }
+          : { title: null, labelLimit: 0 },
+      },
+      order: { field: "order", type: "quantitative" },
+      tooltip: [
+        { field: "series", type: "nominal" },
+        { field: "x", type: "quantitative", format: ".6~g" },
+        { field: "y", type: "quantitative", format: ".6~g" },
+      ],
+    },
+  };
 }
 
 const PALETTE = [
@@ -568,10 +577,8 @@ const PALETTE = [
 ];
 
 /**
- * A line chart as an SVG document, e.g. the training-time overhead of MoGE
- * against the number of experts E: one `<polyline class="series">` with
- * point markers per series, a legend, nice ticks, and optionally a
- * logarithmic x axis (ticks at powers of 2 over ≤ 12 octaves, else of 10).
+ * A line chart as an SVG document (the chart of {@linkcode lineChartSpec},
+ * drawn by Vega).
  *
  * @param series the named polylines (each with at least one finite point; x > 0 when logX)
  * @param options title, axis labels, size, `logX`
@@ -580,78 +587,15 @@ const PALETTE = [
  * @example
  * ```ts
  * import { lineChartSvg } from "./heatmap.ts";
- * const svg = lineChartSvg([
+ * const svg = await lineChartSvg([
  *   { name: "MoGE / MoE time", points: [[8, 1.10], [16, 1.08], [64, 1.05]] },
  * ], { title: "overhead", xLabel: "E", yLabel: "ratio", logX: true });
- * console.log(svg.includes("<polyline")); // true
+ * console.log(svg.startsWith("<svg")); // true
  * ```
  */
-export function lineChartSvg(
+export async function lineChartSvg(
   series: LineSeries[],
   options: ChartOptions & { logX?: boolean } = {},
-): string {
-  const fn = "lineChartSvg";
-  if (!Array.isArray(series) || series.length === 0) {
-    throw new RangeError(`${fn}: series must be a non-empty array of { name, points }`);
-  }
-  const logX = options.logX ?? false;
-  let xlo = Infinity, xhi = -Infinity, ylo = Infinity, yhi = -Infinity;
-  series.forEach((s, k) => {
-    if (!Array.isArray(s.points) || s.points.length === 0) {
-      throw new RangeError(`${fn}: series[${k}].points must be a non-empty array of [x, y]`);
-    }
-    s.points.forEach(([x, y], i) => {
-      checkNumber(
-        `${fn}: series[${k}].points[${i}][0]`,
-        x,
-        logX ? { min: 0, exclusiveMin: true } : {},
-      );
-      checkNumber(`${fn}: series[${k}].points[${i}][1]`, y);
-      xlo = Math.min(xlo, x);
-      xhi = Math.max(xhi, x);
-      ylo = Math.min(ylo, y);
-      yhi = Math.max(yhi, y);
-    });
-  });
-  const F = frameOf(fn, options);
-  const legendW = 150;
-  const plotRight = F.right - legendW;
-  const xt = logX ? logTicks(xlo, xhi) : niceTicks(xlo, xhi);
-  const yt = niceTicks(ylo, yhi);
-  const [xa, xb] = [xt[0], xt[xt.length - 1]];
-  const [ya, yb] = [yt[0], yt[yt.length - 1]];
-  const fx = logX ? Math.log : (v: number) => v;
-  const sx = (v: number) => F.left + ((fx(v) - fx(xa)) / (fx(xb) - fx(xa))) * (plotRight - F.left);
-  const sy = (v: number) => F.bottom - ((v - ya) / (yb - ya)) * (F.bottom - F.top);
-  const frame = { ...F, right: plotRight };
-  const out = [
-    svgOpen(F),
-    ...axes(
-      frame,
-      options,
-      xt.map((t) => ({ at: sx(t), text: label(t) })),
-      yt.map((t) => ({ at: sy(t), text: label(t) })),
-    ),
-  ];
-  series.forEach((s, k) => {
-    const color = PALETTE[k % PALETTE.length];
-    const pts = s.points.map(([x, y]) => `${n(sx(x))},${n(sy(y))}`).join(" ");
-    out.push(
-      `<polyline class="series" points="${pts}" fill="none" stroke="${color}" stroke-width="2"/>`,
-    );
-    for (const [x, y] of s.points) {
-      out.push(
-        `<circle cx="${n(sx(x))}" cy="${n(sy(y))}" r="3" fill="${color}">` +
-          `<title>${esc(s.name)}: (${label(x)}, ${label(y)})</title></circle>`,
-      );
-    }
-    const ly = F.top + 8 + 18 * k;
-    out.push(
-      `<line x1="${n(plotRight + 16)}" y1="${ly}" x2="${n(plotRight + 36)}" y2="${ly}" ` +
-        `stroke="${color}" stroke-width="2"/>`,
-      `<text x="${n(plotRight + 42)}" y="${ly + 4}" font-size="11" ${FONT}>${esc(s.name)}</text>`,
-    );
-  });
-  out.push(`</svg>`);
-  return out.join("\n") + "\n";
+): Promise<string> {
+  return await renderVegaLite(lineChartSpec(series, options));
 }
