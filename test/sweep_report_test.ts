@@ -1,10 +1,7 @@
-import {
-  bandCurves,
-  groupRuns,
-  loadSweepRuns,
-  pairGroups,
-  summarizeTable1,
-} from "../src/analysis/sweep_report.ts";
+import { bandCurves } from "../src/analysis/sweep_curves.ts";
+import { groupRuns, pairGroups } from "../src/analysis/sweep_groups.ts";
+import { loadSweepRuns } from "../src/analysis/sweep_runs.ts";
+import { summarizeTable1 } from "../src/analysis/sweep_table1.ts";
 import { table1ForPair } from "../src/analysis/table1.ts";
 import { saveCheckpoint } from "../src/train/checkpoint.ts";
 import { loadFixture } from "../src/data/images.ts";

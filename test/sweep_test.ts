@@ -1,15 +1,9 @@
-import {
-  expandGrid,
-  manifestFor,
-  parseGridAxis,
-  printCommands,
-  readManifest,
-  readRunProgress,
-  resumeFlag,
-  runDiskState,
-  splitArgs,
-  statusLine,
-} from "../src/train/sweep.ts";
+import { expandGrid, parseGridAxis } from "../src/sweep/grid.ts";
+import { manifestFor, readManifest } from "../src/sweep/manifest.ts";
+import { printCommands } from "../src/sweep/print_commands.ts";
+import { readRunProgress, statusLine } from "../src/sweep/run_progress.ts";
+import { resumeFlag, runDiskState } from "../src/sweep/run_state.ts";
+import { splitArgs } from "../src/sweep/split_args.ts";
 import { deepEqual, equal, ok, throws } from "./asserts.ts";
 
 Deno.test("sweep: grid axes, lists and inclusive ranges", () => {

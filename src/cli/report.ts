@@ -6,19 +6,13 @@
  */
 
 import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
-import {
-  type BandCurve,
-  bandCurves,
-  groupRuns,
-  loadSweepRuns,
-  METRICS,
-  pairGroups,
-  reportMarkdown,
-  summarizeTable1,
-  type SweepReport,
-  type Table1Summary,
-} from "../analysis/sweep_report.ts";
-import { lineChartSvg, type LineSeries } from "../report/heatmap.ts";
+import { bandChartSvg, CHART_KEYS, chartFileName } from "../analysis/sweep_charts.ts";
+import { type BandCurve, bandCurves } from "../analysis/sweep_curves.ts";
+import { groupRuns, pairGroups } from "../analysis/sweep_groups.ts";
+import { METRICS } from "../analysis/sweep_metrics.ts";
+import { reportMarkdown, type SweepReport } from "../analysis/sweep_report.ts";
+import { loadSweepRuns } from "../analysis/sweep_runs.ts";
+import { summarizeTable1, type Table1Summary } from "../analysis/sweep_table1.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 
 function help(): string {
@@ -38,18 +32,6 @@ Usage: deno task report SWEEP_DIR [flags]
   -h, --help         this text
 
 Writes report.md, report.json, <figure>_vs_<epoch|step>.svg.`;
-}
-
-function chart(curves: BandCurve[], title: string, x: string, y: string): string {
-  const series: LineSeries[] = [];
-  for (const c of curves) {
-    series.push({ name: `${c.label} (mean)`, points: c.x.map((v, i) => [v, c.mean[i]]) });
-    for (const [end, ys] of [["low", c.lo], ["high", c.hi]] as const) {
-      const pts = c.x.flatMap((v, i) => ys[i] === null ? [] : [[v, ys[i]!] as [number, number]]);
-      if (pts.length) series.push({ name: `${c.label} 95% CI ${end}`, points: pts });
-    }
-  }
-  return lineChartSvg(series, { title, xLabel: x, yLabel: y });
 }
 
 async function main(): Promise<void> {
@@ -128,18 +110,16 @@ async function main(): Promise<void> {
   const charts: string[] = [];
   await Deno.mkdir(outDir, { recursive: true });
   const models = [...new Set(groups.map((g) => g.model))];
-  for (const key of ["testAcc", "validPpl", "deadExperts"]) {
+  for (const key of CHART_KEYS) {
     const c = bandCurves(groups, byGroup, key);
     if (!c.length) continue;
     curves[key] = c;
     const x = models.includes("lm") ? "step" : "epoch";
     const def = models.map((m) => METRICS[m].find((d) => d.key === key)).find(Boolean)!;
-    const file = `${
-      key === "testAcc" ? "accuracy" : key === "validPpl" ? "perplexity" : "dead_experts"
-    }_vs_${x}.svg`;
+    const file = chartFileName(key, x);
     await writeFileAtomic(
       `${outDir}/${file}`,
-      chart(c, `${def.label} over seeds (mean and 95 % interval)`, x, def.label),
+      bandChartSvg(c, `${def.label} over seeds (mean and 95 % interval)`, x, def.label),
     );
     charts.push(file);
   }

@@ -6,18 +6,13 @@
  */
 
 import { writeJsonAtomic } from "../atomic.ts";
-import {
-  type GridAxis,
-  manifestFor,
-  parseGridAxis,
-  printCommands,
-  readManifest,
-  readRunProgress,
-  runDiskState,
-  runSweep,
-  splitArgs,
-  statusLine,
-} from "../train/sweep.ts";
+import { type GridAxis, parseGridAxis } from "../sweep/grid.ts";
+import { manifestFor, type ManifestRun, readManifest } from "../sweep/manifest.ts";
+import { printCommands } from "../sweep/print_commands.ts";
+import { readRunProgress, type RunProgress, statusLines } from "../sweep/run_progress.ts";
+import { runDiskState } from "../sweep/run_state.ts";
+import { runSweep } from "../sweep/runner.ts";
+import { splitArgs } from "../sweep/split_args.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 
 const OWN = ["name", "grid", "jobs", "runs", "status-every", "grace"];
@@ -90,13 +85,16 @@ async function main(): Promise<void> {
 
   if (flags.status) {
     if (!existing) throw new UsageError(`${sweepDir}/sweep.json does not exist`);
-    const w = Math.max(...existing.runs.map((r) => r.id.length));
+    const runs: ManifestRun[] = [];
+    const progress = new Map<string, RunProgress>();
     for (const r of existing.runs) {
       // The disk decides "done"; otherwise the manifest's last word (another sitting may be running).
       const onDisk = await runDiskState(`${sweepDir}/${r.id}`);
       const status = onDisk === "done" ? "done" : r.status === "done" ? "queued" : r.status;
-      console.log(statusLine({ ...r, status }, await readRunProgress(`${sweepDir}/${r.id}`), w));
+      runs.push({ ...r, status });
+      progress.set(r.id, await readRunProgress(`${sweepDir}/${r.id}`));
     }
+    for (const line of statusLines(runs, (r) => progress.get(r.id) ?? null)) console.log(line);
     return;
   }
 
