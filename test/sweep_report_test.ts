@@ -139,8 +139,12 @@ Deno.test("report: the CLI writes report.md, report.json and charts", async () =
     const json = JSON.parse(await Deno.readTextFile(`${dir}/report.json`));
     equal(json.groups.length, 2);
     assertClose(json.pairs[0].metrics[0].t.p, 1 - 7 / Math.sqrt(75), { rtol: 1e-7 });
-    ok((await Deno.readTextFile(`${dir}/accuracy_vs_epoch.svg`)).includes("<polyline"));
-    ok((await Deno.readTextFile(`${dir}/dead_experts_vs_epoch.svg`)).includes("<polyline"));
+    // Each chart draws the mean as a line and the 95 % interval (3 seeds) as a band.
+    for (const chart of ["accuracy_vs_epoch", "dead_experts_vs_epoch"]) {
+      const svg = await Deno.readTextFile(`${dir}/${chart}.svg`);
+      ok(svg.includes('class="mark-line') && svg.includes('class="mark-area'), chart);
+      ok(JSON.parse(await Deno.readTextFile(`${dir}/${chart}.vl.json`)).layer, chart);
+    }
     // A directory without runs is a usage error (status 2), not a stack trace.
     const bad = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", new URL("../src/cli/report.ts", import.meta.url).pathname, `${root}/x`],

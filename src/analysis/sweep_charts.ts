@@ -1,11 +1,11 @@
 /**
- * The charts of a sweep report: one SVG line chart per figure, each group's
- * mean over seeds with the two ends of its 95 % interval as thin series.
+ * The charts of a sweep report: one chart per figure (an SVG and its
+ * Vega-Lite spec), each group's mean over seeds with its 95 % interval as a band.
  *
  * @module
  */
 
-import { lineChartSvg, type LineSeries } from "../report/heatmap.ts";
+import { VEGA_LITE_SCHEMA, type VegaLiteSpec } from "../report/vega.ts";
 import type { BandCurve } from "./sweep_curves.ts";
 
 /** The figures that get a chart, in the order they are drawn. */
@@ -28,30 +28,55 @@ export function chartFileName(key: string, x: string): string {
 }
 
 /**
- * An SVG chart of band curves: per group a `<label> (mean)` series and,
- * where the interval exists (two seeds or more), `<label> 95% CI low` and
- * `high` series.
+ * A Vega-Lite spec of band curves: per group the mean over seeds as a line
+ * and, where the interval exists (two seeds or more), its 95 % interval as an
+ * error band under it.
  *
  * @example
  * ```ts
- * import { bandChartSvg } from "./sweep_charts.ts";
- * const svg = bandChartSvg(
+ * import { bandChartSpec } from "./sweep_charts.ts";
+ * const spec = bandChartSpec(
  *   [{ label: "mode=moe", x: [1, 2], mean: [80, 85], lo: [78, 84], hi: [82, 86], n: [2, 2] }],
  *   "test accuracy (%)",
  *   "epoch",
  *   "test accuracy (%)",
  * );
- * svg.startsWith("<svg"); // true
+ * console.log(Object.keys(spec)); // ["$schema", "title", ...]
  * ```
  */
-export function bandChartSvg(curves: BandCurve[], title: string, x: string, y: string): string {
-  const series: LineSeries[] = [];
-  for (const c of curves) {
-    series.push({ name: `${c.label} (mean)`, points: c.x.map((v, i) => [v, c.mean[i]]) });
-    for (const [end, ys] of [["low", c.lo], ["high", c.hi]] as const) {
-      const pts = c.x.flatMap((v, i) => ys[i] === null ? [] : [[v, ys[i]!] as [number, number]]);
-      if (pts.length) series.push({ name: `${c.label} 95% CI ${end}`, points: pts });
-    }
-  }
-  return lineChartSvg(series, { title, xLabel: x, yLabel: y });
+export function bandChartSpec(
+  curves: BandCurve[],
+  title: string,
+  x: string,
+  y: string,
+): VegaLiteSpec {
+  const values = curves.flatMap((c) =>
+    c.x.map((v, i) => ({ group: c.label, x: v, mean: c.mean[i], lo: c.lo[i], hi: c.hi[i] }))
+  );
+  const encoding = {
+    x: { field: "x", type: "quantitative", title: x },
+    color: { field: "group", type: "nominal", title: null },
+  };
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title,
+    width: 480,
+    height: 280,
+    data: { values },
+    layer: [
+      {
+        mark: { type: "errorband", opacity: 0.25 },
+        transform: [{ filter: "datum.lo !== null" }],
+        encoding: {
+          ...encoding,
+          y: { field: "lo", type: "quantitative", title: y, scale: { zero: false } },
+          y2: { field: "hi" },
+        },
+      },
+      {
+        mark: { type: "line", point: true },
+        encoding: { ...encoding, y: { field: "mean", type: "quantitative", title: y } },
+      },
+    ],
+  };
 }

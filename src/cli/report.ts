@@ -6,7 +6,8 @@
  */
 
 import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
-import { bandChartSvg, CHART_KEYS, chartFileName } from "../analysis/sweep_charts.ts";
+import { bandChartSpec, CHART_KEYS, chartFileName } from "../analysis/sweep_charts.ts";
+import { writeChart } from "../report/vega.ts";
 import { type BandCurve, bandCurves } from "../analysis/sweep_curves.ts";
 import { groupRuns, pairGroups } from "../analysis/sweep_groups.ts";
 import { METRICS } from "../analysis/sweep_metrics.ts";
@@ -117,9 +118,9 @@ async function main(): Promise<void> {
     const x = models.includes("lm") ? "step" : "epoch";
     const def = models.map((m) => METRICS[m].find((d) => d.key === key)).find(Boolean)!;
     const file = chartFileName(key, x);
-    await writeFileAtomic(
-      `${outDir}/${file}`,
-      bandChartSvg(c, `${def.label} over seeds (mean and 95 % interval)`, x, def.label),
+    await writeChart(
+      `${outDir}/${file.replace(/\.svg$/, "")}`,
+      bandChartSpec(c, `${def.label} over seeds (mean and 95 % interval)`, x, def.label),
     );
     charts.push(file);
   }
