@@ -79,145 +79,170 @@ function makePlan(layout: Layout, H: Filter, padding: Padding): Plan {
   };
 }
 
-/**
- * Y = H ⋆ q for one token: Y_uv = Σ_ab H_ab · q[u−top+a, v−left+b] (entries
- * outside the map are 0), written to y `[outRows·outCols]`; t is scratch of
- * `rows·outCols`.
+/*
+ * Layout of the work arrays: token-minor, `[position][token]` (flat index
+ * position·N + n). A shift of the map by one column is then a shift of N in
+ * the flat index, so each filter tap is one multiply-add over a long
+ * contiguous span covering every token at once: loops of thousands of
+ * iterations instead of h-long ones, which is what makes plain TypeScript run
+ * at the speed of its arithmetic.
  */
-function correlate(p: Plan, q: Float64Array, y: Float64Array, t: Float64Array): void {
+
+/**
+ * y = H ⋆ q over all N tokens: y[u, v] = Σ_ab H_ab · q[u−top+a, v−left+b]
+ * (entries outside the map are 0). q is `[rows·cols][N]`, y
+ * `[outRows·outCols][N]`, t scratch of `[rows·outCols][N]`.
+ */
+function correlate(p: Plan, N: number, q: Float32Array, y: Float32Array, t: Float32Array): void {
   const { rows, cols, h, top, left, outRows, outCols } = p;
+  y.fill(0);
   if (p.sep) {
     const { col, row } = p.sep;
     // Horizontal pass: t[i, v] = Σ_b row_b · q[i, v−left+b].
-    for (let i = 0; i < rows; i++) {
-      const qi = i * cols, ti = i * outCols;
-      for (let v = 0; v < outCols; v++) {
-        const j0 = v - left;
-        const bLo = j0 < 0 ? -j0 : 0, bHi = Math.min(h, cols - j0);
-        let s = 0;
-        for (let b = bLo; b < bHi; b++) s += row[b] * q[qi + j0 + b];
-        t[ti + v] = s;
+    t.fill(0);
+    for (let b = 0; b < h; b++) {
+      const w = row[b], shift = b - left;
+      const vLo = Math.max(0, -shift), vHi = Math.min(outCols, cols - shift);
+      const span = (vHi - vLo) * N;
+      for (let i = 0; i < rows; i++) {
+        const to = (i * outCols + vLo) * N, qo = (i * cols + vLo + shift) * N;
+        for (let k = 0; k < span; k++) t[to + k] += w * q[qo + k];
       }
     }
     // Vertical pass: y[u, v] = Σ_a col_a · t[u−top+a, v].
-    for (let u = 0; u < outRows; u++) {
-      const i0 = u - top;
-      const aLo = i0 < 0 ? -i0 : 0, aHi = Math.min(h, rows - i0);
-      const yu = u * outCols;
-      for (let v = 0; v < outCols; v++) y[yu + v] = 0;
-      for (let a = aLo; a < aHi; a++) {
-        const w = col[a], ta = (i0 + a) * outCols;
-        for (let v = 0; v < outCols; v++) y[yu + v] += w * t[ta + v];
-      }
+    for (let a = 0; a < h; a++) {
+      const w = col[a], shift = a - top;
+      const uLo = Math.max(0, -shift), uHi = Math.min(outRows, rows - shift);
+      const span = (uHi - uLo) * outCols * N;
+      const yo = uLo * outCols * N, to = (uLo + shift) * outCols * N;
+      for (let k = 0; k < span; k++) y[yo + k] += w * t[to + k];
     }
     return;
   }
   const H = p.H;
-  for (let u = 0; u < outRows; u++) {
-    const i0 = u - top;
-    const aLo = i0 < 0 ? -i0 : 0, aHi = Math.min(h, rows - i0);
-    for (let v = 0; v < outCols; v++) {
-      const j0 = v - left;
-      const bLo = j0 < 0 ? -j0 : 0, bHi = Math.min(h, cols - j0);
-      let s = 0;
-      for (let a = aLo; a < aHi; a++) {
-        const qa = (i0 + a) * cols + j0, ha = a * h;
-        for (let b = bLo; b < bHi; b++) s += H[ha + b] * q[qa + b];
+  for (let a = 0; a < h; a++) {
+    const ra = a - top;
+    const uLo = Math.max(0, -ra), uHi = Math.min(outRows, rows - ra);
+    for (let b = 0; b < h; b++) {
+      const w = H[a * h + b], cb = b - left;
+      const vLo = Math.max(0, -cb), vHi = Math.min(outCols, cols - cb);
+      const span = (vHi - vLo) * N;
+      for (let u = uLo; u < uHi; u++) {
+        const yo = (u * outCols + vLo) * N, qo = ((u + ra) * cols + vLo + cb) * N;
+        for (let k = 0; k < span; k++) y[yo + k] += w * q[qo + k];
       }
-      y[u * outCols + v] = s;
     }
   }
 }
 
 /**
- * The adjoint of {@linkcode correlate}: d[i, j] = Σ_uv g_uv · H[i−u+top, j−v+left]
- * over the windows holding (i, j), written to d `[rows·cols]`; t is scratch of
- * `rows·outCols`.
+ * The adjoint of {@linkcode correlate}: d[i, j] = Σ_uv g[u, v] · H[i−u+top, j−v+left]
+ * over the windows holding (i, j). g is `[outRows·outCols][N]`, d
+ * `[rows·cols][N]`, t scratch of `[rows·outCols][N]`.
  */
-function correlateAdjoint(p: Plan, g: Float64Array, d: Float64Array, t: Float64Array): void {
+function correlateAdjoint(
+  p: Plan,
+  N: number,
+  g: Float32Array,
+  d: Float32Array,
+  t: Float32Array,
+): void {
   const { rows, cols, h, top, left, outRows, outCols } = p;
+  d.fill(0);
   if (p.sep) {
     const { col, row } = p.sep;
-    // Vertical: t[i, v] = Σ_u col[i−u+top] · g[u, v], over u with 0 <= i−u+top < h.
-    t.fill(0, 0, rows * outCols);
-    for (let u = 0; u < outRows; u++) {
-      const i0 = u - top;
-      const aLo = i0 < 0 ? -i0 : 0, aHi = Math.min(h, rows - i0);
-      const gu = u * outCols;
-      for (let a = aLo; a < aHi; a++) {
-        const w = col[a], ti = (i0 + a) * outCols;
-        for (let v = 0; v < outCols; v++) t[ti + v] += w * g[gu + v];
-      }
+    // Vertical: t[i, v] = Σ_a col_a · g[i+top−a, v].
+    t.fill(0);
+    for (let a = 0; a < h; a++) {
+      const w = col[a], shift = a - top;
+      const uLo = Math.max(0, -shift), uHi = Math.min(outRows, rows - shift);
+      const span = (uHi - uLo) * outCols * N;
+      const go = uLo * outCols * N, to = (uLo + shift) * outCols * N;
+      for (let k = 0; k < span; k++) t[to + k] += w * g[go + k];
     }
-    // Horizontal: d[i, j] = Σ_v row[j−v+left] · t[i, v].
-    d.fill(0, 0, rows * cols);
-    for (let i = 0; i < rows; i++) {
-      const ti = i * outCols, di = i * cols;
-      for (let v = 0; v < outCols; v++) {
-        const j0 = v - left;
-        const bLo = j0 < 0 ? -j0 : 0, bHi = Math.min(h, cols - j0);
-        const s = t[ti + v];
-        for (let b = bLo; b < bHi; b++) d[di + j0 + b] += row[b] * s;
+    // Horizontal: d[i, j] = Σ_b row_b · t[i, j+left−b].
+    for (let b = 0; b < h; b++) {
+      const w = row[b], shift = b - left;
+      const vLo = Math.max(0, -shift), vHi = Math.min(outCols, cols - shift);
+      const span = (vHi - vLo) * N;
+      for (let i = 0; i < rows; i++) {
+        const to = (i * outCols + vLo) * N, dO = (i * cols + vLo + shift) * N;
+        for (let k = 0; k < span; k++) d[dO + k] += w * t[to + k];
       }
     }
     return;
   }
   const H = p.H;
-  d.fill(0, 0, rows * cols);
-  for (let u = 0; u < outRows; u++) {
-    const i0 = u - top;
-    const aLo = i0 < 0 ? -i0 : 0, aHi = Math.min(h, rows - i0);
-    for (let v = 0; v < outCols; v++) {
-      const j0 = v - left;
-      const bLo = j0 < 0 ? -j0 : 0, bHi = Math.min(h, cols - j0);
-      const s = g[u * outCols + v];
-      for (let a = aLo; a < aHi; a++) {
-        const da = (i0 + a) * cols + j0, ha = a * h;
-        for (let b = bLo; b < bHi; b++) d[da + b] += H[ha + b] * s;
+  for (let a = 0; a < h; a++) {
+    const ra = a - top;
+    const uLo = Math.max(0, -ra), uHi = Math.min(outRows, rows - ra);
+    for (let b = 0; b < h; b++) {
+      const w = H[a * h + b], cb = b - left;
+      const vLo = Math.max(0, -cb), vHi = Math.min(outCols, cols - cb);
+      const span = (vHi - vLo) * N;
+      for (let u = uLo; u < uHi; u++) {
+        const go = (u * outCols + vLo) * N, dO = ((u + ra) * cols + vLo + cb) * N;
+        for (let k = 0; k < span; k++) d[dO + k] += w * g[go + k];
       }
     }
   }
 }
 
+/** Scratch arrays reused across calls (grown on demand, never shrunk), by slot. */
+const pool: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
+
+/** A scratch array of at least `length` floats (contents undefined). */
+function scratch(slot: 0 | 1 | 2, length: number): Float32Array {
+  if (pool[slot].length < length) pool[slot] = new Float32Array(length);
+  return pool[slot].subarray(0, length);
+}
+
 /**
- * R_n = Σ_uv sqrt(Y_uv + ε) for each of the n tokens of z `[n·E]`; also
- * returns 1/sqrt(Y + ε) `[n·P]`, the factor the gradient needs.
+ * R_n = Σ_uv sqrt(Y_uv + ε) for each of the N tokens of z `[N·E]`
+ * (token-major, as tfjs stores `[N, E]`); also returns the roots
+ * sqrt(Y + ε) `[P][N]`, which the gradient divides by.
  */
-function forward(p: Plan, z: Float32Array, n: number, eps: number) {
+function forward(p: Plan, z: Float32Array, N: number, eps: number) {
   const E = p.rows * p.cols, P = p.outRows * p.outCols;
-  const q = new Float64Array(E), y = new Float64Array(P), t = new Float64Array(p.rows * p.outCols);
-  const r = new Float32Array(n);
-  const inv = new Float64Array(n * P);
-  for (let k = 0; k < n; k++) {
-    const base = k * E;
-    for (let i = 0; i < E; i++) q[i] = z[base + i] * z[base + i];
-    correlate(p, q, y, t);
-    let sum = 0;
-    const off = k * P;
-    for (let w = 0; w < P; w++) {
-      const s = Math.sqrt(y[w] + eps);
-      sum += s;
-      inv[off + w] = 1 / s;
+  const q = scratch(0, E * N); // [E][N]
+  for (let n = 0; n < N; n++) {
+    const base = n * E;
+    for (let i = 0; i < E; i++) {
+      const v = z[base + i];
+      q[i * N + n] = v * v;
     }
-    r[k] = sum;
   }
-  return { r, inv };
+  const roots = new Float32Array(P * N); // [P][N]
+  correlate(p, N, q, roots, scratch(1, p.rows * p.outCols * N));
+  const sums = new Float64Array(N);
+  for (let w = 0; w < P; w++) {
+    const o = w * N;
+    for (let n = 0; n < N; n++) {
+      const s = Math.sqrt(roots[o + n] + eps);
+      roots[o + n] = s;
+      sums[n] += s;
+    }
+  }
+  return { r: Float32Array.from(sums), roots };
 }
 
 /**
  * dz[n, i] = dy_n · z[n, i] · Σ_windows∋i H / sqrt(Y + ε): the gradient of
  * {@linkcode forward} (∂sqrt(Y+ε)/∂z_i = H·z_i / sqrt(Y+ε)).
  */
-function backward(p: Plan, z: Float32Array, inv: Float64Array, dy: Float32Array, n: number) {
+function backward(p: Plan, z: Float32Array, roots: Float32Array, dy: Float32Array, N: number) {
   const E = p.rows * p.cols, P = p.outRows * p.outCols;
-  const g = new Float64Array(P), d = new Float64Array(E), t = new Float64Array(p.rows * p.outCols);
-  const dz = new Float32Array(n * E);
-  for (let k = 0; k < n; k++) {
-    const off = k * P, scale = dy[k];
-    for (let w = 0; w < P; w++) g[w] = scale * inv[off + w];
-    correlateAdjoint(p, g, d, t);
-    const base = k * E;
-    for (let i = 0; i < E; i++) dz[base + i] = z[base + i] * d[i];
+  const g = scratch(0, P * N); // [P][N]
+  for (let w = 0; w < P; w++) {
+    const o = w * N;
+    for (let n = 0; n < N; n++) g[o + n] = dy[n] / roots[o + n];
+  }
+  const d = scratch(2, E * N); // [E][N]
+  correlateAdjoint(p, N, g, d, scratch(1, p.rows * p.outCols * N));
+  const dz = new Float32Array(N * E); // [N, E]
+  for (let n = 0; n < N; n++) {
+    const base = n * E;
+    for (let i = 0; i < E; i++) dz[base + i] = z[base + i] * d[i * N + n];
   }
   return dz;
 }
@@ -277,15 +302,14 @@ export function cpuGroupSparsity(
     );
   }
   const plan = makePlan(layout, H, padding);
-  const op = tf.customGrad((x, save) => {
-    (save as tf.GradSaveFunc)([x as Tensor]);
-    const { r, inv } = forward(plan, (x as Tensor).dataSync() as Float32Array, N, eps);
+  const op = tf.customGrad((x) => {
+    // The scores and sqrt(Y + ε) stay in this closure for the gradient (no second readback).
+    const zv = (x as Tensor).dataSync() as Float32Array; // [N·E]
+    const { r, roots } = forward(plan, zv, N, eps);
     return {
-      value: tf.tensor1d(r),
-      gradFunc: (dy: Tensor1D, [saved]: Tensor[]) => {
-        const zv = saved.dataSync() as Float32Array;
-        return tf.tensor2d(backward(plan, zv, inv, dy.dataSync() as Float32Array, N), [N, E]);
-      },
+      value: tf.tensor1d(r), // [N]
+      gradFunc: (dy: Tensor1D) =>
+        tf.tensor2d(backward(plan, zv, roots, dy.dataSync() as Float32Array, N), [N, E]),
     };
   });
   return op(z) as Tensor1D;
