@@ -80,150 +80,135 @@ function makePlan(layout: Layout, H: Filter, padding: Padding): Plan {
 }
 
 /*
- * Layout of the work arrays: token-minor, `[position][token]` (flat index
- * position·N + n). A shift of the map by one column is then a shift of N in
- * the flat index, so each filter tap is one multiply-add over a long
- * contiguous span covering every token at once: loops of thousands of
- * iterations instead of h-long ones, which is what makes plain TypeScript run
- * at the speed of its arithmetic.
+ * Layout of the work arrays: each token's map is stored zero-padded, as an
+ * (outRows+h−1) x W grid with W = outCols+h−1 (the padding's zeros included),
+ * the N grids one after another. A window is then a plain valid correlation
+ * on this grid, and a shift by one column or row is a shift of 1 or W in the
+ * flat index, so each filter tap is one multiply-add loop over all N tokens
+ * at once (hundreds of thousands of iterations, instead of h-long loops).
+ * Positions in the last h−1 columns or rows of a grid (and a slack at the
+ * end of the arrays) hold values no valid window uses; they are computed and
+ * ignored, which is cheaper than skipping them.
  */
 
-/**
- * y = H ⋆ q over all N tokens: y[u, v] = Σ_ab H_ab · q[u−top+a, v−left+b]
- * (entries outside the map are 0). q is `[rows·cols][N]`, y
- * `[outRows·outCols][N]`, t scratch of `[rows·outCols][N]`.
- */
-function correlate(p: Plan, N: number, q: Float32Array, y: Float32Array, t: Float32Array): void {
-  const { rows, cols, h, top, left, outRows, outCols } = p;
-  y.fill(0);
-  if (p.sep) {
-    const { col, row } = p.sep;
-    // Horizontal pass: t[i, v] = Σ_b row_b · q[i, v−left+b].
-    t.fill(0);
-    for (let b = 0; b < h; b++) {
-      const w = row[b], shift = b - left;
-      const vLo = Math.max(0, -shift), vHi = Math.min(outCols, cols - shift);
-      const span = (vHi - vLo) * N;
-      for (let i = 0; i < rows; i++) {
-        const to = (i * outCols + vLo) * N, qo = (i * cols + vLo + shift) * N;
-        for (let k = 0; k < span; k++) t[to + k] += w * q[qo + k];
-      }
-    }
-    // Vertical pass: y[u, v] = Σ_a col_a · t[u−top+a, v].
-    for (let a = 0; a < h; a++) {
-      const w = col[a], shift = a - top;
-      const uLo = Math.max(0, -shift), uHi = Math.min(outRows, rows - shift);
-      const span = (uHi - uLo) * outCols * N;
-      const yo = uLo * outCols * N, to = (uLo + shift) * outCols * N;
-      for (let k = 0; k < span; k++) y[yo + k] += w * t[to + k];
-    }
-    return;
-  }
-  const H = p.H;
-  for (let a = 0; a < h; a++) {
-    const ra = a - top;
-    const uLo = Math.max(0, -ra), uHi = Math.min(outRows, rows - ra);
-    for (let b = 0; b < h; b++) {
-      const w = H[a * h + b], cb = b - left;
-      const vLo = Math.max(0, -cb), vHi = Math.min(outCols, cols - cb);
-      const span = (vHi - vLo) * N;
-      for (let u = uLo; u < uHi; u++) {
-        const yo = (u * outCols + vLo) * N, qo = ((u + ra) * cols + vLo + cb) * N;
-        for (let k = 0; k < span; k++) y[yo + k] += w * q[qo + k];
-      }
-    }
-  }
-}
-
-/**
- * The adjoint of {@linkcode correlate}: d[i, j] = Σ_uv g[u, v] · H[i−u+top, j−v+left]
- * over the windows holding (i, j). g is `[outRows·outCols][N]`, d
- * `[rows·cols][N]`, t scratch of `[rows·outCols][N]`.
- */
-function correlateAdjoint(
-  p: Plan,
-  N: number,
-  g: Float32Array,
-  d: Float32Array,
-  t: Float32Array,
-): void {
-  const { rows, cols, h, top, left, outRows, outCols } = p;
-  d.fill(0);
-  if (p.sep) {
-    const { col, row } = p.sep;
-    // Vertical: t[i, v] = Σ_a col_a · g[i+top−a, v].
-    t.fill(0);
-    for (let a = 0; a < h; a++) {
-      const w = col[a], shift = a - top;
-      const uLo = Math.max(0, -shift), uHi = Math.min(outRows, rows - shift);
-      const span = (uHi - uLo) * outCols * N;
-      const go = uLo * outCols * N, to = (uLo + shift) * outCols * N;
-      for (let k = 0; k < span; k++) t[to + k] += w * g[go + k];
-    }
-    // Horizontal: d[i, j] = Σ_b row_b · t[i, j+left−b].
-    for (let b = 0; b < h; b++) {
-      const w = row[b], shift = b - left;
-      const vLo = Math.max(0, -shift), vHi = Math.min(outCols, cols - shift);
-      const span = (vHi - vLo) * N;
-      for (let i = 0; i < rows; i++) {
-        const to = (i * outCols + vLo) * N, dO = (i * cols + vLo + shift) * N;
-        for (let k = 0; k < span; k++) d[dO + k] += w * t[to + k];
-      }
-    }
-    return;
-  }
-  const H = p.H;
-  for (let a = 0; a < h; a++) {
-    const ra = a - top;
-    const uLo = Math.max(0, -ra), uHi = Math.min(outRows, rows - ra);
-    for (let b = 0; b < h; b++) {
-      const w = H[a * h + b], cb = b - left;
-      const vLo = Math.max(0, -cb), vHi = Math.min(outCols, cols - cb);
-      const span = (vHi - vLo) * N;
-      for (let u = uLo; u < uHi; u++) {
-        const go = (u * outCols + vLo) * N, dO = ((u + ra) * cols + vLo + cb) * N;
-        for (let k = 0; k < span; k++) d[dO + k] += w * g[go + k];
-      }
-    }
-  }
+/** Sizes of the padded grids of N tokens. */
+function grid(p: Plan, N: number) {
+  const W = p.outCols + p.h - 1;
+  const M = (p.outRows + p.h - 1) * W; // one token's grid
+  return { W, M, L: N * M, slack: (p.h - 1) * (W + 1) };
 }
 
 /** Scratch arrays reused across calls (grown on demand, never shrunk), by slot. */
 const pool: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
 
-/** A scratch array of at least `length` floats (contents undefined). */
+/** A scratch array of `length` floats, zero-filled. */
 function scratch(slot: 0 | 1 | 2, length: number): Float32Array {
   if (pool[slot].length < length) pool[slot] = new Float32Array(length);
-  return pool[slot].subarray(0, length);
+  const a = pool[slot].subarray(0, length);
+  a.fill(0);
+  return a;
+}
+
+/**
+ * y = H ⋆ q on the padded grids: y[k] = Σ_ab H_ab · q[k + a·W + b] for
+ * 0 <= k < L (separable: t[k] = Σ_b row_b · q[k+b], then y[k] = Σ_a col_a ·
+ * t[k + a·W]). q, t and y have L + slack entries; y and t start zeroed.
+ */
+function correlate(
+  p: Plan,
+  W: number,
+  L: number,
+  q: Float32Array,
+  y: Float32Array,
+  t: Float32Array,
+) {
+  const h = p.h;
+  if (p.sep) {
+    const { col, row } = p.sep;
+    for (let b = 0; b < h; b++) {
+      const w = row[b];
+      for (let k = 0; k < L; k++) t[k] += w * q[k + b];
+    }
+    for (let a = 0; a < h; a++) {
+      const w = col[a], s = a * W;
+      for (let k = 0; k < L; k++) y[k] += w * t[k + s];
+    }
+    return;
+  }
+  for (let a = 0; a < h; a++) {
+    for (let b = 0; b < h; b++) {
+      const w = p.H[a * h + b], s = a * W + b;
+      for (let k = 0; k < L; k++) y[k] += w * q[k + s];
+    }
+  }
+}
+
+/**
+ * The adjoint of {@linkcode correlate}: d[k + a·W + b] += H_ab · g[k]. g must
+ * be zero wherever y is not a valid window; d and t start zeroed.
+ */
+function correlateAdjoint(
+  p: Plan,
+  W: number,
+  L: number,
+  g: Float32Array,
+  d: Float32Array,
+  t: Float32Array,
+) {
+  const h = p.h;
+  if (p.sep) {
+    const { col, row } = p.sep;
+    for (let a = 0; a < h; a++) {
+      const w = col[a], s = a * W;
+      for (let k = 0; k < L; k++) t[k + s] += w * g[k];
+    }
+    for (let b = 0; b < h; b++) {
+      const w = row[b];
+      for (let k = 0; k < L; k++) d[k + b] += w * t[k];
+    }
+    return;
+  }
+  for (let a = 0; a < h; a++) {
+    for (let b = 0; b < h; b++) {
+      const w = p.H[a * h + b], s = a * W + b;
+      for (let k = 0; k < L; k++) d[k + s] += w * g[k];
+    }
+  }
 }
 
 /**
  * R_n = Σ_uv sqrt(Y_uv + ε) for each of the N tokens of z `[N·E]`
- * (token-major, as tfjs stores `[N, E]`); also returns the roots
- * sqrt(Y + ε) `[P][N]`, which the gradient divides by.
+ * (row-major `[N, E]`); also returns the roots sqrt(Y + ε) `[N·P]`, which
+ * the gradient divides by.
  */
 function forward(p: Plan, z: Float32Array, N: number, eps: number) {
-  const E = p.rows * p.cols, P = p.outRows * p.outCols;
-  const q = scratch(0, E * N); // [E][N]
+  const { rows, cols, top, left, outRows, outCols } = p;
+  const E = rows * cols, P = outRows * outCols;
+  const { W, M, L, slack } = grid(p, N);
+  const q = scratch(0, L + slack); // squared scores on the padded grids
   for (let n = 0; n < N; n++) {
-    const base = n * E;
-    for (let i = 0; i < E; i++) {
-      const v = z[base + i];
-      q[i * N + n] = v * v;
+    for (let i = 0; i < rows; i++) {
+      const src = n * E + i * cols, dst = n * M + (i + top) * W + left;
+      for (let j = 0; j < cols; j++) q[dst + j] = z[src + j] * z[src + j];
     }
   }
-  const roots = new Float32Array(P * N); // [P][N]
-  correlate(p, N, q, roots, scratch(1, p.rows * p.outCols * N));
-  const sums = new Float64Array(N);
-  for (let w = 0; w < P; w++) {
-    const o = w * N;
-    for (let n = 0; n < N; n++) {
-      const s = Math.sqrt(roots[o + n] + eps);
-      roots[o + n] = s;
-      sums[n] += s;
+  const y = scratch(1, L + slack);
+  correlate(p, W, L, q, y, scratch(2, L + slack));
+  const roots = new Float32Array(N * P); // [N, P]
+  const r = new Float32Array(N); // [N]
+  for (let n = 0; n < N; n++) {
+    let sum = 0;
+    for (let u = 0; u < outRows; u++) {
+      const src = n * M + u * W, dst = n * P + u * outCols;
+      for (let v = 0; v < outCols; v++) {
+        const s = Math.sqrt(y[src + v] + eps);
+        roots[dst + v] = s;
+        sum += s;
+      }
     }
+    r[n] = sum;
   }
-  return { r: Float32Array.from(sums), roots };
+  return { r, roots };
 }
 
 /**
@@ -231,18 +216,25 @@ function forward(p: Plan, z: Float32Array, N: number, eps: number) {
  * {@linkcode forward} (∂sqrt(Y+ε)/∂z_i = H·z_i / sqrt(Y+ε)).
  */
 function backward(p: Plan, z: Float32Array, roots: Float32Array, dy: Float32Array, N: number) {
-  const E = p.rows * p.cols, P = p.outRows * p.outCols;
-  const g = scratch(0, P * N); // [P][N]
-  for (let w = 0; w < P; w++) {
-    const o = w * N;
-    for (let n = 0; n < N; n++) g[o + n] = dy[n] / roots[o + n];
+  const { rows, cols, top, left, outRows, outCols } = p;
+  const E = rows * cols, P = outRows * outCols;
+  const { W, M, L, slack } = grid(p, N);
+  const g = scratch(0, L + slack); // zero outside the valid windows
+  for (let n = 0; n < N; n++) {
+    const scale = dy[n];
+    for (let u = 0; u < outRows; u++) {
+      const dst = n * M + u * W, src = n * P + u * outCols;
+      for (let v = 0; v < outCols; v++) g[dst + v] = scale / roots[src + v];
+    }
   }
-  const d = scratch(2, E * N); // [E][N]
-  correlateAdjoint(p, N, g, d, scratch(1, p.rows * p.outCols * N));
+  const d = scratch(1, L + slack);
+  correlateAdjoint(p, W, L, g, d, scratch(2, L + slack));
   const dz = new Float32Array(N * E); // [N, E]
   for (let n = 0; n < N; n++) {
-    const base = n * E;
-    for (let i = 0; i < E; i++) dz[base + i] = z[base + i] * d[i * N + n];
+    for (let i = 0; i < rows; i++) {
+      const o = n * E + i * cols, src = n * M + (i + top) * W + left;
+      for (let j = 0; j < cols; j++) dz[o + j] = z[o + j] * d[src + j];
+    }
   }
   return dz;
 }
