@@ -69,7 +69,8 @@ const FUSED_BACKENDS: readonly string[] = ["webgpu", ...SYNC_BACKENDS];
  * sqrt(· + ε) and sum all (r-h+1)(c-h+1) entries. Differentiable through tfjs
  * (by default with a fused forward and gradient: see `impl`). With `padding`
  * "same" or "full" the map is zero-padded first (a departure from
- * Algorithm 1 that removes the border's deficit of windows).
+ * Algorithm 1 that shrinks, or for "full" removes, the border's deficit of
+ * windows).
  *
  * With the average filter this is (1/h)·‖z‖_{2,1} over the overlapping h x h
  * windows (eq. 6-7, up to ε).

@@ -233,7 +233,7 @@ function run(program: WebGPUProgram, inputs: Tensor[], uniforms: Uniforms): Tens
  * R(z) per token (MoGE Algorithm 1) in one fused WebGPU dispatch, with a
  * fused one-dispatch gradient (`tf.customGrad`): the same values as the op
  * path of `groupSparsity` up to float32 rounding, for the webgpu
- * backend only. `groupSparsity` calls it on webgpu unless `fused: false`;
+ * backend only. `groupSparsity` calls it on webgpu unless `impl: "ops"`;
  * called directly, it checks shapes but does not scan z for NaN/Infinity.
  *
  * R_n = Σ_{u,v} sqrt(Σ_{a,b} H_ab · z[n, (u−top+a)·c + v−left+b]² + ε) over
