@@ -11,7 +11,8 @@
  * A separable filter (H = col ⊗ row, as the Gaussian and the average are) is
  * applied as two 1-D passes (2h instead of h² multiply-adds per window); any
  * other h x h filter is applied directly. Separability is tested on H, not
- * assumed.
+ * assumed. Each pass is a few y += w·x loops over all tokens at once, run by
+ * a WebAssembly SIMD function (`axpy_simd.ts`) where the runtime has one.
  *
  * @module
  */
@@ -21,6 +22,7 @@ import type { Filter } from "./filters.ts";
 import type { Layout } from "./layout.ts";
 import { type PaddedWindows, paddedWindows, type Padding } from "./padding.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
+import { simdAxpy } from "./axpy_simd.ts";
 
 /** The backends this routine runs on (they can read a tensor back synchronously). */
 export const SYNC_BACKENDS: readonly string[] = ["cpu", "wasm"];
@@ -95,18 +97,68 @@ function makePlan(layout: Layout, H: Filter, padding: Padding): Plan {
 function grid(p: Plan, N: number) {
   const W = p.outCols + p.h - 1;
   const M = (p.outRows + p.h - 1) * W; // one token's grid
-  return { W, M, L: N * M, slack: (p.h - 1) * (W + 1) };
+  // The slack: what the shifted reads and writes reach past L, plus 4 for axpy's groups of 4.
+  return { W, M, L: N * M, slack: (p.h - 1) * (W + 1) + 4 };
+}
+
+/** Whether the passes use the WebAssembly SIMD axpy (where available); see `useSimd`. */
+let simdWanted = true;
+
+/**
+ * Turns the WebAssembly SIMD inner loop of the cpu/wasm R(z) routine on or
+ * off (on by default where the runtime supports it; off, the same loops run
+ * in TypeScript) and says whether it is now in use. For tests and
+ * benchmarks: both give the same R(z) up to float32 rounding.
+ *
+ * @example
+ * ```ts
+ * import { useSimd } from "./group_sparsity_cpu.ts";
+ * const active = useSimd(true); // false where WebAssembly SIMD is missing
+ * ```
+ */
+export function useSimd(enabled: boolean): boolean {
+  simdWanted = enabled;
+  return enabled && simdAxpy() !== null;
 }
 
 /** Scratch arrays reused across calls (grown on demand, never shrunk), by slot. */
 const pool: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
 
-/** A scratch array of `length` floats, zero-filled. */
-function scratch(slot: 0 | 1 | 2, length: number): Float32Array {
-  if (pool[slot].length < length) pool[slot] = new Float32Array(length);
-  const a = pool[slot].subarray(0, length);
-  a.fill(0);
-  return a;
+/**
+ * Three zero-filled scratch arrays of `length` floats each: views on the SIMD
+ * module's memory when it is in use (grown on demand), else pooled arrays.
+ */
+function scratch(length: number): [Float32Array, Float32Array, Float32Array] {
+  const simd = simdWanted ? simdAxpy() : null;
+  if (simd) {
+    const bytes = 3 * length * 4;
+    const have = simd.memory.buffer.byteLength;
+    if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
+    const buffer = simd.memory.buffer;
+    const views = [0, 1, 2].map((i) => new Float32Array(buffer, i * length * 4, length));
+    new Float32Array(buffer, 0, 3 * length).fill(0);
+    return views as [Float32Array, Float32Array, Float32Array];
+  }
+  return [0, 1, 2].map((i) => {
+    if (pool[i].length < length) pool[i] = new Float32Array(length);
+    const a = pool[i].subarray(0, length);
+    a.fill(0);
+    return a;
+  }) as [Float32Array, Float32Array, Float32Array];
+}
+
+/**
+ * y[yo + k] += w · x[xo + k] for 0 <= k < n: with the SIMD module when both
+ * arrays live in its memory (it may touch up to 3 floats past n, inside the
+ * slack), else in TypeScript.
+ */
+function axpy(y: Float32Array, yo: number, x: Float32Array, xo: number, w: number, n: number) {
+  const simd = simdWanted ? simdAxpy() : null;
+  if (simd && y.buffer === simd.memory.buffer && x.buffer === simd.memory.buffer) {
+    simd.axpy(y.byteOffset + 4 * yo, x.byteOffset + 4 * xo, w, n);
+    return;
+  }
+  for (let k = 0; k < n; k++) y[yo + k] += w * x[xo + k];
 }
 
 /**
@@ -125,21 +177,12 @@ function correlate(
   const h = p.h;
   if (p.sep) {
     const { col, row } = p.sep;
-    for (let b = 0; b < h; b++) {
-      const w = row[b];
-      for (let k = 0; k < L; k++) t[k] += w * q[k + b];
-    }
-    for (let a = 0; a < h; a++) {
-      const w = col[a], s = a * W;
-      for (let k = 0; k < L; k++) y[k] += w * t[k + s];
-    }
+    for (let b = 0; b < h; b++) axpy(t, 0, q, b, row[b], L);
+    for (let a = 0; a < h; a++) axpy(y, 0, t, a * W, col[a], L);
     return;
   }
   for (let a = 0; a < h; a++) {
-    for (let b = 0; b < h; b++) {
-      const w = p.H[a * h + b], s = a * W + b;
-      for (let k = 0; k < L; k++) y[k] += w * q[k + s];
-    }
+    for (let b = 0; b < h; b++) axpy(y, 0, q, a * W + b, p.H[a * h + b], L);
   }
 }
 
@@ -158,77 +201,83 @@ function correlateAdjoint(
   const h = p.h;
   if (p.sep) {
     const { col, row } = p.sep;
-    for (let a = 0; a < h; a++) {
-      const w = col[a], s = a * W;
-      for (let k = 0; k < L; k++) t[k + s] += w * g[k];
-    }
-    for (let b = 0; b < h; b++) {
-      const w = row[b];
-      for (let k = 0; k < L; k++) d[k + b] += w * t[k];
-    }
+    for (let a = 0; a < h; a++) axpy(t, a * W, g, 0, col[a], L);
+    for (let b = 0; b < h; b++) axpy(d, b, t, 0, row[b], L);
     return;
   }
   for (let a = 0; a < h; a++) {
-    for (let b = 0; b < h; b++) {
-      const w = p.H[a * h + b], s = a * W + b;
-      for (let k = 0; k < L; k++) d[k + s] += w * g[k];
-    }
+    for (let b = 0; b < h; b++) axpy(d, a * W + b, g, 0, p.H[a * h + b], L);
+  }
+}
+
+/**
+ * y[k] = sqrt(y[k] + ε) and inv[k] = 1 / y[k] for k < n: with the SIMD module
+ * when both arrays live in its memory, else in TypeScript.
+ */
+function sqrtInv(y: Float32Array, inv: Float32Array, eps: number, n: number) {
+  const simd = simdWanted ? simdAxpy() : null;
+  if (simd && y.buffer === simd.memory.buffer && inv.buffer === simd.memory.buffer) {
+    simd.sqrtinv(y.byteOffset, inv.byteOffset, eps, n);
+    return;
+  }
+  for (let k = 0; k < n; k++) {
+    const r = Math.sqrt(y[k] + eps);
+    y[k] = r;
+    inv[k] = 1 / r;
   }
 }
 
 /**
  * R_n = Σ_uv sqrt(Y_uv + ε) for each of the N tokens of z `[N·E]`
- * (row-major `[N, E]`); also returns the roots sqrt(Y + ε) `[N·P]`, which
- * the gradient divides by.
+ * (row-major `[N, E]`); also returns 1/sqrt(Y + ε) `[N·P]`, the factor the
+ * gradient needs.
  */
 function forward(p: Plan, z: Float32Array, N: number, eps: number) {
   const { rows, cols, top, left, outRows, outCols } = p;
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
-  const q = scratch(0, L + slack); // squared scores on the padded grids
+  const [q, y, t] = scratch(L + slack); // q: squared scores on the padded grids
   for (let n = 0; n < N; n++) {
     for (let i = 0; i < rows; i++) {
       const src = n * E + i * cols, dst = n * M + (i + top) * W + left;
       for (let j = 0; j < cols; j++) q[dst + j] = z[src + j] * z[src + j];
     }
   }
-  const y = scratch(1, L + slack);
-  correlate(p, W, L, q, y, scratch(2, L + slack));
-  const roots = new Float32Array(N * P); // [N, P]
+  correlate(p, W, L, q, y, t);
+  sqrtInv(y, q, eps, L); // y: the roots, q: their inverses (at every grid position)
+  const inv = new Float32Array(N * P); // [N, P]
   const r = new Float32Array(N); // [N]
   for (let n = 0; n < N; n++) {
     let sum = 0;
     for (let u = 0; u < outRows; u++) {
       const src = n * M + u * W, dst = n * P + u * outCols;
       for (let v = 0; v < outCols; v++) {
-        const s = Math.sqrt(y[src + v] + eps);
-        roots[dst + v] = s;
-        sum += s;
+        sum += y[src + v];
+        inv[dst + v] = q[src + v];
       }
     }
     r[n] = sum;
   }
-  return { r, roots };
+  return { r, inv };
 }
 
 /**
  * dz[n, i] = dy_n · z[n, i] · Σ_windows∋i H / sqrt(Y + ε): the gradient of
  * {@linkcode forward} (∂sqrt(Y+ε)/∂z_i = H·z_i / sqrt(Y+ε)).
  */
-function backward(p: Plan, z: Float32Array, roots: Float32Array, dy: Float32Array, N: number) {
+function backward(p: Plan, z: Float32Array, inv: Float32Array, dy: Float32Array, N: number) {
   const { rows, cols, top, left, outRows, outCols } = p;
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
-  const g = scratch(0, L + slack); // zero outside the valid windows
+  const [g, d, t] = scratch(L + slack); // g: zero outside the valid windows
   for (let n = 0; n < N; n++) {
     const scale = dy[n];
     for (let u = 0; u < outRows; u++) {
       const dst = n * M + u * W, src = n * P + u * outCols;
-      for (let v = 0; v < outCols; v++) g[dst + v] = scale / roots[src + v];
+      for (let v = 0; v < outCols; v++) g[dst + v] = scale * inv[src + v];
     }
   }
-  const d = scratch(1, L + slack);
-  correlateAdjoint(p, W, L, g, d, scratch(2, L + slack));
+  correlateAdjoint(p, W, L, g, d, t);
   const dz = new Float32Array(N * E); // [N, E]
   for (let n = 0; n < N; n++) {
     for (let i = 0; i < rows; i++) {
@@ -295,13 +344,13 @@ export function cpuGroupSparsity(
   }
   const plan = makePlan(layout, H, padding);
   const op = tf.customGrad((x) => {
-    // The scores and sqrt(Y + ε) stay in this closure for the gradient (no second readback).
+    // The scores and 1/sqrt(Y + ε) stay in this closure for the gradient (no second readback).
     const zv = (x as Tensor).dataSync() as Float32Array; // [N·E]
-    const { r, roots } = forward(plan, zv, N, eps);
+    const { r, inv } = forward(plan, zv, N, eps);
     return {
       value: tf.tensor1d(r), // [N]
       gradFunc: (dy: Tensor1D) =>
-        tf.tensor2d(backward(plan, zv, roots, dy.dataSync() as Float32Array, N), [N, E]),
+        tf.tensor2d(backward(plan, zv, inv, dy.dataSync() as Float32Array, N), [N, E]),
     };
   });
   return op(z) as Tensor1D;
