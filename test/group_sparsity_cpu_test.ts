@@ -3,7 +3,7 @@ import { assertAllClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 import { numericGradient, refAverage, refGaussian, refRBatch } from "./reference.ts";
 import { makeFilter, type Tensor, type Tensor2D, tf, useBackend } from "../mod.ts";
-import { cpuGroupSparsity, separateFilter } from "../src/moge/group_sparsity_cpu.ts";
+import { cpuGroupSparsity, separateFilter, useSimd } from "../src/moge/group_sparsity_cpu.ts";
 
 const PADDINGS = ["valid", "same", "full"] as const;
 const paddings = fc.constantFrom(...PADDINGS);
@@ -94,15 +94,21 @@ Deno.test("separateFilter returns null for filters of rank > 1 (hand-picked)", (
   deepEqual(separateFilter([[0, 0], [0, 0]]), { col: [0, 0], row: [0, 0] });
 });
 
-for (const b of (await availableBackends()).filter((x) => x === "cpu" || x === "wasm")) {
-  Deno.test(`[${b}] cpuGroupSparsity with any nonnegative h x h filter (rank > 1 too: the direct 2-D path) = Algorithm 1 with that filter, values and gradient, every padding`, async () => {
+const cpuBackends = (await availableBackends()).filter((x) => x === "cpu" || x === "wasm");
+for (const [b, simd] of cpuBackends.flatMap((b) => [[b, true], [b, false]] as const)) {
+  const loops = simd ? "WebAssembly SIMD loops" : "TypeScript loops";
+  Deno.test(`[${b}] cpuGroupSparsity (${loops}) with any nonnegative h x h filter, separable (two 1-D passes) or not (the 2-D path), = Algorithm 1 with that filter, values and gradient, every padding`, async () => {
     await useBackend(b);
+    equal(useSimd(simd), simd, "WebAssembly SIMD is available here");
     const arb = fc.constantFrom(...CASES).chain((c) =>
       fc.record({
         z: awayFromZero(2 * c.rows * c.cols),
         // Entries >= 0.05: with |z| >= 0.2 every window (each holds an entry of the map) has
         // Y >= 2e-3, away from the sqrt's kink, where finite differences are accurate.
-        H: matrix(c.h, 0.05),
+        H: fc.oneof(
+          matrix(c.h, 0.05),
+          fc.double({ min: 0.3, max: 20, noNaN: true }).map((s) => refGaussian(c.h, s)),
+        ),
         w: fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: 2, maxLength: 2 })
           .map((a) => Float32Array.from(a)),
         padding: paddings,
@@ -129,9 +135,11 @@ for (const b of (await availableBackends()).filter((x) => x === "cpu" || x === "
         });
       }),
       { numRuns: 40 },
-    );
+    ).finally(() => useSimd(true));
   });
+}
 
+for (const b of cpuBackends) {
   Deno.test(`[${b}] cpuGroupSparsity: a separable filter and the same filter forced down the 2-D path agree`, async () => {
     await useBackend(b);
     // H + δ·(identity pattern) with δ = 1e-6 breaks separability but moves R by < 1e-5.
