@@ -50,8 +50,9 @@ export interface GroupSparsityOptions {
    * How R(z) and its gradient are computed. "fused" (the default on webgpu,
    * cpu and wasm): on webgpu two fused WebGPU kernels (one dispatch each,
    * compiled once per map, filter size and padding; σ changes compile
-   * nothing), on cpu and wasm one hand-written TypeScript routine each
-   * (z read back synchronously; a separable filter as two 1-D passes).
+   * nothing), on cpu and wasm one hand-written routine each (z read back
+   * synchronously; a separable filter as two 1-D passes, run by WebAssembly
+   * SIMD loops).
    * "ops": ~15 small tfjs ops (square, conv2d, add, sqrt, sum), the
    * reference; the default on any other backend. Same values up to float32
    * rounding.
