@@ -34,6 +34,7 @@ export type * from "./src/types.ts";
 export * from "./src/backend.ts";
 export * from "./src/moge/layout.ts";
 export * from "./src/moge/filters.ts";
+export * from "./src/moge/padding.ts";
 export * from "./src/moge/group_norm.ts";
 export * from "./src/moge/group_sparsity.ts";
 export * from "./src/moge/sigma_schedule.ts";

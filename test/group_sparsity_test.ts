@@ -9,6 +9,7 @@ import {
   numericGradient,
   refAverage,
   refGaussian,
+  refPadAmounts,
   refRBatch,
   transformMap,
 } from "./reference.ts";
@@ -88,17 +89,42 @@ function batches(b: BackendName, max = 10) {
   );
 }
 
-/** A filter choice: average or Gaussian with σ in [0.3, 20]. */
+/** A filter choice: average or Gaussian with σ in [0.3, 20], either centre for even h. */
 const filters = fc.oneof(
-  fc.constant({ filter: "average" as const, sigma: undefined }),
-  fc.double({ min: 0.3, max: 20, noNaN: true }).map((sigma) => ({
-    filter: "gaussian" as const,
-    sigma,
-  })),
+  fc.constant({ filter: "average" as const, sigma: undefined, filterCentre: undefined }),
+  fc.record({
+    filter: fc.constant("gaussian" as const),
+    sigma: fc.double({ min: 0.3, max: 20, noNaN: true }),
+    filterCentre: fc.constantFrom(undefined, "floor" as const, "symmetric" as const),
+  }),
 );
 
-function refFilter(filter: "average" | "gaussian", h: number, sigma?: number): Matrix {
-  return filter === "average" ? refAverage(h) : refGaussian(h, sigma!);
+function refFilter(
+  filter: "average" | "gaussian",
+  h: number,
+  sigma?: number,
+  centre: "floor" | "symmetric" = "floor",
+): Matrix {
+  return filter === "average" ? refAverage(h) : refGaussian(h, sigma!, centre);
+}
+
+/** The implementation: the tfjs ops (reference) or the fused routine. */
+const impls = fc.constantFrom("ops" as const, "fused" as const);
+/** The padding of the map. */
+const paddings = fc.constantFrom("valid" as const, "same" as const, "full" as const);
+const PADDINGS = ["valid", "same", "full"] as const;
+
+/** How many windows of the padded map hold entry k of a rows x cols map (brute force). */
+function windowsHolding(k: number, rows: number, cols: number, h: number, padding: string) {
+  const [top, bottom, left, right] = refPadAmounts(h, padding as "valid");
+  const [i, j] = [Math.floor(k / cols) + top, (k % cols) + left];
+  let count = 0;
+  for (let u = 0; u + h <= rows + top + bottom; u++) {
+    for (let v = 0; v + h <= cols + left + right; v++) {
+      if (u <= i && i < u + h && v <= j && j < v + h) count++;
+    }
+  }
+  return count;
 }
 
 /** A row-major one-hot [1, E] vector. */
@@ -128,13 +154,21 @@ for (const b of backends) {
       (await evalR(oneHot(16, 0), 1, 16, { sigma: 1 }))[0],
       Math.sqrt(0.0751136 + EPS) + 3e-4,
     );
-    // E = 8 as 2 x 4 with h = 2 (the authors' code): 1 x 3 positions, entry 0 in one of them.
-    for (const filter of ["average", "gaussian"] as const) {
+    // E = 8 as 2 x 4 with h = 2 (the authors' code): 1 x 3 positions, entry 0 in one of them,
+    // at tap (0, 0). Average and symmetric Gaussian: weight 1/4.
+    for (const o of [{ filter: "average" }, { filterCentre: "symmetric" }] as const) {
       assertClose(
-        (await evalR(oneHot(8, 0), 1, 8, { filter, sigma: 0.7, filterSize: 2 }))[0],
+        (await evalR(oneHot(8, 0), 1, 8, { sigma: 0.7, filterSize: 2, ...o }))[0],
         Math.sqrt(0.25 + EPS) + 2e-4,
       );
     }
+    // Default Gaussian (centred at tap 1, offsets [-1, 0]), σ = 0.7: tap (0, 0) is offset
+    // (-1, -1), weight exp(-2/0.98) / (exp(-2/0.98) + 2·exp(-1/0.98) + 1) = 0.130 / 1.851.
+    const e2 = Math.exp(-2 / 0.98), e1 = Math.exp(-1 / 0.98);
+    assertClose(
+      (await evalR(oneHot(8, 0), 1, 8, { sigma: 0.7, filterSize: 2 }))[0],
+      Math.sqrt(e2 / (e2 + 2 * e1 + 1) + EPS) + 2e-4,
+    );
   });
 
   Deno.test(`[${b}] groupSparsity with the average filter equals (1/h)·ℓ2,1 over overlapping windows`, async () => {
@@ -159,10 +193,16 @@ for (const b of backends) {
     );
   });
 
-  Deno.test(`[${b}] groupSparsity equals Algorithm 1 in plain float64 (square, correlate valid, sqrt(+ε), sum), for Gaussian and average filters of any size`, async () => {
+  Deno.test(`[${b}] groupSparsity equals Algorithm 1 in plain float64 (square, zero-pad for same/full, correlate, sqrt(+ε), sum), for Gaussian and average filters of any size, both implementations`, async () => {
     await useBackend(b);
     await fc.assert(
-      fc.asyncProperty(batches(b), filters, fc.nat(), async ({ E, h, n, z }, f, pick) => {
+      fc.asyncProperty(batches(b), filters, fc.nat(), impls, paddings, async (
+        { E, h, n, z },
+        f,
+        pick,
+        impl,
+        padding,
+      ) => {
         // Any divisor layout wide enough for h, either orientation; else the default one.
         const layouts = divisorPairs(E).flatMap(({ rows, cols }) => [
           { rows, cols },
@@ -170,19 +210,20 @@ for (const b of backends) {
         ]).filter(({ rows, cols }) => rows >= h && cols >= h);
         const layout = pick % 3 === 0 ? undefined : layouts[pick % layouts.length];
         const { rows, cols } = layout ?? bruteLayout(E);
-        const actual = await evalR(z, n, E, { ...f, filterSize: h, layout });
-        const expected = refRBatch(z, n, rows, cols, refFilter(f.filter, h, f.sigma));
+        const actual = await evalR(z, n, E, { ...f, filterSize: h, layout, impl, padding });
+        const H = refFilter(f.filter, h, f.sigma, f.filterCentre);
+        const expected = refRBatch(z, n, rows, cols, H, EPS, padding);
         assertAllClose(actual, expected, {
           atol: 1e-6,
           rtol: 1e-5,
-          msg: `E=${E} (${rows} x ${cols}) h=${h} ${f.filter} σ=${f.sigma}`,
+          msg: `E=${E} (${rows} x ${cols}) h=${h} ${JSON.stringify(f)} ${impl} ${padding}`,
         });
       }),
       { numRuns },
     );
   });
 
-  Deno.test(`[${b}] tf.grad of Σ R(z) equals central finite differences of Algorithm 1 in float64`, async () => {
+  Deno.test(`[${b}] tf.grad of Σ R(z) equals central finite differences of Algorithm 1 in float64, both implementations, every padding`, async () => {
     await useBackend(b);
     // |z| >= 0.2 keeps every window away from the sqrt's kink at 0.
     const awayFromZero = (len: number) =>
@@ -193,49 +234,63 @@ for (const b of backends) {
     const { cases, maxN } = budget(b);
     const arb = fc.constantFrom(...cases.filter(({ E }) => E <= 36)).chain(({ E, h }) =>
       fc.integer({ min: 1, max: maxN }).chain((n) =>
-        fc.record({ z: awayFromZero(n * E), f: filters }).map(({ z, f }) => ({ E, h, n, z, f }))
+        fc.record({ z: awayFromZero(n * E), f: filters, impl: impls, padding: paddings }).map((
+          r,
+        ) => ({ E, h, n, ...r }))
       )
     );
     await fc.assert(
-      fc.asyncProperty(arb, async ({ E, h, n, z, f }) => {
-        const options = { ...f, filterSize: h };
+      fc.asyncProperty(arb, async ({ E, h, n, z, f, impl, padding }) => {
+        const options = { ...f, filterSize: h, impl, padding };
         const zt = tf.tensor2d(z, [n, E]);
         const grad = tf.grad((x: Tensor) => tf.sum(groupSparsity(x, options)))(zt);
         const actual = await grad.data();
         tf.dispose([zt, grad]);
         const { rows, cols } = bruteLayout(E);
-        const H = refFilter(f.filter, h, f.sigma);
-        const total = (x: number[]) => refRBatch(x, n, rows, cols, H).reduce((s, v) => s + v, 0);
+        const H = refFilter(f.filter, h, f.sigma, f.filterCentre);
+        const total = (x: number[]) =>
+          refRBatch(x, n, rows, cols, H, EPS, padding).reduce((s, v) => s + v, 0);
         const expected = numericGradient(total, z, 1e-3);
         assertAllClose(actual, expected, {
           // Observed float32 error is ~1e-7; the finite-difference error at step 1e-3 is smaller.
           atol: 1e-6,
           rtol: 1e-5,
-          msg: `E=${E} h=${h} n=${n} ${f.filter} σ=${f.sigma}`,
+          msg: `E=${E} h=${h} n=${n} ${JSON.stringify(f)} ${impl} ${padding}`,
         });
       }),
       { numRuns },
     );
   });
 
-  Deno.test(`[${b}] the valid correlation has (r−h+1)(c−h+1) positions, as many as slidingWindows(r, c, h)`, async () => {
+  Deno.test(`[${b}] the correlation has (r−h+1)(c−h+1) positions (valid, as many as slidingWindows(r, c, h)), r·c (same), (r+h−1)(c+h−1) (full)`, async () => {
     await useBackend(b);
     const all = b === "webgpu" ? budget(b).cases : usableCases(100, 5);
     for (const { E, h } of all) {
       const { rows, cols } = bruteLayout(E);
       const P = slidingWindows(rows, cols, h).length;
       equal(P, (rows - h + 1) * (cols - h + 1));
-      // With ε = 1, each position of a zero map contributes sqrt(0 + 1) = 1.
-      const zeros = await evalR(new Float32Array(E), 1, E, {
-        filter: "average",
-        filterSize: h,
-        eps: 1,
-      });
-      equal(zeros[0], P, `E=${E} h=${h}`);
+      const positions = {
+        valid: P,
+        same: rows * cols,
+        full: (rows + h - 1) * (cols + h - 1),
+      };
+      for (const padding of PADDINGS) {
+        for (const impl of ["ops", "fused"] as const) {
+          // With ε = 1, each position of a zero map contributes sqrt(0 + 1) = 1.
+          const zeros = await evalR(new Float32Array(E), 1, E, {
+            filter: "average",
+            filterSize: h,
+            eps: 1,
+            padding,
+            impl,
+          });
+          equal(zeros[0], positions[padding], `E=${E} h=${h} ${padding} ${impl}`);
+        }
+      }
     }
   });
 
-  Deno.test(`[${b}] a one-hot z scores (1/h)·(number of h x h windows holding its entry)`, async () => {
+  Deno.test(`[${b}] a one-hot z scores (1/h)·(number of h x h windows holding its entry); with "full" padding that is h for every entry (no border effect)`, async () => {
     await useBackend(b);
     const all = b === "webgpu" ? [{ E: 12, h: 2 }] : usableCases(64, 4);
     for (const { E, h } of all) {
@@ -243,20 +298,36 @@ for (const b of backends) {
       const windows = slidingWindows(rows, cols, h);
       const identity = new Float32Array(E * E);
       for (let k = 0; k < E; k++) identity[k * E + k] = 1;
-      const r = await evalR(identity, E, E, { filter: "average", filterSize: h, eps: 0 });
-      const expected = Array.from(
-        { length: E },
-        (_, k) => windows.filter((w) => w.includes(k)).length / h,
-      );
-      assertAllClose(r, expected, { atol: 1e-6, rtol: 1e-6, msg: `E=${E} h=${h}` });
+      for (const padding of PADDINGS) {
+        for (const impl of ["ops", "fused"] as const) {
+          const options = { filter: "average" as const, filterSize: h, eps: 0, padding, impl };
+          const r = await evalR(identity, E, E, options);
+          const expected = Array.from(
+            { length: E },
+            (_, k) =>
+              padding === "valid"
+                ? windows.filter((w) => w.includes(k)).length / h
+                : windowsHolding(k, rows, cols, h, padding) / h,
+          );
+          if (padding === "full") ok(expected.every((v) => v === h), `full: ${expected}`);
+          const msg = `E=${E} h=${h} ${padding} ${impl}`;
+          assertAllClose(r, expected, { atol: 1e-6, rtol: 1e-6, msg });
+        }
+      }
     }
   });
 
   Deno.test(`[${b}] R(z) >= 0`, async () => {
     await useBackend(b);
     await fc.assert(
-      fc.asyncProperty(batches(b, 1e3), filters, fc.constantFrom(0, EPS), async (c, f, eps) => {
-        const r = await evalR(c.z, c.n, c.E, { ...f, filterSize: c.h, eps });
+      fc.asyncProperty(batches(b, 1e3), filters, fc.constantFrom(0, EPS), impls, paddings, async (
+        c,
+        f,
+        eps,
+        impl,
+        padding,
+      ) => {
+        const r = await evalR(c.z, c.n, c.E, { ...f, filterSize: c.h, eps, impl, padding });
         ok(r.every((v) => v >= 0), `R = ${r}`);
       }),
       { numRuns },
@@ -270,8 +341,10 @@ for (const b of backends) {
         batches(b),
         filters,
         fc.double({ min: -8, max: 8, noNaN: true }),
-        async ({ E, h, n, z }, f, c) => {
-          const options = { ...f, filterSize: h, eps: 0 };
+        impls,
+        paddings,
+        async ({ E, h, n, z }, f, c, impl, padding) => {
+          const options = { ...f, filterSize: h, eps: 0, impl, padding };
           const r = await evalR(z, n, E, options);
           const scaled = await evalR(z.map((v) => c * v), n, E, options);
           for (let i = 0; i < n; i++) {
@@ -283,14 +356,17 @@ for (const b of backends) {
     );
   });
 
-  Deno.test(`[${b}] R is invariant under flipping the map's rows and/or columns, and under transposing it`, async () => {
+  Deno.test(`[${b}] with a symmetric filter and symmetric padding (valid, full), R is invariant under flipping the map's rows and/or columns, and under transposing it`, async () => {
     await useBackend(b);
     await fc.assert(
       fc.asyncProperty(
         batches(b),
-        filters,
+        filters.map((f) => ({ ...f, filterCentre: "symmetric" as const })),
         fc.record({ flipRows: fc.boolean(), flipCols: fc.boolean(), transpose: fc.boolean() }),
-        async ({ E, h, n, z }, f, how) => {
+        impls,
+        fc.constantFrom("valid" as const, "full" as const),
+        async ({ E, h, n, z }, f0, how, impl, padding) => {
+          const f = { ...f0, impl, padding };
           const { rows, cols } = bruteLayout(E);
           const moved = new Float32Array(n * E);
           for (let i = 0; i < n; i++) {
@@ -320,10 +396,13 @@ for (const b of backends) {
           maxLength: h * h,
         }),
         f: filters,
+        impl: impls,
+        padding: paddings,
       })
     );
     await fc.assert(
-      fc.asyncProperty(arb, async ({ h, v, f }) => {
+      fc.asyncProperty(arb, async ({ h, v, f: f0, impl, padding }) => {
+        const f = { ...f0, impl, padding };
         const concentrated = new Float32Array(m * m);
         const spread = new Float32Array(m * m);
         v.forEach((x, k) => {
@@ -353,17 +432,38 @@ for (const b of backends) {
     assertClose(apart, 6 + 82e-4, { atol: 1e-5 });
   });
 
-  Deno.test(`[${b}] groupSparsity() returns [N] and leaves no tensor behind but its result`, async () => {
+  Deno.test(`[${b}] groupSparsity() returns [N] and leaves no tensor behind but its result, forward and backward, both implementations`, async () => {
     await useBackend(b);
     const z = tf.tensor2d(Float32Array.from({ length: 3 * 16 }, (_, i) => Math.sin(i)), [3, 16]);
-    const before = tf.memory().numTensors;
-    const r = groupSparsity(z, { sigma: 1.5 });
-    equal(tf.memory().numTensors, before + 1);
-    equal(r.dtype, "float32");
-    equal(r.shape.join(), "3");
     const expected = refRBatch(await z.data(), 3, 4, 4, refGaussian(3, 1.5));
-    assertAllClose(await r.data(), expected, { atol: 1e-6, rtol: 1e-5 });
-    tf.dispose([z, r]);
+    for (const impl of ["ops", "fused", undefined] as const) {
+      for (const padding of PADDINGS) {
+        const before = tf.memory().numTensors;
+        const r = groupSparsity(z, { sigma: 1.5, impl, padding });
+        equal(tf.memory().numTensors, before + 1);
+        equal(r.dtype, "float32");
+        equal(r.shape.join(), "3");
+        if (padding === "valid") {
+          assertAllClose(await r.data(), expected, { atol: 1e-6, rtol: 1e-5 });
+        }
+        r.dispose();
+        for (let i = 0; i < 3; i++) {
+          const { value, grads } = tf.valueAndGrads((x: Tensor) =>
+            tf.sum(groupSparsity(x, { sigma: 1 + i, impl, padding }))
+          )([z]);
+          await grads[0].data();
+          tf.dispose([value, ...grads]);
+          equal(tf.memory().numTensors, before, `${impl} ${padding}: leak after step ${i}`);
+        }
+      }
+    }
+    // An empty batch gives an empty R (the op path is left out: tfjs-webgpu's conv2d
+    // refuses N = 0).
+    const empty = tf.zeros([0, 16]);
+    const r = groupSparsity(empty, { sigma: 1, impl: "fused" });
+    equal(r.shape.join(), "0", "fused: empty batch");
+    r.dispose();
+    tf.dispose([z, empty]);
   });
 
   Deno.test(`[${b}] groupSparsity() refuses bad input with clear errors, leaking no tensor`, async () => {
@@ -449,6 +549,21 @@ for (const b of backends) {
       { sigma: 1, eps: -1 },
       /^RangeError: eps = -1 is invalid: eps must be a finite number >= 0$/,
     );
+    refuses(
+      z,
+      { sigma: 1, padding: "reflect" as "same" },
+      /^RangeError: padding = "reflect" is invalid: allowed are valid, same, full$/,
+    );
+    refuses(
+      z,
+      { sigma: 1, impl: "gpu" as "ops" },
+      /^RangeError: impl = "gpu" is invalid: allowed are ops, fused$/,
+    );
+    refuses(
+      z,
+      { sigma: 1, filterCentre: "middle" as "floor" },
+      /^RangeError: filterCentre = "middle" is invalid: allowed are floor, symmetric$/,
+    );
     tf.dispose(z);
   });
 
@@ -484,5 +599,68 @@ for (const b of backends) {
       await assertFinite(first, "z[0]"); // the good token alone passes
       tf.dispose([first, z]);
     }
+  });
+}
+
+for (const b of backends.filter((x) => x !== "webgpu")) {
+  Deno.test(`[${b}] groupSparsity is fused by default on ${b}: its forward runs no tfjs kernel (the op path runs conv2d), same R`, async () => {
+    await useBackend(b);
+    const z = tf.tensor2d(Float32Array.from({ length: 4 * 36 }, (_, i) => Math.cos(i)), [4, 36]);
+    const kernels = async (options: GroupSparsityOptions) => {
+      let out: Float32Array = new Float32Array();
+      const info = await tf.profile(async () => {
+        const r = groupSparsity(z, { sigma: 1.5, ...options });
+        out = (await r.data()) as Float32Array;
+        r.dispose();
+      });
+      return { names: info.kernelNames, out };
+    };
+    const byDefault = await kernels({});
+    const fused = await kernels({ impl: "fused" });
+    const ops = await kernels({ impl: "ops" });
+    // tf.customGrad registers itself as one unnamed kernel; no tfjs compute kernel runs.
+    equal(JSON.stringify(byDefault.names), JSON.stringify([""]), "default");
+    equal(JSON.stringify(fused.names), JSON.stringify([""]), "fused");
+    ok(ops.names.includes("Conv2D") && ops.names.length >= 4, `ops: ${ops.names}`);
+    assertAllClose(byDefault.out, ops.out, { atol: 1e-6, rtol: 1e-6 });
+    z.dispose();
+  });
+
+  Deno.test(`[${b}] fused ∂(Σ w_n·R_n)/∂z = op-path gradient, and fused R = op-path R, for every padding, filter centre and ε`, async () => {
+    await useBackend(b);
+    const arb = batches(b).chain((c) =>
+      fc.record({
+        w: fc.array(fc.double({ min: -2, max: 2, noNaN: true }), {
+          minLength: c.n,
+          maxLength: c.n,
+        }).map((a) => Float32Array.from(a)),
+        f: filters,
+        padding: paddings,
+        // ε > 0: at ε = 0 a window of zeros has an undefined gradient (0 / 0) on both paths.
+        eps: fc.constantFrom(1e-8, 1e-3),
+      }).map((r) => ({ ...c, ...r }))
+    );
+    await fc.assert(
+      fc.asyncProperty(arb, async ({ E, h, n, z, w, f, padding, eps }) => {
+        const zt = tf.tensor2d(z, [n, E]);
+        const wt = tf.tensor1d(w);
+        const run = async (impl: "ops" | "fused") => {
+          const o = { ...f, filterSize: h, padding, eps, impl };
+          const r = groupSparsity(zt, o);
+          const g = tf.grad((x: Tensor) => tf.sum(tf.mul(groupSparsity(x, o), wt)))(zt);
+          const out = [await r.data(), await g.data()];
+          tf.dispose([r, g]);
+          return out;
+        };
+        const [rf, gf] = await run("fused");
+        const [ro, go] = await run("ops");
+        tf.dispose([zt, wt]);
+        const msg = `E=${E} h=${h} n=${n} ${JSON.stringify(f)} ${padding} ε=${eps}`;
+        assertAllClose(rf, ro, { atol: 1e-5, rtol: 1e-5, msg: `${msg}: R` });
+        // Where z = 0 the gradient is 0 on both paths; elsewhere both are float32 roundings.
+        assertAllClose(gf, go, { atol: 1e-5, rtol: 1e-4, msg: `${msg}: gradient` });
+      }),
+      { numRuns: budget(b).numRuns },
+    );
   });
 }

@@ -48,6 +48,9 @@ function refFilter(filter: "average" | "gaussian", h: number, sigma?: number): M
   return filter === "average" ? refAverage(h) : refGaussian(h, sigma!);
 }
 
+/** The padding of the map. */
+const paddings = fc.constantFrom("valid" as const, "same" as const, "full" as const);
+
 /** Float32 scores in [-max, max] with exact zeros now and then. */
 function scores(length: number, max = 5) {
   return fc.array(
@@ -123,15 +126,9 @@ async function evalGrad(
 
 const backends = await availableBackends();
 
-Deno.test("[cpu] `fused` is ignored off webgpu (same R as the op path), and fusedGroupSparsity refuses to run there", async () => {
+Deno.test("[cpu] fusedGroupSparsity refuses to run off webgpu", async () => {
   await useBackend("cpu");
   const z = Float32Array.from({ length: 2 * 32 }, (_, i) => Math.sin(i));
-  const options = { sigma: 1.5, layout: { rows: 4, cols: 8 } };
-  assertAllClose(
-    await evalR(z, 2, { ...options, fused: true }),
-    await evalR(z, 2, { ...options, fused: false }),
-    { atol: 0, rtol: 0 },
-  );
   const zt = tf.tensor2d(z, [2, 32]);
   throws(
     () => fusedGroupSparsity(zt, { rows: 4, cols: 8 }, makeFilter("average", 3), 1e-8),
@@ -149,7 +146,7 @@ if (!backends.includes("webgpu")) {
 } else {
   const numRuns = 15;
 
-  Deno.test("[webgpu] fused R(z) = op-path R(z) = Algorithm 1 in float64, for any z, square or non-square map, odd or even h, Gaussian or average filter, and ε", async () => {
+  Deno.test("[webgpu] fused R(z) = op-path R(z) = Algorithm 1 in float64, for any z, square or non-square map, odd or even h, Gaussian or average filter, ε and padding", async () => {
     await useBackend("webgpu");
     const arb = fc.constantFrom(...CASES).chain((c) =>
       fc.integer({ min: 1, max: 20 }).chain((n) =>
@@ -157,16 +154,19 @@ if (!backends.includes("webgpu")) {
           z: scores(n * c.rows * c.cols),
           f: filters,
           eps: fc.constantFrom(0, 1e-8, 1e-3),
+          padding: paddings,
         }).map((r) => ({ ...c, n, ...r }))
       )
     );
     await fc.assert(
-      fc.asyncProperty(arb, async ({ rows, cols, h, n, z, f, eps }) => {
-        const options = { ...f, filterSize: h, layout: { rows, cols }, eps, checkFinite: false };
-        const fused = await evalR(z, n, { ...options, fused: true });
-        const ops = await evalR(z, n, { ...options, fused: false });
-        const expected = refRBatch(z, n, rows, cols, refFilter(f.filter, h, f.sigma), eps);
-        const msg = `${rows} x ${cols} h=${h} n=${n} ${f.filter} σ=${f.sigma} ε=${eps}`;
+      fc.asyncProperty(arb, async ({ rows, cols, h, n, z, f, eps, padding }) => {
+        const layout = { rows, cols };
+        const options = { ...f, filterSize: h, layout, eps, padding, checkFinite: false };
+        const fused = await evalR(z, n, { ...options, impl: "fused" });
+        const ops = await evalR(z, n, { ...options, impl: "ops" });
+        const H = refFilter(f.filter, h, f.sigma);
+        const expected = refRBatch(z, n, rows, cols, H, eps, padding);
+        const msg = `${rows} x ${cols} h=${h} n=${n} ${f.filter} σ=${f.sigma} ε=${eps} ${padding}`;
         assertAllClose(fused, ops, { atol: 1e-6, rtol: 1e-5, msg: `${msg}: fused vs ops` });
         assertAllClose(fused, expected, { atol: 1e-6, rtol: 1e-5, msg: `${msg}: fused vs ref` });
       }),
@@ -174,7 +174,7 @@ if (!backends.includes("webgpu")) {
     );
   });
 
-  Deno.test("[webgpu] fused ∂(Σ w_n·R_n)/∂z = op-path gradient = central finite differences of Algorithm 1 in float64", async () => {
+  Deno.test("[webgpu] fused ∂(Σ w_n·R_n)/∂z = op-path gradient = central finite differences of Algorithm 1 in float64, every padding", async () => {
     await useBackend("webgpu");
     const arb = fc.constantFrom(...CASES).chain((c) =>
       fc.integer({ min: 1, max: 3 }).chain((n) =>
@@ -186,19 +186,21 @@ if (!backends.includes("webgpu")) {
             maxLength: n,
           }).map((a) => Float32Array.from(a)),
           f: filters,
+          padding: paddings,
         }).map((r) => ({ ...c, n, ...r }))
       )
     );
     await fc.assert(
-      fc.asyncProperty(arb, async ({ rows, cols, h, n, z, w, f }) => {
-        const options = { ...f, filterSize: h, layout: { rows, cols }, checkFinite: false };
-        const fused = await evalGrad(z, w, { ...options, fused: true });
-        const ops = await evalGrad(z, w, { ...options, fused: false });
+      fc.asyncProperty(arb, async ({ rows, cols, h, n, z, w, f, padding }) => {
+        const layout = { rows, cols };
+        const options = { ...f, filterSize: h, layout, padding, checkFinite: false };
+        const fused = await evalGrad(z, w, { ...options, impl: "fused" });
+        const ops = await evalGrad(z, w, { ...options, impl: "ops" });
         const H = refFilter(f.filter, h, f.sigma);
         const total = (x: number[]) =>
-          refRBatch(x, n, rows, cols, H).reduce((s, v, i) => s + w[i] * v, 0);
+          refRBatch(x, n, rows, cols, H, 1e-8, padding).reduce((s, v, i) => s + w[i] * v, 0);
         const expected = numericGradient(total, z, 1e-3);
-        const msg = `${rows} x ${cols} h=${h} n=${n} ${f.filter} σ=${f.sigma}`;
+        const msg = `${rows} x ${cols} h=${h} n=${n} ${f.filter} σ=${f.sigma} ${padding}`;
         assertAllClose(fused, ops, { atol: 1e-6, rtol: 1e-5, msg: `${msg}: fused vs ops` });
         assertAllClose(fused, expected, { atol: 2e-6, rtol: 1e-5, msg: `${msg}: fused vs FD` });
       }),
@@ -206,7 +208,7 @@ if (!backends.includes("webgpu")) {
     );
   });
 
-  Deno.test("[webgpu] fusedGroupSparsity with any nonnegative h x h filter, asymmetric too, = Algorithm 1 with that filter, values and gradient (H is not transposed or flipped)", async () => {
+  Deno.test("[webgpu] fusedGroupSparsity with any nonnegative h x h filter, asymmetric too, = Algorithm 1 with that filter, values and gradient (H is not transposed or flipped), every padding", async () => {
     await useBackend("webgpu");
     const arb = fc.constantFrom(...CASES).chain((c) =>
       fc.record({
@@ -215,22 +217,25 @@ if (!backends.includes("webgpu")) {
           minLength: c.h * c.h,
           maxLength: c.h * c.h,
         }).map((a) => Array.from({ length: c.h }, (_, i) => a.slice(i * c.h, (i + 1) * c.h))),
+        padding: paddings,
       }).map((r) => ({ ...c, ...r }))
     );
     await fc.assert(
-      fc.asyncProperty(arb, async ({ rows, cols, z, H }) => {
+      fc.asyncProperty(arb, async ({ rows, cols, z, H, padding }) => {
         const E = rows * cols;
         const zt = tf.tensor2d(z, [2, E]);
-        const f = (x: Tensor) => fusedGroupSparsity(x as Tensor2D, { rows, cols }, H, 1e-8);
+        const f = (x: Tensor) =>
+          fusedGroupSparsity(x as Tensor2D, { rows, cols }, H, 1e-8, padding);
         const r = f(zt);
         const g = tf.grad((x: Tensor) => tf.sum(f(x)))(zt);
         const [rv, gv] = await Promise.all([r.data(), g.data()]);
         tf.dispose([zt, r, g]);
         // The reference sees H as float32, as the kernel does.
         const H32 = H.map((row) => Array.from(Float32Array.from(row)));
-        const msg = `${rows} x ${cols} H=${JSON.stringify(H)}`;
-        assertAllClose(rv, refRBatch(z, 2, rows, cols, H32), { atol: 1e-5, rtol: 1e-5, msg });
-        const total = (x: number[]) => refRBatch(x, 2, rows, cols, H32).reduce((s, v) => s + v);
+        const msg = `${rows} x ${cols} ${padding} H=${JSON.stringify(H)}`;
+        const ref = (x: ArrayLike<number>) => refRBatch(x, 2, rows, cols, H32, 1e-8, padding);
+        assertAllClose(rv, ref(z), { atol: 1e-5, rtol: 1e-5, msg });
+        const total = (x: number[]) => ref(x).reduce((s, v) => s + v);
         assertAllClose(gv, numericGradient(total, z, 1e-3), {
           atol: 1e-5,
           rtol: 1e-4,
@@ -257,15 +262,15 @@ if (!backends.includes("webgpu")) {
       };
     };
     const byDefault = count({ sigma: 1.5 });
-    const fused = count({ sigma: 1.5, fused: true });
-    const ops = count({ sigma: 1.5, fused: false });
+    const fused = count({ sigma: 1.5, impl: "fused" });
+    const ops = count({ sigma: 1.5, impl: "ops" });
     equal(JSON.stringify(byDefault), JSON.stringify(fused));
     equal(fused.fwd, 1, "fused forward: one dispatch");
     equal(fused.fwdOurs, 1);
     equal(fused.bwdOurs, 1, "fused backward: one dispatch");
     // tf.grad(Σ R) adds the sum and its gradient: 2 + the two fused kernels.
     equal(fused.total, 4, `fused forward+backward: ${fused.total} dispatches`);
-    equal(ops.fwdOurs + ops.bwdOurs, 0, "fused: false must use the op path");
+    equal(ops.fwdOurs + ops.bwdOurs, 0, 'impl: "ops" must use the op path');
     ok(ops.fwd >= 5 && ops.total >= 14, `op path: ${ops.fwd} and ${ops.total} dispatches`);
     z.dispose();
   });
@@ -287,7 +292,7 @@ if (!backends.includes("webgpu")) {
       for (const [i, { n, eps, ...f }] of settings.entries()) {
         const E = rows * cols;
         const z = Float32Array.from({ length: n * E }, (_, k) => Math.sin(3 * k + i) + 0.1);
-        const options = { ...f, eps, layout: { rows, cols }, fused: true };
+        const options = { ...f, eps, layout: { rows, cols }, impl: "fused" as const };
         const r = await evalR(z, n, options);
         const g = await evalGrad(z, new Float32Array(n).fill(1), options);
         equal(pipelinesOf(rows, cols), 2, `${rows} x ${cols}, setting ${i}: pipelines`);
@@ -307,7 +312,7 @@ if (!backends.includes("webgpu")) {
     const layout: Layout = { rows: 4, cols: 8 };
     const z = tf.tensor2d(Float32Array.from({ length: 5 * 32 }, (_, i) => Math.sin(i)), [5, 32]);
     const step = async (sigma: number) => {
-      const options = { sigma, layout, filterSize: 2, fused: true };
+      const options = { sigma, layout, filterSize: 2, impl: "fused" as const };
       const { value, grads } = tf.valueAndGrads((x: Tensor) => tf.sum(groupSparsity(x, options)))(
         [z],
       );
@@ -334,7 +339,7 @@ if (!backends.includes("webgpu")) {
     throws(() => fusedGroupSparsity(z, { rows: 2, cols: 8 }, H, 1e-8), /filter 3 x 3/);
     throws(() => fusedGroupSparsity(z, { rows: 4, cols: 4 }, H, -1), /eps -1/);
     const empty = tf.zeros([0, 16]);
-    const r = groupSparsity(empty, { sigma: 1, fused: true });
+    const r = groupSparsity(empty, { sigma: 1, impl: "fused" });
     equal(r.shape.join(), "0");
     tf.dispose([z, empty, r]);
   });

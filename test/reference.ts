@@ -10,9 +10,17 @@
 /** An h x h filter or an r x c map, row-major. */
 export type Matrix = number[][];
 
-/** The Gaussian lowpass filter of Algorithm 1 step 3, straight from its formula. */
-export function refGaussian(h: number, sigma: number): Matrix {
-  const off = (i: number) => i - (h - 1) / 2;
+/**
+ * The Gaussian lowpass filter of Algorithm 1 step 3, straight from its formula.
+ * centre "floor": tap i sits at offset i − ⌊h/2⌋ (the authors' code: h = 2 gives
+ * offsets −1, 0); "symmetric": at i − (h−1)/2 (MATLAB's fspecial).
+ */
+export function refGaussian(
+  h: number,
+  sigma: number,
+  centre: "floor" | "symmetric" = "floor",
+): Matrix {
+  const off = (i: number) => i - (centre === "floor" ? Math.floor(h / 2) : (h - 1) / 2);
   const raw = Array.from(
     { length: h },
     (_, i) =>
@@ -31,10 +39,44 @@ export function refAverage(h: number): Matrix {
   return Array.from({ length: h }, () => Array.from({ length: h }, () => 1 / (h * h)));
 }
 
+/** Zero padding before the correlation: none (Algorithm 1), tf's "same", or h−1 on every side. */
+export type RefPadding = "valid" | "same" | "full";
+
+/**
+ * The rows x cols map of a flat row-major vector with `top`/`left` zero rows/columns
+ * before and `bottom`/`right` after, as a 2-D array.
+ */
+export function padMap(
+  z: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  [top, bottom, left, right]: number[],
+): Matrix {
+  return Array.from(
+    { length: top + rows + bottom },
+    (_, i) =>
+      Array.from({ length: left + cols + right }, (_, j) => {
+        const [r, c] = [i - top, j - left];
+        return r >= 0 && r < rows && c >= 0 && c < cols ? z[r * cols + c] : 0;
+      }),
+  );
+}
+
+/**
+ * [top, bottom, left, right] zeros of each padding for an h x h filter: "same" as
+ * tf.conv2d (total h−1, ⌊(h−1)/2⌋ before), "full" h−1 on every side.
+ */
+export function refPadAmounts(h: number, padding: RefPadding): number[] {
+  if (padding === "valid") return [0, 0, 0, 0];
+  if (padding === "full") return [h - 1, h - 1, h - 1, h - 1];
+  const before = Math.floor((h - 1) / 2);
+  return [before, h - 1 - before, before, h - 1 - before];
+}
+
 /**
  * R(z) of Algorithm 1 for one token, in float64: reshape z row-major to
- * rows x cols, square, correlate with the h x h filter (valid, stride 1),
- * sqrt(· + eps), sum.
+ * rows x cols, (zero-pad it, for "same"/"full"), square, correlate with the
+ * h x h filter (valid, stride 1), sqrt(· + eps), sum.
  */
 export function refR(
   z: ArrayLike<number>,
@@ -42,15 +84,17 @@ export function refR(
   cols: number,
   filter: Matrix,
   eps = 1e-8,
+  padding: RefPadding = "valid",
 ): number {
   if (z.length !== rows * cols) throw new Error(`refR: ${z.length} != ${rows} x ${cols}`);
   const h = filter.length;
+  const Z = padMap(z, rows, cols, refPadAmounts(h, padding));
   let total = 0;
-  for (let u = 0; u + h <= rows; u++) {
-    for (let v = 0; v + h <= cols; v++) {
+  for (let u = 0; u + h <= Z.length; u++) {
+    for (let v = 0; v + h <= Z[0].length; v++) {
       let y = 0;
       for (let a = 0; a < h; a++) {
-        for (let b = 0; b < h; b++) y += filter[a][b] * z[(u + a) * cols + v + b] ** 2;
+        for (let b = 0; b < h; b++) y += filter[a][b] * Z[u + a][v + b] ** 2;
       }
       total += Math.sqrt(y + eps);
     }
@@ -66,11 +110,12 @@ export function refRBatch(
   cols: number,
   filter: Matrix,
   eps = 1e-8,
+  padding: RefPadding = "valid",
 ): number[] {
   const E = rows * cols;
   return Array.from(
     { length: n },
-    (_, i) => refR(Array.from(z).slice(i * E, (i + 1) * E), rows, cols, filter, eps),
+    (_, i) => refR(Array.from(z).slice(i * E, (i + 1) * E), rows, cols, filter, eps, padding),
   );
 }
 

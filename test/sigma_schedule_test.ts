@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assertClose, equal, ok, throws } from "./asserts.ts";
+import { assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { sigmaSchedule, type SigmaScheduleOptions } from "../src/moge/sigma_schedule.ts";
 
 /** Valid schedule options: σ_max >= σ_min > 0, γ >= 0, T >= 1. */
@@ -152,4 +152,27 @@ Deno.test("sigmaSchedule() refuses σ_max < σ_min, σ_min <= 0, γ < 0 and a ba
 Deno.test("sigmaSchedule() accepts σ_max = σ_min (a constant schedule)", () => {
   const sigma = sigmaSchedule({ sigmaMax: 2, sigmaMin: 2, gamma: 0.3, totalSteps: 5 });
   for (const t of [0, 1, 2.5, 5, 9]) equal(sigma(t), 2);
+});
+
+Deno.test("the authors' 1-based step s trains with σ at (s−1)/T: sigma(s − 1), so step 1 uses σ_max and step T stays above σ_min", () => {
+  // T = 4, σ 10 → 2, γ = 1: steps s = 1..4 use σ at 0, 1/4, 2/4, 3/4 of the way:
+  // 10 − 8·(s−1)/4 = 10, 8, 6, 4. σ_min = 2 only at t = T (after the last step).
+  const sigma = sigmaSchedule({ sigmaMax: 10, sigmaMin: 2, gamma: 1, totalSteps: 4 });
+  const trained = [1, 2, 3, 4].map((s) => sigma(s - 1));
+  deepEqual(trained, [10, 8, 6, 4]);
+  equal(sigma(4), 2);
+  fc.assert(
+    fc.property(schedules, fc.nat(), (o, pick) => {
+      const s = 1 + (pick % o.totalSteps); // a 1-based training step
+      const f = sigmaSchedule(o);
+      const x = (s - 1) / o.totalSteps;
+      const expected = o.gamma === 0
+        ? o.sigmaMin
+        : o.sigmaMax - (o.sigmaMax - o.sigmaMin) * x ** o.gamma;
+      assertClose(f(s - 1), expected, { atol: 1e-12, rtol: 1e-12, msg: `s=${s}` });
+      // The last step (s = T) trains at (T−1)/T < 1 of the way: never below σ_min.
+      ok(f(o.totalSteps - 1) >= o.sigmaMin, "the last step s = T trains at σ >= σ_min");
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -6,9 +6,11 @@
 
 import { tf } from "../deps.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
-import { type FilterKind, makeFilter } from "./filters.ts";
+import { FILTER_CENTRES, type FilterCentre, type FilterKind, makeFilter } from "./filters.ts";
 import { type Layout, topographicLayout } from "./layout.ts";
+import { paddedWindows, type Padding } from "./padding.ts";
 import { fusedGroupSparsity } from "./group_sparsity_webgpu.ts";
+import { cpuGroupSparsity, SYNC_BACKENDS } from "./group_sparsity_cpu.ts";
 import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /** Options of {@linkcode groupSparsity}. */
@@ -19,6 +21,20 @@ export interface GroupSparsityOptions {
   filterSize?: number;
   /** "gaussian" (default, the paper's) or "average" (the ablation). */
   filter?: FilterKind;
+  /**
+   * Centre of an even-h Gaussian: "floor" (default, the authors' code: tap
+   * ⌊h/2⌋, so the h = 2 filter depends on σ) or "symmetric" (MATLAB's
+   * fspecial: the h = 2 filter is the average for every σ). No effect for
+   * odd h or the average filter. See `FilterCentre`.
+   */
+  filterCentre?: FilterCentre;
+  /**
+   * Zero padding of the map: "valid" (default, Algorithm 1), "same" (r·c
+   * windows, as tf.conv2d's "same") or "full" (h−1 zeros on every side: every
+   * expert lies in exactly h² windows). "same" and "full" depart from
+   * Algorithm 1. See `Padding`.
+   */
+  padding?: Padding;
   /** The r x c map (default: {@linkcode topographicLayout} of E); r * c must equal E. */
   layout?: Layout;
   /** ε inside the root, default 1e-8 (the authors' code). */
@@ -31,21 +47,31 @@ export interface GroupSparsityOptions {
    */
   checkFinite?: boolean;
   /**
-   * On the webgpu backend, compute R(z) and its gradient with two fused
-   * WebGPU kernels (one dispatch each, compiled once per map and filter
-   * size; σ changes compile nothing) instead of ~15 small tfjs ops. Same
-   * values up to float32 rounding. Default true; ignored on other backends,
-   * which always use the tfjs ops; `false` forces the ops on webgpu too.
+   * How R(z) and its gradient are computed. "fused" (the default on webgpu,
+   * cpu and wasm): on webgpu two fused WebGPU kernels (one dispatch each,
+   * compiled once per map, filter size and padding; σ changes compile
+   * nothing), on cpu and wasm one hand-written routine each (z read back
+   * synchronously; a separable filter as two 1-D passes, run by WebAssembly
+   * SIMD loops).
+   * "ops": ~15 small tfjs ops (square, conv2d, add, sqrt, sum), the
+   * reference; the default on any other backend. Same values up to float32
+   * rounding.
    */
-  fused?: boolean;
+  impl?: "ops" | "fused";
 }
+
+/** The backends with a fused implementation (`impl: "fused"`). */
+const FUSED_BACKENDS: readonly string[] = ["webgpu", ...SYNC_BACKENDS];
 
 /**
  * The MoGE regularizer R(z) per token (Algorithm 1; eq. 9 adds λ·R to the
  * loss): reshape each token's scores z ∈ R^E row-major to the r x c map Z,
  * square it, convolve with the h x h filter H (valid, stride 1), take
  * sqrt(· + ε) and sum all (r-h+1)(c-h+1) entries. Differentiable through tfjs
- * (on webgpu, by default, with two fused kernels: see `fused`).
+ * (by default with a fused forward and gradient: see `impl`). With `padding`
+ * "same" or "full" the map is zero-padded first (a departure from
+ * Algorithm 1 that shrinks, or for "full" removes, the border's deficit of
+ * windows).
  *
  * With the average filter this is (1/h)·‖z‖_{2,1} over the overlapping h x h
  * windows (eq. 6-7, up to ε).
@@ -63,6 +89,7 @@ export interface GroupSparsityOptions {
  */
 export function groupSparsity(z: Tensor, options: GroupSparsityOptions = {}): Tensor1D {
   const { filterSize: h = 3, filter = "gaussian", eps = 1e-8 } = options;
+  const { filterCentre = "floor", padding = "valid" } = options;
   if (!(z instanceof tf.Tensor)) {
     throw new TypeError(`groupSparsity: z must be a tf.Tensor of shape [N, E], got ${typeof z}`);
   }
@@ -91,17 +118,43 @@ export function groupSparsity(z: Tensor, options: GroupSparsityOptions = {}): Te
         ` (h must be <= ${Math.min(layout.rows, layout.cols)})`,
     );
   }
-  const H = makeFilter(filter, h, options.sigma);
-  if ((options.checkFinite ?? true) && tf.getBackend() !== "webgpu") {
+  if (!FILTER_CENTRES.includes(filterCentre)) {
+    throw new RangeError(
+      `filterCentre = "${String(filterCentre)}" is invalid: allowed are ${
+        FILTER_CENTRES.join(", ")
+      }`,
+    );
+  }
+  const win = paddedWindows(layout.rows, layout.cols, h, padding); // validates padding
+  const backend = tf.getBackend();
+  const impl = options.impl ?? (FUSED_BACKENDS.includes(backend) ? "fused" : "ops");
+  if (impl !== "ops" && impl !== "fused") {
+    throw new RangeError(`impl = "${String(impl)}" is invalid: allowed are ops, fused`);
+  }
+  if (impl === "fused" && !FUSED_BACKENDS.includes(backend)) {
+    throw new RangeError(
+      `groupSparsity: impl "fused" runs on ${FUSED_BACKENDS.join(", ")}, not on "${backend}"` +
+        ` (use impl "ops")`,
+    );
+  }
+  const H = makeFilter(filter, h, options.sigma, filterCentre);
+  if ((options.checkFinite ?? true) && backend !== "webgpu") {
     checkFinite("groupSparsity: z", z.dataSync() as Float32Array);
   }
-  if ((options.fused ?? true) && tf.getBackend() === "webgpu") {
-    return fusedGroupSparsity(z as Tensor2D, layout, H, eps);
+  if (impl === "fused") {
+    return backend === "webgpu"
+      ? fusedGroupSparsity(z as Tensor2D, layout, H, eps, padding)
+      : cpuGroupSparsity(z as Tensor2D, layout, H, eps, padding);
   }
   return tf.tidy(() => {
     const q = tf.square(z).reshape([N, layout.rows, layout.cols, 1]); // [N, r, c, 1]
+    const bottom = win.outRows + h - 1 - layout.rows - win.top;
+    const right = win.outCols + h - 1 - layout.cols - win.left;
+    const padded = padding === "valid"
+      ? q
+      : tf.pad(q, [[0, 0], [win.top, bottom], [win.left, right], [0, 0]]); // [N, r', c', 1]
     const k = tf.tensor4d(H.flat(), [h, h, 1, 1]); // [h, h, 1, 1]
-    const y = tf.conv2d(q as tf.Tensor4D, k, 1, "valid"); // [N, r-h+1, c-h+1, 1]
+    const y = tf.conv2d(padded as tf.Tensor4D, k, 1, "valid"); // [N, outRows, outCols, 1]
     return tf.sum(tf.sqrt(tf.add(y, eps)), [1, 2, 3]) as tf.Tensor1D; // [N]
   });
 }

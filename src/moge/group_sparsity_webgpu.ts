@@ -3,7 +3,7 @@
  * dispatch for R(z) and one for its gradient, instead of the ~15 small tfjs
  * kernels (square, conv2d, add, sqrt, sum and their gradients) of the op path.
  *
- * Each shader is compiled once per map and filter size (r, c, h): the filter
+ * Each shader is compiled once per map, filter size and padding: the filter
  * weights H and ε travel in the uniform buffer, so a new σ every step costs
  * no compilation.
  *
@@ -13,6 +13,7 @@
 import { tf, tfwebgpu } from "../deps.ts";
 import type { Filter } from "./filters.ts";
 import type { Layout } from "./layout.ts";
+import { type PaddedWindows, paddedWindows, type Padding } from "./padding.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 
 type WebGPUProgram = tfwebgpu.WebGPUProgram;
@@ -26,15 +27,23 @@ function nextPow2(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }
 
-/** The WGSL constants of an r x c map and an h x h filter, shared by both kernels. */
-function mapConstants({ rows, cols }: Layout, h: number): string {
+/**
+ * The WGSL constants of an r x c map, an h x h filter and a padding, shared
+ * by both kernels. Window (u, v), 0 <= u < GS_PROWS, 0 <= v < GS_PCOLS,
+ * covers map rows u−GS_TOP … u−GS_TOP+h−1 and columns v−GS_LEFT …
+ * v−GS_LEFT+h−1; entries outside the map are zero.
+ */
+function mapConstants({ rows, cols }: Layout, h: number, w: PaddedWindows): string {
   return `
   const GS_ROWS : i32 = ${rows};
   const GS_COLS : i32 = ${cols};
   const GS_E : i32 = ${rows * cols};
   const GS_H : i32 = ${h};
-  const GS_PCOLS : i32 = ${cols - h + 1};
-  const GS_P : i32 = ${(rows - h + 1) * (cols - h + 1)};
+  const GS_TOP : i32 = ${w.top};
+  const GS_LEFT : i32 = ${w.left};
+  const GS_PROWS : i32 = ${w.outRows};
+  const GS_PCOLS : i32 = ${w.outCols};
+  const GS_P : i32 = ${w.outRows * w.outCols};
 
   // The filter, copied from the uniform buffer (h² floats packed in vec4s) by gsLoadFilter().
   var<private> gsW : array<f32, ${h * h}>;
@@ -45,12 +54,15 @@ function mapConstants({ rows, cols }: Layout, h: number): string {
     }
   }
 
-  // Y at window (u, v) of the token whose scores start at flat index base.
+  // Y at window (u, v) of the token whose scores start at flat index base
+  // (taps that fall on the zero padding are skipped).
   fn gsWindow(base : i32, u : i32, v : i32) -> f32 {
+    let i0 = u - GS_TOP;
+    let j0 = v - GS_LEFT;
     var y = 0.0;
-    for (var a = 0; a < GS_H; a++) {
-      let row = base + (u + a) * GS_COLS + v;
-      for (var b = 0; b < GS_H; b++) {
+    for (var a = max(0, -i0); a < min(GS_H, GS_ROWS - i0); a++) {
+      let row = base + (i0 + a) * GS_COLS + j0;
+      for (var b = max(0, -j0); b < min(GS_H, GS_COLS - j0); b++) {
         let q = z[row + b];
         y += gsW[a * GS_H + b] * q * q;
       }
@@ -93,20 +105,28 @@ class ForwardProgram implements WebGPUProgram {
   uniforms: string;
   private readonly threads: number;
 
-  constructor(n: number, private readonly layout: Layout, private readonly h: number) {
-    const P = (layout.rows - h + 1) * (layout.cols - h + 1);
+  private readonly windows: PaddedWindows;
+
+  constructor(
+    n: number,
+    private readonly layout: Layout,
+    private readonly h: number,
+    padding: Padding,
+  ) {
+    this.windows = paddedWindows(layout.rows, layout.cols, h, padding);
+    const P = this.windows.outRows * this.windows.outCols;
     this.threads = Math.min(WORKGROUP, nextPow2(P));
     this.outputShape = [n];
     this.dispatchLayout = { x: [0] };
     this.dispatch = [Math.ceil(n / (WORKGROUP / this.threads)), 1, 1];
     this.uniforms = uniformDecl(h);
-    this.shaderKey = `mogeGroupSparsityForward_${layout.rows}_${layout.cols}_${h}`;
+    this.shaderKey = `mogeGroupSparsityForward_${layout.rows}_${layout.cols}_${h}_${padding}`;
   }
 
   getUserCode(): string {
     const T = this.threads;
     return `
-  ${mapConstants(this.layout, this.h)}
+  ${mapConstants(this.layout, this.h, this.windows)}
   var<workgroup> gsPartial : array<f32, ${WORKGROUP}>;
 
   fn main(index : i32) {
@@ -142,7 +162,7 @@ class ForwardProgram implements WebGPUProgram {
 /**
  * Backward: `(z [N, E], dy [N, 1]) -> dz [N, E]`, one thread per entry i:
  * it recomputes Y of the (at most h²) windows holding i and writes
- * dy · z_i · Σ_windows H[row_i - u][col_i - v] / sqrt(Y_uv + ε).
+ * dy · z_i · Σ_windows H[row_i - u + top][col_i - v + left] / sqrt(Y_uv + ε).
  */
 class BackwardProgram implements WebGPUProgram {
   outputShape: number[];
@@ -154,7 +174,15 @@ class BackwardProgram implements WebGPUProgram {
   uniforms: string;
   size = true;
 
-  constructor(n: number, private readonly layout: Layout, private readonly h: number) {
+  private readonly windows: PaddedWindows;
+
+  constructor(
+    n: number,
+    private readonly layout: Layout,
+    private readonly h: number,
+    padding: Padding,
+  ) {
+    this.windows = paddedWindows(layout.rows, layout.cols, h, padding);
     this.outputShape = [n, layout.rows * layout.cols];
     this.dispatchLayout = tfwebgpu.webgpu_util.flatDispatchLayout(this.outputShape);
     this.dispatch = tfwebgpu.webgpu_util.computeDispatch(
@@ -163,12 +191,12 @@ class BackwardProgram implements WebGPUProgram {
       this.workgroupSize,
     );
     this.uniforms = uniformDecl(h);
-    this.shaderKey = `mogeGroupSparsityBackward_${layout.rows}_${layout.cols}_${h}`;
+    this.shaderKey = `mogeGroupSparsityBackward_${layout.rows}_${layout.cols}_${h}_${padding}`;
   }
 
   getUserCode(): string {
     return `
-  ${mapConstants(this.layout, this.h)}
+  ${mapConstants(this.layout, this.h, this.windows)}
 
   fn main(index : i32) {
     if (index >= uniforms.size) {
@@ -181,10 +209,11 @@ class BackwardProgram implements WebGPUProgram {
     let base = token * GS_E;
     gsLoadFilter();
     var g = 0.0;
-    for (var u = max(0, ri - GS_H + 1); u <= min(ri, GS_ROWS - GS_H); u++) {
-      for (var v = max(0, ci - GS_H + 1); v <= min(ci, GS_COLS - GS_H); v++) {
+    // Window (u, v) holds (ri, ci) at tap (ri − u + GS_TOP, ci − v + GS_LEFT) in [0, h)².
+    for (var u = max(0, ri + GS_TOP - GS_H + 1); u <= min(ri + GS_TOP, GS_PROWS - 1); u++) {
+      for (var v = max(0, ci + GS_LEFT - GS_H + 1); v <= min(ci + GS_LEFT, GS_PCOLS - 1); v++) {
         let y = gsWindow(base, u, v);
-        g += gsW[(ri - u) * GS_H + (ci - v)] / sqrt(y + uniforms.eps);
+        g += gsW[(ri - u + GS_TOP) * GS_H + (ci - v + GS_LEFT)] / sqrt(y + uniforms.eps);
       }
     }
     setOutputAtIndex(index, dy[token] * z[index] * g);
@@ -204,20 +233,22 @@ function run(program: WebGPUProgram, inputs: Tensor[], uniforms: Uniforms): Tens
  * R(z) per token (MoGE Algorithm 1) in one fused WebGPU dispatch, with a
  * fused one-dispatch gradient (`tf.customGrad`): the same values as the op
  * path of `groupSparsity` up to float32 rounding, for the webgpu
- * backend only. `groupSparsity` calls it on webgpu unless `fused: false`;
+ * backend only. `groupSparsity` calls it on webgpu unless `impl: "ops"`;
  * called directly, it checks shapes but does not scan z for NaN/Infinity.
  *
- * R_n = Σ_{u,v} sqrt(Σ_{a,b} H_ab · z[n, (u+a)·c + v+b]² + ε) over the
- * (r-h+1)(c-h+1) valid positions; dR_n/dz[n,i] = z[n,i] · Σ over the windows
- * holding i of H_{(row_i-u),(col_i-v)} / sqrt(Y_uv + ε).
+ * R_n = Σ_{u,v} sqrt(Σ_{a,b} H_ab · z[n, (u−top+a)·c + v−left+b]² + ε) over
+ * the windows of the padding (zeros outside the map; "valid": the
+ * (r-h+1)(c-h+1) positions of Algorithm 1); dR_n/dz[n,i] = z[n,i] · Σ over
+ * the windows holding i of H_{(row_i-u+top),(col_i-v+left)} / sqrt(Y_uv + ε).
  *
- * The shaders are compiled once per (r, c, h); H and ε are uniforms, so
- * changing σ between calls compiles nothing.
+ * The shaders are compiled once per (r, c, h, padding); H and ε are
+ * uniforms, so changing σ between calls compiles nothing.
  *
  * @param z routing scores, `[N, E]` float32, E = r·c
  * @param layout the r x c map (r, c >= h)
  * @param H the h x h filter, row-major (e.g. from `makeFilter`)
  * @param eps ε inside the root (>= 0)
+ * @param padding how the map is padded (default "valid", Algorithm 1)
  * @returns the `[N]` tensor of R(z) per token
  *
  * @example
@@ -237,6 +268,7 @@ export function fusedGroupSparsity(
   layout: Layout,
   H: Filter,
   eps: number,
+  padding: Padding = "valid",
 ): Tensor1D {
   if (tf.getBackend() !== "webgpu") {
     throw new Error(
@@ -260,10 +292,10 @@ export function fusedGroupSparsity(
   const op = tf.customGrad((x, save) => {
     (save as tf.GradSaveFunc)([x as Tensor]);
     return {
-      value: run(new ForwardProgram(N, layout, h), [x as Tensor], uniforms) as Tensor1D,
+      value: run(new ForwardProgram(N, layout, h, padding), [x as Tensor], uniforms) as Tensor1D,
       gradFunc: (dy: Tensor1D, [saved]: Tensor[]) =>
         tf.tidy(() =>
-          run(new BackwardProgram(N, layout, h), [saved, dy.reshape([N, 1])], uniforms)
+          run(new BackwardProgram(N, layout, h, padding), [saved, dy.reshape([N, 1])], uniforms)
         ),
     };
   });

@@ -20,8 +20,14 @@ export interface SigmaScheduleOptions {
 
 /**
  * MoGE eq. 8: σ(t) = σ_max − (σ_max − σ_min) · (t/T)^γ, with t/T clipped to
- * [0, 1] and t the 0-based optimizer step. γ = 0 gives the constant σ_min
- * (0^0 is taken as 1).
+ * [0, 1]. γ = 0 gives the constant σ_min (0^0 is taken as 1).
+ *
+ * Step convention: t is the number of optimizer steps already taken when the
+ * step is computed (0 for the first step, T − 1 for the last). This is the
+ * authors' code, whose 1-based step s uses σ at (s − 1)/T: the first step
+ * trains with σ_max, and the last with σ((T−1)/T), a little above σ_min;
+ * σ_min itself is reached at t = T, i.e. by whatever runs after training
+ * (evaluation). Call it with the step index before incrementing it.
  *
  * @example
  * ```ts

@@ -1,0 +1,357 @@
+/**
+ * The MoGE regularizer (Algorithm 1) and its gradient as one hand-written
+ * Float32Array routine each, for the cpu and wasm backends: z is read back
+ * synchronously (both backends allow it), R(z) is computed in TypeScript on
+ * float32 work arrays (per-token sums in float64) and returned as a tensor, with a
+ * `tf.customGrad` whose gradient is computed the same way. This replaces the
+ * ~15 small tfjs kernels (square, conv2d, add, sqrt, sum and their
+ * gradients) of the op path, whose per-op overhead, not their arithmetic,
+ * sets its speed.
+ *
+ * A separable filter (H = col ⊗ row, as the Gaussian and the average are) is
+ * applied as two 1-D passes (2h instead of h² multiply-adds per window); any
+ * other h x h filter is applied directly. Separability is tested on H, not
+ * assumed. Each pass is a few y += w·x loops over all tokens at once, run by
+ * a WebAssembly SIMD function (`axpy_simd.ts`) where the runtime has one.
+ *
+ * @module
+ */
+
+import { tf } from "../deps.ts";
+import type { Filter } from "./filters.ts";
+import type { Layout } from "./layout.ts";
+import { type PaddedWindows, paddedWindows, type Padding } from "./padding.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
+import { simdAxpy } from "./axpy_simd.ts";
+
+/** The backends this routine runs on (they can read a tensor back synchronously). */
+export const SYNC_BACKENDS: readonly string[] = ["cpu", "wasm"];
+
+/**
+ * A rank-1 factorization H_ab = col_a · row_b, or null when H has none (up to
+ * a relative 1e-9 of its largest entry).
+ *
+ * @example
+ * ```ts
+ * import { separateFilter } from "./group_sparsity_cpu.ts";
+ * separateFilter([[0.25, 0.25], [0.25, 0.25]]); // { col: [0.5, 0.5], row: [0.5, 0.5] }
+ * separateFilter([[1, 0], [0, 1]]); // null
+ * ```
+ */
+export function separateFilter(H: Filter): { col: number[]; row: number[] } | null {
+  const h = H.length;
+  let a0 = 0, b0 = 0;
+  for (let a = 0; a < h; a++) {
+    for (let b = 0; b < h; b++) if (Math.abs(H[a][b]) > Math.abs(H[a0][b0])) [a0, b0] = [a, b];
+  }
+  const pivot = H[a0][b0];
+  if (pivot === 0) return { col: new Array(h).fill(0), row: new Array(h).fill(0) };
+  // H_ab = H_a,b0 · H_a0,b / H_a0,b0 for every a, b exactly when H has rank 1.
+  const scale = Math.sqrt(Math.abs(pivot));
+  const col = H.map((r) => r[b0] / scale);
+  const row = H[a0].map((v) => (v * scale) / pivot);
+  const tol = 1e-9 * Math.abs(pivot);
+  for (let a = 0; a < h; a++) {
+    for (let b = 0; b < h; b++) if (Math.abs(H[a][b] - col[a] * row[b]) > tol) return null;
+  }
+  return { col, row };
+}
+
+/** Everything both passes need about one map, filter and padding. */
+interface Plan extends PaddedWindows {
+  rows: number;
+  cols: number;
+  h: number;
+  /** H row-major. */
+  H: Float64Array;
+  /** The 1-D factors of H, when it is separable. */
+  sep: { col: Float64Array; row: Float64Array } | null;
+}
+
+function makePlan(layout: Layout, H: Filter, padding: Padding): Plan {
+  const h = H.length;
+  const sep = separateFilter(H);
+  return {
+    rows: layout.rows,
+    cols: layout.cols,
+    h,
+    ...paddedWindows(layout.rows, layout.cols, h, padding),
+    H: Float64Array.from(H.flat()),
+    sep: sep && { col: Float64Array.from(sep.col), row: Float64Array.from(sep.row) },
+  };
+}
+
+/*
+ * Layout of the work arrays: each token's map is stored zero-padded, as an
+ * (outRows+h−1) x W grid with W = outCols+h−1 (the padding's zeros included),
+ * the N grids one after another. A window is then a plain valid correlation
+ * on this grid, and a shift by one column or row is a shift of 1 or W in the
+ * flat index, so each filter tap is one multiply-add loop over all N tokens
+ * at once (hundreds of thousands of iterations, instead of h-long loops).
+ * Positions in the last h−1 columns or rows of a grid (and a slack at the
+ * end of the arrays) hold values no valid window uses; they are computed and
+ * ignored, which is cheaper than skipping them.
+ */
+
+/** Sizes of the padded grids of N tokens. */
+function grid(p: Plan, N: number) {
+  const W = p.outCols + p.h - 1;
+  const M = (p.outRows + p.h - 1) * W; // one token's grid
+  // The slack: what the shifted reads and writes reach past L, plus 4 for axpy's groups of 4.
+  return { W, M, L: N * M, slack: (p.h - 1) * (W + 1) + 4 };
+}
+
+/** Whether the passes use the WebAssembly SIMD axpy (where available); see `useSimd`. */
+let simdWanted = true;
+
+/**
+ * Turns the WebAssembly SIMD inner loop of the cpu/wasm R(z) routine on or
+ * off (on by default where the runtime supports it; off, the same loops run
+ * in TypeScript) and says whether it is now in use. For tests and
+ * benchmarks: both give the same R(z) up to float32 rounding.
+ *
+ * @example
+ * ```ts
+ * import { useSimd } from "./group_sparsity_cpu.ts";
+ * const active = useSimd(true); // false where WebAssembly SIMD is missing
+ * ```
+ */
+export function useSimd(enabled: boolean): boolean {
+  simdWanted = enabled;
+  return enabled && simdAxpy() !== null;
+}
+
+/** Scratch arrays reused across calls (grown on demand, never shrunk), by slot. */
+const pool: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
+
+/**
+ * Three zero-filled scratch arrays of `length` floats each: views on the SIMD
+ * module's memory when it is in use (grown on demand), else pooled arrays.
+ */
+function scratch(length: number): [Float32Array, Float32Array, Float32Array] {
+  const simd = simdWanted ? simdAxpy() : null;
+  if (simd) {
+    const bytes = 3 * length * 4;
+    const have = simd.memory.buffer.byteLength;
+    if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
+    const buffer = simd.memory.buffer;
+    const views = [0, 1, 2].map((i) => new Float32Array(buffer, i * length * 4, length));
+    new Float32Array(buffer, 0, 3 * length).fill(0);
+    return views as [Float32Array, Float32Array, Float32Array];
+  }
+  return [0, 1, 2].map((i) => {
+    if (pool[i].length < length) pool[i] = new Float32Array(length);
+    const a = pool[i].subarray(0, length);
+    a.fill(0);
+    return a;
+  }) as [Float32Array, Float32Array, Float32Array];
+}
+
+/**
+ * y[yo + k] += w · x[xo + k] for 0 <= k < n: with the SIMD module when both
+ * arrays live in its memory (it may touch up to 3 floats past n, inside the
+ * slack), else in TypeScript.
+ */
+function axpy(y: Float32Array, yo: number, x: Float32Array, xo: number, w: number, n: number) {
+  const simd = simdWanted ? simdAxpy() : null;
+  if (simd && y.buffer === simd.memory.buffer && x.buffer === simd.memory.buffer) {
+    simd.axpy(y.byteOffset + 4 * yo, x.byteOffset + 4 * xo, w, n);
+    return;
+  }
+  for (let k = 0; k < n; k++) y[yo + k] += w * x[xo + k];
+}
+
+/**
+ * y = H ⋆ q on the padded grids: y[k] = Σ_ab H_ab · q[k + a·W + b] for
+ * 0 <= k < L (separable: t[k] = Σ_b row_b · q[k+b], then y[k] = Σ_a col_a ·
+ * t[k + a·W]). q, t and y have L + slack entries; y and t start zeroed.
+ */
+function correlate(
+  p: Plan,
+  W: number,
+  L: number,
+  q: Float32Array,
+  y: Float32Array,
+  t: Float32Array,
+) {
+  const h = p.h;
+  if (p.sep) {
+    const { col, row } = p.sep;
+    for (let b = 0; b < h; b++) axpy(t, 0, q, b, row[b], L);
+    for (let a = 0; a < h; a++) axpy(y, 0, t, a * W, col[a], L);
+    return;
+  }
+  for (let a = 0; a < h; a++) {
+    for (let b = 0; b < h; b++) axpy(y, 0, q, a * W + b, p.H[a * h + b], L);
+  }
+}
+
+/**
+ * The adjoint of {@linkcode correlate}: d[k + a·W + b] += H_ab · g[k]. g must
+ * be zero wherever y is not a valid window; d and t start zeroed.
+ */
+function correlateAdjoint(
+  p: Plan,
+  W: number,
+  L: number,
+  g: Float32Array,
+  d: Float32Array,
+  t: Float32Array,
+) {
+  const h = p.h;
+  if (p.sep) {
+    const { col, row } = p.sep;
+    for (let a = 0; a < h; a++) axpy(t, a * W, g, 0, col[a], L);
+    for (let b = 0; b < h; b++) axpy(d, b, t, 0, row[b], L);
+    return;
+  }
+  for (let a = 0; a < h; a++) {
+    for (let b = 0; b < h; b++) axpy(d, a * W + b, g, 0, p.H[a * h + b], L);
+  }
+}
+
+/**
+ * y[k] = sqrt(y[k] + ε) and inv[k] = 1 / y[k] for k < n: with the SIMD module
+ * when both arrays live in its memory, else in TypeScript.
+ */
+function sqrtInv(y: Float32Array, inv: Float32Array, eps: number, n: number) {
+  const simd = simdWanted ? simdAxpy() : null;
+  if (simd && y.buffer === simd.memory.buffer && inv.buffer === simd.memory.buffer) {
+    simd.sqrtinv(y.byteOffset, inv.byteOffset, eps, n);
+    return;
+  }
+  for (let k = 0; k < n; k++) {
+    const r = Math.sqrt(y[k] + eps);
+    y[k] = r;
+    inv[k] = 1 / r;
+  }
+}
+
+/**
+ * R_n = Σ_uv sqrt(Y_uv + ε) for each of the N tokens of z `[N·E]`
+ * (row-major `[N, E]`); also returns 1/sqrt(Y + ε) `[N·P]`, the factor the
+ * gradient needs.
+ */
+function forward(p: Plan, z: Float32Array, N: number, eps: number) {
+  const { rows, cols, top, left, outRows, outCols } = p;
+  const E = rows * cols, P = outRows * outCols;
+  const { W, M, L, slack } = grid(p, N);
+  const [q, y, t] = scratch(L + slack); // q: squared scores on the padded grids
+  for (let n = 0; n < N; n++) {
+    for (let i = 0; i < rows; i++) {
+      const src = n * E + i * cols, dst = n * M + (i + top) * W + left;
+      for (let j = 0; j < cols; j++) q[dst + j] = z[src + j] * z[src + j];
+    }
+  }
+  correlate(p, W, L, q, y, t);
+  sqrtInv(y, q, eps, L); // y: the roots, q: their inverses (at every grid position)
+  const inv = new Float32Array(N * P); // [N, P]
+  const r = new Float32Array(N); // [N]
+  for (let n = 0; n < N; n++) {
+    let sum = 0;
+    for (let u = 0; u < outRows; u++) {
+      const src = n * M + u * W, dst = n * P + u * outCols;
+      for (let v = 0; v < outCols; v++) {
+        sum += y[src + v];
+        inv[dst + v] = q[src + v];
+      }
+    }
+    r[n] = sum;
+  }
+  return { r, inv };
+}
+
+/**
+ * dz[n, i] = dy_n · z[n, i] · Σ_windows∋i H / sqrt(Y + ε): the gradient of
+ * {@linkcode forward} (∂sqrt(Y+ε)/∂z_i = H·z_i / sqrt(Y+ε)).
+ */
+function backward(p: Plan, z: Float32Array, inv: Float32Array, dy: Float32Array, N: number) {
+  const { rows, cols, top, left, outRows, outCols } = p;
+  const E = rows * cols, P = outRows * outCols;
+  const { W, M, L, slack } = grid(p, N);
+  const [g, d, t] = scratch(L + slack); // g: zero outside the valid windows
+  for (let n = 0; n < N; n++) {
+    const scale = dy[n];
+    for (let u = 0; u < outRows; u++) {
+      const dst = n * M + u * W, src = n * P + u * outCols;
+      for (let v = 0; v < outCols; v++) g[dst + v] = scale * inv[src + v];
+    }
+  }
+  correlateAdjoint(p, W, L, g, d, t);
+  const dz = new Float32Array(N * E); // [N, E]
+  for (let n = 0; n < N; n++) {
+    for (let i = 0; i < rows; i++) {
+      const o = n * E + i * cols, src = n * M + (i + top) * W + left;
+      for (let j = 0; j < cols; j++) dz[o + j] = z[o + j] * d[src + j];
+    }
+  }
+  return dz;
+}
+
+/**
+ * R(z) per token (MoGE Algorithm 1) as one hand-written routine on the cpu
+ * and wasm backends, with a hand-written gradient (`tf.customGrad`): the
+ * same values as the op path of `groupSparsity` up to float32 rounding.
+ * `groupSparsity` calls it on cpu and wasm unless `impl: "ops"`; called
+ * directly, it checks shapes but does not scan z for NaN/Infinity.
+ *
+ * R_n = Σ_{u,v} sqrt(Σ_{a,b} H_ab · z[n, (u−top+a)·c + v−left+b]² + ε) over
+ * the windows of the padding (see `paddedWindows`; "valid" is Algorithm 1);
+ * dR_n/dz[n,i] = z[n,i] · Σ over the windows holding i of H / sqrt(Y_uv + ε).
+ *
+ * @param z routing scores, `[N, E]` float32, E = r·c
+ * @param layout the r x c map (r, c >= h)
+ * @param H the h x h filter, row-major (e.g. from `makeFilter`)
+ * @param eps ε inside the root (>= 0)
+ * @param padding how the map is padded (default "valid")
+ * @returns the `[N]` tensor of R(z) per token
+ *
+ * @example
+ * ```ts
+ * import { cpuGroupSparsity } from "./group_sparsity_cpu.ts";
+ * import { gaussianFilter } from "./filters.ts";
+ * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
+ * const z = tf.softmax(tf.randomNormal([2, 16])) as tf.Tensor2D;
+ * const r = cpuGroupSparsity(z, { rows: 4, cols: 4 }, gaussianFilter(3, 1.5), 1e-8);
+ * console.log(r.shape); // [2]
+ * ```
+ */
+export function cpuGroupSparsity(
+  z: Tensor2D,
+  layout: Layout,
+  H: Filter,
+  eps: number,
+  padding: Padding = "valid",
+): Tensor1D {
+  if (!SYNC_BACKENDS.includes(tf.getBackend())) {
+    throw new Error(
+      `cpuGroupSparsity: needs the cpu or wasm backend, tfjs runs on "${tf.getBackend()}"`,
+    );
+  }
+  const h = H.length;
+  const [N, E] = z.shape;
+  if (
+    z.rank !== 2 || z.dtype !== "float32" || layout.rows * layout.cols !== E ||
+    h < 1 || H.some((row) => row.length !== h) || h > Math.min(layout.rows, layout.cols) ||
+    !(eps >= 0)
+  ) {
+    throw new RangeError(
+      `cpuGroupSparsity: needs float32 z [N, r·c], an h x h filter with h <= r, c and eps >= 0;` +
+        ` got z ${z.dtype} [${z.shape}], layout ${layout.rows} x ${layout.cols},` +
+        ` filter ${h} x ${H[0]?.length}, eps ${eps}`,
+    );
+  }
+  const plan = makePlan(layout, H, padding);
+  const op = tf.customGrad((x) => {
+    // The scores and 1/sqrt(Y + ε) stay in this closure for the gradient (no second readback).
+    const zv = (x as Tensor).dataSync() as Float32Array; // [N·E]
+    const { r, inv } = forward(plan, zv, N, eps);
+    return {
+      value: tf.tensor1d(r), // [N]
+      gradFunc: (dy: Tensor1D) =>
+        tf.tensor2d(backward(plan, zv, inv, dy.dataSync() as Float32Array, N), [N, E]),
+    };
+  });
+  return op(z) as Tensor1D;
+}
