@@ -53,6 +53,7 @@ export * from "./src/analysis/affine.ts";
 export * from "./src/analysis/invariance.ts";
 export * from "./src/analysis/specialization.ts";
 export * from "./src/report/heatmap.ts";
+export * from "./src/report/charts.ts";
 export * from "./src/report/png.ts";
 export * from "./src/report/vega.ts";
 export * from "./src/report/html_report.ts";
