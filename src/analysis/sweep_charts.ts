@@ -61,7 +61,13 @@ export function bandChartSpec(
     c.x.map((v, i) => ({ group: c.label, x: v, mean: c.mean[i], lo: c.lo[i], hi: c.hi[i] }))
   );
   const encoding = {
-    x: { field: "x", type: "quantitative", title: x },
+    x: {
+      field: "x",
+      type: "quantitative",
+      title: x,
+      // Whole-number x (epochs, steps) gets whole-number ticks.
+      ...(values.every((v) => Number.isInteger(v.x)) ? { axis: { tickMinStep: 1 } } : {}),
+    },
     color: { field: "group", type: "nominal", title: null },
   };
   return {

@@ -14,6 +14,7 @@ import { sweepCharts } from "../analysis/sweep_charts.ts";
 import type { SweepReport } from "../analysis/sweep_report.ts";
 import { reportIntro, sweepTables } from "../analysis/sweep_tables.ts";
 import {
+  basename,
   checkDir,
   escapeHtml as esc,
   htmlPage,
@@ -100,7 +101,7 @@ export async function sweepReportHtml(
   const meta = `${esc(report.sweepDir)} · report of ${esc(report.date)} · written ${
     esc(new Date().toISOString())
   }`;
-  return htmlPage(`moge sweep: ${report.sweepDir}`, meta, sections.join("\n"), false);
+  return htmlPage(`moge sweep: ${basename(report.sweepDir)}`, meta, sections.join("\n"), false);
 }
 
 /**
