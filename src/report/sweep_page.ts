@@ -37,12 +37,15 @@ function absolutePath(path: string): string {
   return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
 }
 
+/** The link to run `id`'s page from a page in the sweep directory. */
+function siblingRunLink(id: string): string {
+  return `${encodeURIComponent(id)}/${REPORT_FILE}`;
+}
+
 /** The link from a page in `outDir` to a run page in `sweepDir/<id>`. */
 function runLinkFrom(outDir: string, sweepDir: string): (id: string) => string {
   const norm = (p: string) => absolutePath(p).replace(/\/+$/, "").replace(/\/\.(?=\/|$)/g, "");
-  if (norm(outDir) === norm(sweepDir)) {
-    return (id) => `${encodeURIComponent(id)}/${REPORT_FILE}`;
-  }
+  if (norm(outDir) === norm(sweepDir)) return siblingRunLink;
   return (id) => encodeURI(`file://${norm(sweepDir)}/${id}/${REPORT_FILE}`);
 }
 
@@ -71,7 +74,7 @@ export async function sweepReportHtml(
   report: SweepReport,
   options: SweepPageOptions = {},
 ): Promise<string> {
-  const link = options.runLink ?? ((id: string) => `${encodeURIComponent(id)}/${REPORT_FILE}`);
+  const link = options.runLink ?? siblingRunLink;
   const sections: string[] = [`<p>${esc(reportIntro(report))}</p>`];
   for (const t of sweepTables(report)) {
     sections.push(
