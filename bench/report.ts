@@ -15,7 +15,7 @@
 import { tf } from "../src/deps.ts";
 import { type BackendInfo, describeBackend } from "../src/backend.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../src/atomic.ts";
-import { lineChartSpec } from "../src/report/heatmap.ts";
+import { lineChartSpec } from "../src/report/charts.ts";
 import { writeChart } from "../src/report/vega.ts";
 import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "../src/cli/args.ts";

@@ -1,7 +1,8 @@
 /**
- * Tests of report.html (src/report/html_report.ts): which charts a run's
- * files give (classifier, ViT and language-model fields, missing fields, a
- * torn last line), the sweep and invariance pages, and, in headless
+ * Tests of report.html (src/report/html_report.ts and the page modules it
+ * gathers): which charts a run's files give (classifier, ViT and
+ * language-model fields, missing fields, a torn last line), the sweep page
+ * written by `deno task report` and the invariance page, and, in headless
  * Chromium, that each page loads with no console error and no network
  * request, and that every chart drew (an SVG with a non-empty box and marks).
  * The run fixtures in fixtures/report_sweep are a real tiny run (MoE and
@@ -10,12 +11,11 @@
 
 import {
   buildRunReport,
-  readJsonLines,
   writeInvarianceReport,
   writeRoutingMaps,
   writeRunReport,
-  writeSweepReport,
 } from "../src/report/html_report.ts";
+import { readJsonLinesLenient } from "../src/sweep/run_files.ts";
 import { Browser, findChromium, NO_CHROMIUM } from "./chromium.ts";
 import { deepEqual, equal, ok, rejects } from "./asserts.ts";
 
@@ -80,7 +80,7 @@ Deno.test("run report: missing fields give no chart; a torn last line is skipped
       `${dir}/metrics.jsonl`,
       '{"epoch":1,"trainLoss":2,"testAcc":0.5}\n{"epoch":2,"trainLoss":1.5,"testAcc":0.6}\n{"epoch":3,"tra',
     );
-    equal((await readJsonLines(`${dir}/metrics.jsonl`)).length, 2);
+    equal((await readJsonLinesLenient(`${dir}/metrics.jsonl`)).length, 2);
     let html = await buildRunReport(dir);
     deepEqual(chartIds(html), ["loss", "accuracy"]);
     ok(html.includes("(no config.json)"));
@@ -168,11 +168,21 @@ Deno.test("writeRoutingMaps: written maps show up in the run report with class t
   }
 });
 
-/** A sweep and invariance copy of the fixture, with all pages written. */
+/**
+ * A copy of the fixture with all pages written: the sweep page (and each
+ * run's) by `deno task report`, the invariance page by writeInvarianceReport.
+ */
 async function writeAllPages(): Promise<{ dir: string; pages: Record<string, string> }> {
   const dir = await Deno.makeTempDir();
   await copyDir(FIXTURE, dir);
-  const sweep = await writeSweepReport(dir);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "report", dir],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const sweep = `${dir}/report.html`;
   const invariance = await writeInvarianceReport(`${dir}/moge/invariance`);
   return {
     dir,
@@ -180,15 +190,21 @@ async function writeAllPages(): Promise<{ dir: string; pages: Record<string, str
   };
 }
 
-Deno.test("sweep and invariance reports: runs linked, varied config, IMED and maps charts", async () => {
+Deno.test("sweep and invariance reports: the statistics of deno task report, runs linked; IMED and maps charts", async () => {
   const { dir, pages } = await writeAllPages();
   try {
     const sweep = await Deno.readTextFile(pages.sweep);
-    ok(sweep.includes('<a href="moe/report.html">moe</a>'));
-    ok(sweep.includes('<a href="moge/report.html">moge</a>'));
-    ok(sweep.includes("<th>mode</th>"), "mode varies between the two runs");
-    ok(!sweep.includes("<th>lambda</th>"), "λ is the same in both: not a column");
-    deepEqual(chartIds(sweep), ["test-acc", "test-ce", "test-reg"]);
+    ok(sweep.includes('<a href="moe/report.html">moe (seed 1)</a>'));
+    ok(sweep.includes('<a href="moge/report.html">moge (seed 1)</a>'));
+    // The groups are named by what differs (the mode; λ is the same in both).
+    ok(sweep.includes("<td>mode=moe</td><td>1</td>"), "groups table");
+    ok(!sweep.includes("lambda="), "λ does not name a group");
+    ok(sweep.includes("MoGE (mode=moge) vs MoE (mode=moe), paired by seed"), "pair table");
+    // The charts are report.md's: one band chart per figure, ids after their SVG files.
+    deepEqual(chartIds(sweep), ["accuracy_vs_epoch", "reg_vs_epoch", "dead_experts_vs_epoch"]);
+    for (const id of chartIds(sweep)) {
+      ok((await Deno.readTextFile(`${dir}/report.md`)).includes(`(${id}.svg)`), id);
+    }
     ok((await Deno.stat(`${dir}/moe/report.html`)).isFile, "each run's page written too");
     const inv = await Deno.readTextFile(pages.invariance);
     deepEqual(chartIds(inv), ["imed", "routing-maps", "load-moe", "load-moge"]);

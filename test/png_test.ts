@@ -1,6 +1,6 @@
 /**
  * Tests of the PNG files (src/report/png.ts, fast-png) and the plots
- * (src/report/heatmap.ts, Vega-Lite specs drawn by Vega): the PNG structure
+ * (src/report/heatmap.ts and charts.ts, Vega-Lite specs drawn by Vega): the PNG structure
  * checked independently of fast-png (chunk CRCs against node:zlib's crc32,
  * the IDAT inflated by the runtime's DecompressionStream), pixel round trips,
  * and well-formed, deterministic SVG with one mark per map entry, bar and
@@ -11,16 +11,13 @@ import fc from "fast-check";
 import { crc32 } from "node:zlib";
 import { decodePng, encodePng, encodePngCompressed, PNG_SIGNATURE } from "../src/report/png.ts";
 import {
-  barChartSpec,
-  barChartSvg,
   heatmapPng,
   heatmapRgba,
   heatmapSpec,
   heatmapSvg,
-  lineChartSpec,
-  lineChartSvg,
   mapColor,
 } from "../src/report/heatmap.ts";
+import { barChartSpec, barChartSvg, lineChartSpec, lineChartSvg } from "../src/report/charts.ts";
 import { renderVegaLite, writeChart } from "../src/report/vega.ts";
 import { deepEqual, equal, ok, rejects, throws } from "./asserts.ts";
 

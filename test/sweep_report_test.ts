@@ -2,6 +2,11 @@ import { bandCurves } from "../src/analysis/sweep_curves.ts";
 import { groupRuns, pairGroups } from "../src/analysis/sweep_groups.ts";
 import { loadSweepRuns } from "../src/analysis/sweep_runs.ts";
 import { summarizeTable1 } from "../src/analysis/sweep_table1.ts";
+import type { SweepReport } from "../src/analysis/sweep_report.ts";
+import { sweepTables } from "../src/analysis/sweep_tables.ts";
+import { sweepCurves } from "../src/analysis/sweep_curves.ts";
+import { escapeHtml } from "../src/report/html_page.ts";
+import { sweepReportHtml } from "../src/report/sweep_page.ts";
 import { table1ForPair } from "../src/analysis/table1.ts";
 import { saveCheckpoint } from "../src/train/checkpoint.ts";
 import { loadFixture } from "../src/data/images.ts";
@@ -122,15 +127,21 @@ Deno.test("report: groups, intervals and the paired comparison match a hand comp
   }
 });
 
-Deno.test("report: the CLI writes report.md, report.json and charts", async () => {
+const REPORT_CLI = new URL("../src/cli/report.ts", import.meta.url).pathname;
+
+async function runReport(...args: string[]): Promise<Deno.CommandOutput> {
+  return await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", REPORT_CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
+Deno.test("report: the CLI writes report.md, report.html (the same tables), report.json and charts", async () => {
   const root = await Deno.makeTempDir();
   try {
     const dir = await classifierSweep(root);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("../src/cli/report.ts", import.meta.url).pathname, dir],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const out = await runReport(dir);
     equal(out.code, 0, new TextDecoder().decode(out.stderr));
     const md = await Deno.readTextFile(`${dir}/report.md`);
     ok(md.includes("| mode=moe | 0, 1, 2 | 82.00 ± 4.97 |"), md);
@@ -140,19 +151,85 @@ Deno.test("report: the CLI writes report.md, report.json and charts", async () =
     equal(json.groups.length, 2);
     assertClose(json.pairs[0].metrics[0].t.p, 1 - 7 / Math.sqrt(75), { rtol: 1e-7 });
     // Each chart draws the mean as a line and the 95 % interval (3 seeds) as a band.
-    for (const chart of ["accuracy_vs_epoch", "dead_experts_vs_epoch"]) {
+    for (const chart of ["accuracy_vs_epoch", "reg_vs_epoch", "dead_experts_vs_epoch"]) {
       const svg = await Deno.readTextFile(`${dir}/${chart}.svg`);
       ok(svg.includes('class="mark-line') && svg.includes('class="mark-area'), chart);
       ok(JSON.parse(await Deno.readTextFile(`${dir}/${chart}.vl.json`)).layer, chart);
     }
+
+    // report.html shows the statistics of report.json: every cell of every table of
+    // report.md, the charts inline, and the runs linked to their own pages.
+    const html = await Deno.readTextFile(`${dir}/report.html`);
+    const tables = sweepTables(json as SweepReport);
+    deepEqual(tables.map((t) => t.id), ["groups-classifier", "pair-0"]);
+    for (const t of tables) {
+      ok(html.includes(`>${escapeHtml(t.title)}</h2>`), t.title);
+      for (const r of t.rows) {
+        ok(md.includes(`| ${r.join(" | ")} |`), r.join(" | "));
+        ok(html.includes(`<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`), r[0]);
+      }
+    }
+    // By hand: MoE accuracy 82 ± t_{.975,2} · 2/√3 = 82 ± 4.97; MoGE − MoE accuracy
+    // 7/3 ± t_{.975,2} · √(13/9) = 2.333 ± 5.171 = [−2.84, 7.50], t-test p = 1 − 7/√75 =
+    // 0.192, Wilcoxon p = 0.5.
+    ok(html.includes("<td>mode=moe</td><td>0, 1, 2</td><td>82.00 ± 4.97</td>"), "groups row");
+    ok(
+      html.includes(
+        "<td>test accuracy (%)</td><td>3</td><td>82.00</td><td>84.33</td>" +
+          "<td>2.33 [-2.84, 7.50]</td><td>0.192</td><td>0.500</td>",
+      ),
+      "paired row",
+    );
+    ok(html.includes("Left out (unfinished): mode-moe_seed-3."));
+    equal(html.match(/<figure class="chart"/g)?.length, 3, "the three band charts inline");
+    ok(html.includes('<a href="mode-moe_seed-0/report.html">mode-moe_seed-0 (seed 0)</a>'));
+    ok((await Deno.stat(`${dir}/mode-moge_seed-2/report.html`)).isFile, "run pages written");
+    ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html), "no script, no external URL");
+
+    // Written elsewhere (--out), the page links the run pages by absolute file URL.
+    const out2 = await runReport(dir, "--out", `${root}/elsewhere`);
+    equal(out2.code, 0, new TextDecoder().decode(out2.stderr));
+    const html2 = await Deno.readTextFile(`${root}/elsewhere/report.html`);
+    ok(html2.includes(`<a href="file://${dir}/mode-moe_seed-0/report.html">`), "absolute link");
+
     // A directory without runs is a usage error (status 2), not a stack trace.
-    const bad = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("../src/cli/report.ts", import.meta.url).pathname, `${root}/x`],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const bad = await runReport(`${root}/x`);
     equal(bad.code, 2);
     ok(new TextDecoder().decode(bad.stderr).includes("no such directory"));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("report.html: Table 1 over seeds, when measured, is a table of the page", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const { runs, unfinished } = await loadSweepRuns(await classifierSweep(root));
+    const { groups, byGroup } = groupRuns(runs);
+    // IMED per seed: MoE 0.2, 0.3 (mean 0.25, s = √0.005, half-width t_{.975,1} · 0.05 = 0.6353);
+    // MoGE 0.1, 0.4 (mean 0.25, half-width t_{.975,1} · 0.15 = 1.9059); MoGE lower in seed 0
+    // only; differences −0.1, 0.1 have mean 0, so t = 0 and p = 1.
+    const table1 = [summarizeTable1({ moe: 0, moge: 1 }, [0, 1], [
+      [{ name: "rotation 5", moe: 0.2, moge: 0.1 }],
+      [{ name: "rotation 5", moe: 0.3, moge: 0.4 }],
+    ])];
+    const report: SweepReport = {
+      sweepDir: root,
+      date: "2026-01-01T00:00:00.000Z",
+      unfinished,
+      groups,
+      pairs: pairGroups(groups),
+      table1,
+      curves: sweepCurves(groups, byGroup),
+    };
+    const html = await sweepReportHtml(report, { runLink: () => undefined });
+    ok(html.includes(">Table 1 over seeds: MoGE (mode=moge) vs MoE (mode=moe)</h2>"));
+    ok(html.includes("<tr><th>model</th><th>rotation 5</th></tr>"));
+    ok(html.includes("<tr><td>MoE</td><td>0.2500 ± 0.6353</td></tr>"));
+    ok(html.includes("<tr><td>MoGE</td><td>0.2500 ± 1.9059</td></tr>"));
+    ok(html.includes("<tr><td>MoGE lower in</td><td>1 of 2</td></tr>"));
+    ok(html.includes("<tr><td>paired t p</td><td>1.000</td></tr>"));
+    ok(!html.includes("<a href"), "no run links when runLink gives none");
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -7,13 +7,22 @@
 
 import { VEGA_LITE_SCHEMA, type VegaLiteSpec } from "../report/vega.ts";
 import type { BandCurve } from "./sweep_curves.ts";
+import { CURVE_X, METRICS } from "./sweep_metrics.ts";
+import type { SweepReport } from "./sweep_report.ts";
 
 /** The figures that get a chart, in the order they are drawn. */
-export const CHART_KEYS: readonly string[] = ["testAcc", "validPpl", "deadExperts"];
+export const CHART_KEYS: readonly string[] = ["testAcc", "validPpl", "testReg", "deadExperts"];
+
+const FILE_STEM: Record<string, string> = {
+  testAcc: "accuracy",
+  validPpl: "perplexity",
+  testReg: "reg",
+  deadExperts: "dead_experts",
+};
 
 /**
  * The file name of a figure's chart: `accuracy_vs_epoch.svg`,
- * `perplexity_vs_step.svg` or `dead_experts_vs_epoch.svg`.
+ * `perplexity_vs_step.svg`, `reg_vs_epoch.svg` or `dead_experts_vs_epoch.svg`.
  *
  * @example
  * ```ts
@@ -22,9 +31,7 @@ export const CHART_KEYS: readonly string[] = ["testAcc", "validPpl", "deadExpert
  * ```
  */
 export function chartFileName(key: string, x: string): string {
-  return `${
-    key === "testAcc" ? "accuracy" : key === "validPpl" ? "perplexity" : "dead_experts"
-  }_vs_${x}.svg`;
+  return `${FILE_STEM[key] ?? key}_vs_${x}.svg`;
 }
 
 /**
@@ -54,7 +61,13 @@ export function bandChartSpec(
     c.x.map((v, i) => ({ group: c.label, x: v, mean: c.mean[i], lo: c.lo[i], hi: c.hi[i] }))
   );
   const encoding = {
-    x: { field: "x", type: "quantitative", title: x },
+    x: {
+      field: "x",
+      type: "quantitative",
+      title: x,
+      // Whole-number x (epochs, steps) gets whole-number ticks.
+      ...(values.every((v) => Number.isInteger(v.x)) ? { axis: { tickMinStep: 1 } } : {}),
+    },
     color: { field: "group", type: "nominal", title: null },
   };
   return {
@@ -79,4 +92,50 @@ export function bandChartSpec(
       },
     ],
   };
+}
+
+/** A chart of a sweep report: the figure, its file name, title and spec. */
+export interface SweepChart {
+  /** Figure key, e.g. "testAcc". */
+  key: string;
+  /** File name of its SVG, e.g. "accuracy_vs_epoch.svg" (the spec is `.vl.json`). */
+  file: string;
+  /** Title. */
+  title: string;
+  /** The band chart ({@linkcode bandChartSpec}). */
+  spec: VegaLiteSpec;
+}
+
+/**
+ * The charts of a report, one per figure of {@linkcode CHART_KEYS} that has
+ * curves: each group's mean over seeds with its 95 % band, over epochs (over
+ * steps when the sweep has LM runs).
+ *
+ * @param report the report (its groups and curves)
+ * @returns the charts, in {@linkcode CHART_KEYS} order
+ *
+ * @example
+ * ```ts
+ * import { sweepCharts } from "./sweep_charts.ts";
+ * const charts = sweepCharts({
+ *   sweepDir: "runs/x", date: "", unfinished: [], pairs: [], table1: [],
+ *   groups: [{ label: "all runs", model: "classifier", config: {}, seeds: [0], runs: ["a"], metrics: {} }],
+ *   curves: { testAcc: [{ label: "all runs", x: [1], mean: [80], lo: [null], hi: [null], n: [1] }] },
+ * });
+ * charts[0].file; // "accuracy_vs_epoch.svg"
+ * ```
+ */
+export function sweepCharts(report: SweepReport): SweepChart[] {
+  const models = [...new Set(report.groups.map((g) => g.model))];
+  const x = models.map((m) => CURVE_X[m]).includes("step") ? "step" : "epoch";
+  return CHART_KEYS.filter((key) => report.curves[key]?.length).map((key) => {
+    const def = models.map((m) => METRICS[m].find((d) => d.key === key)).find(Boolean)!;
+    const title = `${def.label} over seeds (mean and 95 % interval)`;
+    return {
+      key,
+      file: chartFileName(key, x),
+      title,
+      spec: bandChartSpec(report.curves[key], title, x, def.label),
+    };
+  });
 }

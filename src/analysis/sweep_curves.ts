@@ -6,6 +6,7 @@
  */
 
 import { meanCi } from "./stats.ts";
+import { CHART_KEYS } from "./sweep_charts.ts";
 import type { RunGroup } from "./sweep_groups.ts";
 import { CURVE_X, finiteOrNull, METRICS } from "./sweep_metrics.ts";
 import type { RunRecord } from "./sweep_runs.ts";
@@ -71,4 +72,33 @@ export function bandCurves(
     });
   });
   return out;
+}
+
+/**
+ * The curves of a report: for each figure of `CHART_KEYS` that any group
+ * logs, one band per group ({@linkcode bandCurves}).
+ *
+ * @param groups the groups
+ * @param byGroup each group's runs, in its seed order
+ * @returns figure key -> bands (figures without curves left out)
+ *
+ * @example
+ * ```ts ignore
+ * import { sweepCurves } from "./sweep_curves.ts";
+ * import { groupRuns } from "./sweep_groups.ts";
+ * import { loadSweepRuns } from "./sweep_runs.ts";
+ * const { groups, byGroup } = groupRuns((await loadSweepRuns("runs/e64")).runs);
+ * Object.keys(sweepCurves(groups, byGroup)); // ["testAcc", "testReg", "deadExperts"]
+ * ```
+ */
+export function sweepCurves(
+  groups: RunGroup[],
+  byGroup: RunRecord[][],
+): Record<string, BandCurve[]> {
+  const curves: Record<string, BandCurve[]> = {};
+  for (const key of CHART_KEYS) {
+    const c = bandCurves(groups, byGroup, key);
+    if (c.length) curves[key] = c;
+  }
+  return curves;
 }

@@ -6,11 +6,13 @@
  * @module
  */
 
+import { type JsonObject, readJsonLinesLenient, readJsonOrNull } from "../sweep/run_files.ts";
+
 /** Which trainer wrote a run. */
 export type ModelKind = "classifier" | "vit" | "lm";
 
 /** A parsed JSON object (config.json, summary.json, a metrics.jsonl line). */
-export type Json = Record<string, unknown>;
+export type Json = JsonObject;
 
 /** One finished run. */
 export interface RunRecord {
@@ -43,19 +45,10 @@ export function modelOf(summary: Json): ModelKind {
   return "classifier";
 }
 
-async function readJson(path: string): Promise<Json | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
-}
-
 /**
  * Loads the finished runs of a sweep directory (the runs of its sweep.json,
- * else every subdirectory with a config.json); unfinished ones are listed
- * apart.
+ * else every subdirectory with a config.json); unfinished ones (no
+ * readable summary.json with `completed: true`) are listed apart.
  *
  * @example
  * ```ts ignore
@@ -66,7 +59,7 @@ async function readJson(path: string): Promise<Json | null> {
 export async function loadSweepRuns(
   sweepDir: string,
 ): Promise<{ runs: RunRecord[]; unfinished: string[] }> {
-  const manifest = await readJson(`${sweepDir}/sweep.json`);
+  const manifest = await readJsonOrNull(`${sweepDir}/sweep.json`);
   let ids: string[];
   if (manifest && Array.isArray(manifest.runs)) {
     ids = (manifest.runs as Json[]).map((r) => String(r.id));
@@ -74,7 +67,9 @@ export async function loadSweepRuns(
     ids = [];
     try {
       for await (const e of Deno.readDir(sweepDir)) {
-        if (e.isDirectory && await readJson(`${sweepDir}/${e.name}/config.json`)) ids.push(e.name);
+        if (e.isDirectory && await readJsonOrNull(`${sweepDir}/${e.name}/config.json`)) {
+          ids.push(e.name);
+        }
       }
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
@@ -88,19 +83,13 @@ export async function loadSweepRuns(
   const unfinished: string[] = [];
   for (const id of ids) {
     const dir = `${sweepDir}/${id}`;
-    const config = await readJson(`${dir}/config.json`);
-    const summary = await readJson(`${dir}/summary.json`);
+    const config = await readJsonOrNull(`${dir}/config.json`);
+    const summary = await readJsonOrNull(`${dir}/summary.json`);
     if (!config || !summary || summary.completed !== true) {
       unfinished.push(id);
       continue;
     }
-    let metrics: Json[] = [];
-    try {
-      metrics = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).split("\n")
-        .filter((l) => l.trim()).map((l) => JSON.parse(l));
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
+    const metrics = await readJsonLinesLenient(`${dir}/metrics.jsonl`);
     runs.push({ id, dir, model: modelOf(summary), config, summary, metrics });
   }
   return { runs, unfinished };

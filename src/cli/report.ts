@@ -1,16 +1,16 @@
 /**
  * `deno task report <sweep dir>`: statistics over the seeds of a sweep
- * (report.md, report.json, SVG charts).
+ * (report.md, report.html, report.json, SVG charts).
  *
  * @module
  */
 
 import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
-import { bandChartSpec, CHART_KEYS, chartFileName } from "../analysis/sweep_charts.ts";
+import { sweepCharts } from "../analysis/sweep_charts.ts";
 import { writeChart } from "../report/vega.ts";
-import { type BandCurve, bandCurves } from "../analysis/sweep_curves.ts";
+import { writeSweepReport } from "../report/sweep_page.ts";
+import { sweepCurves } from "../analysis/sweep_curves.ts";
 import { groupRuns, pairGroups } from "../analysis/sweep_groups.ts";
-import { METRICS } from "../analysis/sweep_metrics.ts";
 import { reportMarkdown, type SweepReport } from "../analysis/sweep_report.ts";
 import { loadSweepRuns } from "../analysis/sweep_runs.ts";
 import { summarizeTable1, type Table1Summary } from "../analysis/sweep_table1.ts";
@@ -32,7 +32,9 @@ Usage: deno task report SWEEP_DIR [flags]
   --backend NAME     backend for --invariance: auto | webgpu | wasm | cpu [default auto]
   -h, --help         this text
 
-Writes report.md, report.json, <figure>_vs_<epoch|step>.svg.`;
+Writes report.md, report.html (the same tables and the charts on one page, with links to
+each run's own report.html, which it refreshes), report.json and
+<figure>_vs_<epoch|step>.svg with its Vega-Lite spec <figure>_vs_<epoch|step>.vl.json.`;
 }
 
 async function main(): Promise<void> {
@@ -107,24 +109,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const curves: Record<string, BandCurve[]> = {};
-  const charts: string[] = [];
   await Deno.mkdir(outDir, { recursive: true });
-  const models = [...new Set(groups.map((g) => g.model))];
-  for (const key of CHART_KEYS) {
-    const c = bandCurves(groups, byGroup, key);
-    if (!c.length) continue;
-    curves[key] = c;
-    const x = models.includes("lm") ? "step" : "epoch";
-    const def = models.map((m) => METRICS[m].find((d) => d.key === key)).find(Boolean)!;
-    const file = chartFileName(key, x);
-    await writeChart(
-      `${outDir}/${file.replace(/\.svg$/, "")}`,
-      bandChartSpec(c, `${def.label} over seeds (mean and 95 % interval)`, x, def.label),
-    );
-    charts.push(file);
-  }
-
   const report: SweepReport = {
     sweepDir,
     date: new Date().toISOString(),
@@ -132,13 +117,18 @@ async function main(): Promise<void> {
     groups,
     pairs,
     table1,
-    curves,
+    curves: sweepCurves(groups, byGroup),
   };
+  const charts = sweepCharts(report);
+  for (const c of charts) await writeChart(`${outDir}/${c.file.replace(/\.svg$/, "")}`, c.spec);
   await writeJsonAtomic(`${outDir}/report.json`, report);
-  const md = reportMarkdown(report, charts);
+  const md = reportMarkdown(report, charts.map((c) => c.file));
   await writeFileAtomic(`${outDir}/report.md`, md);
+  await writeSweepReport(report, outDir);
   console.log(md);
-  console.log(`files: ${outDir}/{report.md,report.json,${charts.join(",")}}`);
+  console.log(
+    `files: ${outDir}/{report.md,report.html,report.json,${charts.map((c) => c.file).join(",")}}`,
+  );
 }
 
 if (import.meta.main) await runMain(main, "deno task report");

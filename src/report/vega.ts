@@ -100,7 +100,7 @@ function stableIds(svg: string): string {
  * @example
  * ```ts
  * import { writeChart } from "./vega.ts";
- * import { barChartSpec } from "./heatmap.ts";
+ * import { barChartSpec } from "./charts.ts";
  * const dir = await Deno.makeTempDir();
  * const { svg, spec } = await writeChart(`${dir}/load`, barChartSpec([3, 1, 2]));
  * console.log(svg, spec); // .../load.svg .../load.vl.json
