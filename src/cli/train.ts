@@ -104,16 +104,11 @@ async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }
   view: TrainView<C, D, Line, S>,
   args: string[],
 ): Promise<void> {
-  const spec: Record<string, FlagSpec> = {
-    help: { type: "boolean", short: "h" },
-    model: { type: "string" },
-    preset: { type: "string" },
-    out: { type: "string" },
-    resume: { type: "boolean" },
-    overwrite: { type: "boolean" },
-    quiet: { type: "boolean" },
-  };
-  for (const f of task.fields) spec[f.flag] = { type: "string" };
+  const spec: Record<string, FlagSpec> = { help: { type: "boolean", short: "h" } };
+  for (const flag of ["resume", "overwrite", "quiet"]) spec[flag] = { type: "boolean" };
+  for (const flag of ["model", "preset", "out", ...task.fields.map((f) => f.flag)]) {
+    spec[flag] = { type: "string" };
+  }
   const flags = parseFlags(args, spec);
   if (flags.help) {
     console.log(trainHelp(task as Task<C, D, unknown, Line, unknown>, view));

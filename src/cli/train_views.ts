@@ -9,7 +9,12 @@
 import type { TrainConfig } from "../train/classifier_config.ts";
 import type { EpochMetrics, RunSummary } from "../train/classifier_task.ts";
 import { parseMoeBlocks, type VitTrainConfig } from "../train/vit_config.ts";
-import { VIT_PRESETS, type VitEpochMetrics, type VitRunSummary } from "../train/vit_task.ts";
+import {
+  DEFAULT_VIT_CONFIG,
+  VIT_PRESETS,
+  type VitEpochMetrics,
+  type VitRunSummary,
+} from "../train/vit_task.ts";
 import type { LmTrainConfig } from "../train/lm_config.ts";
 import type { LmEvalMetrics, LmRunSummary } from "../train/lm_task.ts";
 import { PRESETS } from "../train/classifier_config.ts";
@@ -79,7 +84,7 @@ checkpoint/ (every epoch and on Ctrl-C, written atomically) and summary.json.`,
   files: "{config.json,metrics.jsonl,summary.json,checkpoint/}",
 };
 
-const vmoeS = VIT_PRESETS["vmoe-s"];
+const vmoeS = { ...DEFAULT_VIT_CONFIG, ...VIT_PRESETS["vmoe-s"] };
 
 /** The Vision Transformer. */
 export const vitView: TrainView<VitTrainConfig, Dataset, VitEpochMetrics, VitRunSummary> = {

@@ -9,6 +9,8 @@ import type { Activation } from "../moe/moe_layer.ts";
 import {
   commonFields,
   type CommonSettings,
+  epochFields,
+  type EpochSettings,
   type FieldSpec,
   validateFields,
 } from "./config_fields.ts";
@@ -19,19 +21,13 @@ export type { Mode } from "./config_fields.ts";
 export type TrainDataset = "fashion-mnist" | "mnist" | "fixture";
 
 /** Every knob of a classifier run: the shared settings, MoGE's, and these. */
-export interface TrainConfig extends CommonSettings, MogeSettings {
+export interface TrainConfig extends CommonSettings, MogeSettings, EpochSettings {
   /** "fixture" = the small committed subset (tests) */
   dataset: TrainDataset;
   /** d_ff, each expert is 784 -> d_ff -> 784 (paper: 64) */
   hiddenDim: number;
   /** expert activation */
   activation: Activation;
-  /** training epochs (paper: 150) */
-  epochs: number;
-  /** linear warm-up before the cosine decay (paper: 10) */
-  warmupEpochs: number;
-  /** Train on a fixed class-mixed subset of n training images (0: all). */
-  trainLimit: number;
 }
 
 /** The defaults: a real run on the full training set that fits in about five minutes on 2 cores. */
@@ -86,12 +82,7 @@ export const IMAGE_DATASETS = ["fashion-mnist", "mnist", "fixture"] as const;
 
 /** The field table of the classifier: flags, help, bounds (see `config_fields.ts`). */
 export const CLASSIFIER_FIELDS: FieldSpec<TrainConfig>[] = [
-  ...commonFields<TrainConfig>({
-    topK: "k, experts per image",
-    batchSize: "images per batch",
-    learningRate: "AdamW peak learning rate (cosine schedule)",
-    seed: "seed for weights, shuffling and routing noise",
-  }),
+  ...commonFields<TrainConfig>({ topK: "k, experts per image" }),
   {
     field: "dataset",
     flag: "dataset",
@@ -114,22 +105,7 @@ export const CLASSIFIER_FIELDS: FieldSpec<TrainConfig>[] = [
     help: "gelu | relu | tanh",
   },
   ...mogeFields<TrainConfig>("λ, weight of the batch mean of R(z) (MoGE only)"),
-  { field: "epochs", flag: "epochs", kind: "int", min: 1, mutable: true, help: "training epochs" },
-  {
-    field: "warmupEpochs",
-    flag: "warmup-epochs",
-    kind: "number",
-    min: 0,
-    max: (c) => c.epochs,
-    help: "linear warm-up length, in epochs",
-  },
-  {
-    field: "trainLimit",
-    flag: "train-limit",
-    kind: "int",
-    min: 0,
-    help: "train on a fixed class-mixed subset of n images (0: all)",
-  },
+  ...epochFields<TrainConfig>(),
 ];
 
 /**

@@ -25,7 +25,14 @@ import type { AdamW } from "./optim.ts";
 import { Rng } from "../rng.ts";
 import { regularizerSettings } from "./moge_settings.ts";
 import { type BaseSummary, type LoopOptions, trainAndEvaluate } from "./loop.ts";
-import { applyGradients, deriveSeed, epochBatch, type Task } from "./task.ts";
+import {
+  applyGradients,
+  deriveSeed,
+  epochBatch,
+  epochSchedule,
+  intervalMeans,
+  type Task,
+} from "./task.ts";
 
 /** One line of `metrics.jsonl`: one epoch. */
 export interface EpochMetrics {
@@ -205,18 +212,15 @@ export const classifierTask: Task<
     const pool = cfg.trainLimit > 0
       ? new Rng(EVAL_ORDER_SEED + 1).permutation(data.trainLabels.length).subarray(0, nTrain)
       : Int32Array.from({ length: nTrain }, (_, i) => i);
-    const stepsPerEpoch = Math.ceil(nTrain / cfg.batchSize);
+    const schedule = epochSchedule(nTrain, cfg);
+    const { stepsPerEpoch } = schedule;
     const model = buildModel(cfg, data);
     return {
+      ...schedule,
       config: cfg,
       model,
       moeLayers: 1,
-      totalSteps: stepsPerEpoch * cfg.epochs,
-      warmupSteps: Math.round(cfg.warmupEpochs * stepsPerEpoch),
-      lrDecay: "cosine",
-      stepsPerEpoch,
       excludeFromWeightDecay: (name) => /\.b\d?(\.\d+)?$/.test(name), // biases
-      isEvalStep: (step) => step % stepsPerEpoch === 0,
       configExtras: () => ({}),
       async step(step, { sigma, lr, opt }) {
         const idx = Array.from(epochBatch(cfg.seed, step, pool, cfg.batchSize));
@@ -238,11 +242,7 @@ export const classifierTask: Task<
       metrics: (iv, ev, { sigma, lr }) => ({
         epoch: iv.step / stepsPerEpoch,
         step: iv.step,
-        trainLoss: iv.sums[0] / iv.seen,
-        trainCe: iv.sums[1] / iv.seen,
-        trainAux: iv.sums[2] / iv.seen,
-        trainReg: iv.sums[3] / iv.seen,
-        trainAcc: iv.sums[4] / iv.seen,
+        ...intervalMeans(iv, ["trainLoss", "trainCe", "trainAux", "trainReg", "trainAcc"]),
         testCe: ev.ce,
         testAcc: ev.acc,
         testReg: ev.reg,

@@ -112,14 +112,20 @@ export function commonFields<C extends CommonSettings>(
       min: 0,
       help: "load-balancing loss weight",
     },
-    { field: "batchSize", flag: "batch-size", kind: "int", min: 1, help: "examples per batch" },
+    {
+      field: "batchSize",
+      flag: "batch-size",
+      kind: "int",
+      min: 1,
+      help: "examples per batch (images or windows)",
+    },
     {
       field: "learningRate",
       flag: "lr",
       kind: "number",
       min: 0,
       exclusiveMin: true,
-      help: "AdamW peak learning rate",
+      help: "AdamW peak learning rate (linear warm-up, then the decay)",
     },
     {
       field: "weightDecay",
@@ -134,7 +140,7 @@ export function commonFields<C extends CommonSettings>(
       kind: "int",
       min: 0,
       max: 2 ** 31 - 1,
-      help: "seed for weights, data order and routing noise",
+      help: "seed for weights, data order, augmentation, dropout and routing noise",
     },
     {
       field: "backend",
@@ -146,6 +152,56 @@ export function commonFields<C extends CommonSettings>(
     },
   ];
   return rows.map((r) => ({ ...r, help: help[r.field] ?? r.help })) as unknown as FieldSpec<C>[];
+}
+
+/** The fields of an epoch-based run over a subset of the training images. */
+export interface EpochSettings {
+  /** Training epochs. */
+  epochs: number;
+  /** Length of the linear warm-up in epochs (then cosine decay to 0). */
+  warmupEpochs: number;
+  /** Train on a fixed class-mixed subset of n images (0: all). */
+  trainLimit: number;
+}
+
+/**
+ * The table rows of {@linkcode EpochSettings}, with the paper's values.
+ *
+ * @example
+ * ```ts
+ * import { epochFields } from "./config_fields.ts";
+ * epochFields().map((f) => f.flag); // ["epochs", "warmup-epochs", "train-limit"]
+ * ```
+ */
+export function epochFields<C extends EpochSettings>(
+  paper: Partial<Record<keyof EpochSettings, string>> = {},
+): FieldSpec<C>[] {
+  const rows: FieldSpec<EpochSettings>[] = [
+    {
+      field: "epochs",
+      flag: "epochs",
+      kind: "int",
+      min: 1,
+      mutable: true,
+      help: "training epochs",
+    },
+    {
+      field: "warmupEpochs",
+      flag: "warmup-epochs",
+      kind: "number",
+      min: 0,
+      max: (c) => c.epochs,
+      help: "linear warm-up length, in epochs",
+    },
+    {
+      field: "trainLimit",
+      flag: "train-limit",
+      kind: "int",
+      min: 0,
+      help: "train on a fixed class-mixed subset of n images (0: all)",
+    },
+  ];
+  return rows.map((r) => ({ ...r, paper: paper[r.field] })) as unknown as FieldSpec<C>[];
 }
 
 const boundOf = <C>(b: Bound<C> | undefined, c: C, dflt: number): number =>

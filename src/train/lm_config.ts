@@ -26,47 +26,21 @@ import {
   validateFields,
 } from "./config_fields.ts";
 import { mogeFields, type MogeSettings, PAPER_SIGMA, validateMogeLayout } from "./moge_settings.ts";
-import type { Activation } from "../moe/moe_layer.ts";
-import type { LmConfig, MoeVariant } from "../models/lm.ts";
+import type { LmConfig } from "../models/lm.ts";
 import type { TextDatasetName } from "../data/text.ts";
 
 /** Learning-rate schedule after the warm-up. */
 export type LrDecay = "cosine" | "constant";
 
-/** Every knob of a language-model run: the shared settings, MoGE's, and these. */
-export interface LmTrainConfig extends CommonSettings, MogeSettings {
-  /** Smoe | momentum | adam. */
-  variant: MoeVariant;
+/**
+ * Every knob of a language-model run: the shared settings, MoGE's, the
+ * model's ({@linkcode LmConfig} but V, known from the corpus, and AdamSMoE's
+ * ε, fixed at 1e-8), and these.
+ */
+export interface LmTrainConfig
+  extends CommonSettings, MogeSettings, Omit<LmConfig, "vocabSize" | "adamEps"> {
   /** "moby-dick" (npm) or "fixture" (committed slice). */
   dataset: TextDatasetName;
-  /** Transformer blocks (paper, small: 3). */
-  layers: number;
-  /** Model width d (paper: 128). */
-  hidden: number;
-  /** Attention heads (paper: 8). */
-  heads: number;
-  /** D_ff per expert (authors' small config: 128). */
-  expertHidden: number;
-  /** Expert activation (authors' code: relu). */
-  activation: Activation;
-  /** T, tokens per training window (paper: 256 words). */
-  contextLength: number;
-  /** Dropout rate (paper, small: 0.7). */
-  dropout: number;
-  /** Routing noise (0: none, as the authors' SMoE gate). */
-  noiseStd: number;
-  /** MomentumSMoE μ (paper, small: 0.7). */
-  mu: number;
-  /** MomentumSMoE step size γ (paper, small: 0.8). */
-  momentumGamma: number;
-  /** AdamSMoE β1 (authors' code: 0.9). */
-  adamBeta1: number;
-  /** AdamSMoE β2 (authors' code: 0.999). */
-  adamBeta2: number;
-  /** AdamSMoE step size (authors' code: 1.0). */
-  adamGamma: number;
-  /** Blocks taking the Adam step (authors' code: the first). */
-  adamLayers: number;
   /** Optimizer steps. */
   steps: number;
   /** Linear warm-up (paper: 3000). */
@@ -146,28 +120,19 @@ export const LM_PRESETS: Record<string, Partial<LmTrainConfig>> = {
    * days on a CPU.
    */
   "lm-paper": {
-    layers: 3,
-    hidden: 128,
-    heads: 8,
-    experts: 16,
-    topK: 2,
-    expertHidden: 128,
+    // Over the defaults, which already hold the paper's shape (3 layers,
+    // d = 128, 8 heads, E = 16, k = 2, d_ff 128), λ, σ schedule, μ and γ:
     contextLength: 256,
     dropout: 0.7,
     capacityFactor: 0,
     batchSize: 96,
     learningRate: 1e-3,
-    weightDecay: 0,
     warmupSteps: 3000,
     lrDecay: "constant",
     steps: 60000,
     evalEvery: 1000,
     evalTokens: 0,
     finalEvalTokens: 0,
-    lambda: 3e-3,
-    ...PAPER_SIGMA,
-    mu: 0.7,
-    momentumGamma: 0.8,
   },
   /** Seconds on the committed fixture (tests, smoke runs). */
   "lm-tiny": {
@@ -212,10 +177,7 @@ export const LM_FIELDS: FieldSpec<LmTrainConfig>[] = [
   ...commonFields<LmTrainConfig>({
     mode: "moe | moge (SMoE vs SMoGE: MoGE adds λ·Σ_l mean R(z_l))",
     capacityFactor: "C_f, expert capacity factor (0: no limit)",
-    batchSize: "windows per batch",
-    learningRate: "peak learning rate",
     weightDecay: "AdamW decoupled weight decay (0: Adam)",
-    seed: "seed for weights, batches, dropout and routing noise",
   }).map((f) => ({ ...f, paper: LM_PAPER[f.field] })),
   {
     field: "variant",
@@ -320,27 +282,12 @@ export function validateLmTrainConfig(c: LmTrainConfig): void {
 
 /** The model configuration of a run for a vocabulary of `vocabSize` tokens. */
 export function lmModelConfig(cfg: LmTrainConfig, vocabSize: number): LmConfig {
+  const { contextLength, layers, hidden, heads, experts, topK, expertHidden, activation } = cfg;
+  const { capacityFactor, noiseStd, loadBalanceWeight, dropout, variant, mu } = cfg;
+  const { momentumGamma, adamBeta1, adamBeta2, adamGamma, adamLayers } = cfg;
   return {
-    vocabSize,
-    contextLength: cfg.contextLength,
-    layers: cfg.layers,
-    hidden: cfg.hidden,
-    heads: cfg.heads,
-    experts: cfg.experts,
-    topK: cfg.topK,
-    expertHidden: cfg.expertHidden,
-    activation: cfg.activation,
-    capacityFactor: cfg.capacityFactor,
-    noiseStd: cfg.noiseStd,
-    loadBalanceWeight: cfg.loadBalanceWeight,
-    dropout: cfg.dropout,
-    variant: cfg.variant,
-    mu: cfg.mu,
-    momentumGamma: cfg.momentumGamma,
-    adamBeta1: cfg.adamBeta1,
-    adamBeta2: cfg.adamBeta2,
-    adamGamma: cfg.adamGamma,
-    adamLayers: cfg.adamLayers,
-    adamEps: 1e-8,
+    ...{ vocabSize, contextLength, layers, hidden, heads, experts, topK, expertHidden },
+    ...{ activation, capacityFactor, noiseStd, loadBalanceWeight, dropout, variant, mu },
+    ...{ momentumGamma, adamBeta1, adamBeta2, adamGamma, adamLayers, adamEps: 1e-8 },
   };
 }

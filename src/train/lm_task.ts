@@ -28,7 +28,7 @@ import type { RoutingPlan } from "../moe/routing.ts";
 import type { Tensor1D, Tensor2D } from "../types.ts";
 import { regularizerSettings } from "./moge_settings.ts";
 import { type BaseSummary, type LoopOptions, trainAndEvaluate } from "./loop.ts";
-import { applyGradients, deriveSeed, type Task } from "./task.ts";
+import { applyGradients, deriveSeed, intervalMeans, type Task } from "./task.ts";
 import {
   DEFAULT_LM_CONFIG,
   LM_FIELDS,
@@ -38,15 +38,7 @@ import {
   validateLmTrainConfig,
 } from "./lm_config.ts";
 
-export {
-  DEFAULT_LM_CONFIG,
-  LM_FIELDS,
-  LM_PRESETS,
-  lmModelConfig,
-  type LmTrainConfig,
-  type LrDecay,
-  validateLmTrainConfig,
-} from "./lm_config.ts";
+export * from "./lm_config.ts";
 
 /** The result of one {@linkcode lmTrainStep}. */
 export interface LmStepResult {
@@ -280,8 +272,7 @@ export const lmTask: Task<LmTrainConfig, TextCorpus, LmEval, LmEvalMetrics, LmSu
       score: (ev) => ev.ppl,
       metrics: (iv, valid, { sigma, lr, best }) => ({
         step: iv.step,
-        trainLoss: iv.sums[0] / iv.seen,
-        trainCe: iv.sums[1] / iv.seen,
+        ...intervalMeans(iv, ["trainLoss", "trainCe"]),
         trainPpl: Math.exp(iv.sums[1] / iv.seen),
         trainReg: iv.sums[2] / iv.seen,
         validCe: valid.nll,

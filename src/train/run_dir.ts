@@ -26,6 +26,7 @@ import type { AdamW } from "./optim.ts";
 
 /** A run directory that cannot be used as asked (the CLI exits 2 with its message). */
 export class RunDirectoryError extends Error {
+  /** "RunDirectoryError". */
   override name = "RunDirectoryError";
 }
 

@@ -10,7 +10,7 @@
  */
 
 import { tf } from "../deps.ts";
-import type { Tensor1D, Variable } from "../types.ts";
+import type { Tensor, Tensor1D, Variable } from "../types.ts";
 import type { BackendInfo } from "../backend.ts";
 import type { RoutingPlan } from "../moe/routing.ts";
 import { Rng } from "../rng.ts";
@@ -60,9 +60,40 @@ export function epochBatch(
 }
 
 /**
+ * The schedule of an epoch-based run over `examples` training examples:
+ * steps per epoch and in all, warm-up steps (`warmupEpochs` rounded to
+ * steps), cosine decay, and an evaluation after each epoch.
+ *
+ * @example
+ * ```ts
+ * import { epochSchedule } from "./task.ts";
+ * epochSchedule(1000, { batchSize: 100, epochs: 3, warmupEpochs: 0.5 }).totalSteps; // 30
+ * ```
+ */
+export function epochSchedule(
+  examples: number,
+  c: { batchSize: number; epochs: number; warmupEpochs: number },
+): {
+  stepsPerEpoch: number;
+  totalSteps: number;
+  warmupSteps: number;
+  lrDecay: "cosine";
+  isEvalStep: (step: number) => boolean;
+} {
+  const stepsPerEpoch = Math.ceil(examples / c.batchSize);
+  return {
+    stepsPerEpoch,
+    totalSteps: stepsPerEpoch * c.epochs,
+    warmupSteps: Math.round(c.warmupEpochs * stepsPerEpoch),
+    lrDecay: "cosine",
+    isEvalStep: (step) => step % stepsPerEpoch === 0,
+  };
+}
+
+/**
  * One optimizer step: differentiates `loss()` with respect to `params`,
  * names the gradients by parameter key and applies AdamW at `lr`.
- * Parameters the loss does not reach get no update.
+ * `loss` must return a scalar. Parameters it does not reach get no update.
  *
  * @example
  * ```ts
@@ -77,10 +108,10 @@ export function epochBatch(
 export function applyGradients(
   params: Record<string, Variable>,
   opt: AdamW,
-  loss: () => tf.Scalar,
+  loss: () => Tensor,
   lr: number,
 ): void {
-  const { value, grads } = tf.variableGrads(loss, Object.values(params));
+  const { value, grads } = tf.variableGrads(loss as () => tf.Scalar, Object.values(params));
   const byVarName = new Map(Object.entries(params).map(([k, v]) => [v.name, k]));
   const named: Record<string, tf.Tensor> = {};
   for (const [k, g] of Object.entries(grads)) if (g) named[byVarName.get(k)!] = g;
@@ -156,6 +187,27 @@ export interface Interval {
   seconds: number;
   /** The backend's name. */
   backend: string;
+}
+
+/**
+ * The interval means of the first `names.length` step statistics, by name
+ * (`sums[i] / seen`).
+ *
+ * @example
+ * ```ts
+ * import { intervalMeans, RoutingTally } from "./task.ts";
+ * const iv = {
+ *   step: 2, sums: Float32Array.from([4, 2]), seen: 2, steps: 2,
+ *   tally: new RoutingTally(0, 4), seconds: 1, backend: "cpu",
+ * };
+ * intervalMeans(iv, ["trainLoss", "trainCe"]); // { trainLoss: 2, trainCe: 1 }
+ * ```
+ */
+export function intervalMeans<K extends string>(
+  iv: Interval,
+  names: readonly K[],
+): Record<K, number> {
+  return Object.fromEntries(names.map((k, i) => [k, iv.sums[i] / iv.seen])) as Record<K, number>;
 }
 
 /** The best validation score so far (lower is better) and its step. */

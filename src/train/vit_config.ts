@@ -6,12 +6,8 @@
  * @module
  */
 
-import {
-  commonFields,
-  type CommonSettings,
-  type FieldSpec,
-  validateFields,
-} from "./config_fields.ts";
+import type { CommonSettings, EpochSettings, FieldSpec } from "./config_fields.ts";
+import { commonFields, epochFields, validateFields } from "./config_fields.ts";
 import { mogeFields, type MogeSettings, PAPER_SIGMA, validateMogeLayout } from "./moge_settings.ts";
 import { IMAGE_DATASETS, type TrainDataset } from "./classifier_config.ts";
 import { lastEvenBlocks, type VitConfig, type VitPool } from "../models/vit.ts";
@@ -28,7 +24,7 @@ import { checkInteger } from "../validate.ts";
 export type VitRouting = "auto" | "sync" | "async";
 
 /** Every knob of a ViT training run: the shared settings, MoGE's, and these. */
-export interface VitTrainConfig extends CommonSettings, MogeSettings {
+export interface VitTrainConfig extends CommonSettings, MogeSettings, EpochSettings {
   /** "fixture" = the small committed Fashion-MNIST subset. */
   dataset: TrainDataset;
   /** Model input side; the 28x28 images are centred on a zero canvas of this size. */
@@ -59,12 +55,6 @@ export interface VitTrainConfig extends CommonSettings, MogeSettings {
   cropPadding: number;
   /** Probability of a horizontal flip (0: off; wrong for digits). */
   flipProb: number;
-  /** Training epochs. */
-  epochs: number;
-  /** Length of the linear warm-up in epochs (then cosine decay to 0). */
-  warmupEpochs: number;
-  /** Train on a fixed class-mixed subset of n images (0: all; see subsetIndices). */
-  trainLimit: number;
   /** Evaluate on a fixed class-mixed subset of n test images (0: all). */
   testLimit: number;
   /** Routing driver (see VitRouting). */
@@ -127,27 +117,17 @@ export const VIT_PRESETS: Record<string, Partial<VitTrainConfig>> = {
    * of batch 128. For a GPU (webgpu); on a CPU it runs, slowly.
    */
   "vmoe-s": {
+    // Over the defaults, which already hold the paper's MoE, MoGE and optimizer
+    // settings (E = 32 top-1 in the last two even blocks, C_f 4, λ 4e-3, drop
+    // path 0.1, label smoothing 0.1, batch 128, AdamW 1e-3 / 0.05):
     imageSize: 32,
     patchSize: 4,
     embedDim: 512,
     depth: 8,
     numHeads: 8,
     mlpDim: 2048,
-    pool: "cls",
-    moeBlocks: "last2",
-    experts: 32,
-    topK: 1,
-    capacityFactor: 4,
-    loadBalanceWeight: 0.01,
-    lambda: 4e-3,
-    ...PAPER_SIGMA,
-    dropPath: 0.1,
-    labelSmoothing: 0.1,
     cropPadding: 4,
     epochs: 150,
-    batchSize: 128,
-    learningRate: 1e-3,
-    weightDecay: 0.05,
     warmupEpochs: 10,
   },
   /** Seconds: the committed fixture, a 2-block d = 16 model, E = 9 in block 1. */
@@ -198,11 +178,8 @@ const rate = (
  */
 export const VIT_FIELDS: FieldSpec<VitTrainConfig>[] = [
   ...commonFields<VitTrainConfig>({
-    batchSize: "images per batch",
-    learningRate: "AdamW peak learning rate (linear warm-up, then cosine to 0)",
     weightDecay: "AdamW decoupled weight decay (not on biases, norms, pos, cls)",
     loadBalanceWeight: "load-balancing loss weight, per MoE layer",
-    seed: "seed for weights, shuffling, augmentation, dropout and routing noise",
   }).map((f) => ({ ...f, paper: VIT_PAPER_COMMON[f.field] })),
   {
     field: "dataset",
@@ -280,17 +257,7 @@ export const VIT_FIELDS: FieldSpec<VitTrainConfig>[] = [
     "horizontal flip probability (0: off; wrong for digits)",
     "0.5 on CIFAR-100 (0 for digits)",
   ),
-  { ...int("epochs", "epochs", 1, "training epochs", "150"), mutable: true },
-  {
-    field: "warmupEpochs",
-    flag: "warmup-epochs",
-    kind: "number",
-    min: 0,
-    max: (c) => c.epochs,
-    help: "linear warm-up length, in epochs",
-    paper: "10",
-  },
-  int("trainLimit", "train-limit", 0, "train on a fixed class-mixed subset of n images (0: all)"),
+  ...epochFields<VitTrainConfig>({ epochs: "150", warmupEpochs: "10" }),
   {
     ...int(
       "testLimit",

@@ -21,7 +21,15 @@ import { disposeVitOutput, VisionTransformer, type VitOutput } from "../models/v
 import type { Tensor1D, Tensor2D } from "../types.ts";
 import { regularizerSettings } from "./moge_settings.ts";
 import { type BaseSummary, type LoopOptions, trainAndEvaluate } from "./loop.ts";
-import { applyGradients, deriveSeed, epochBatch, RoutingTally, type Task } from "./task.ts";
+import {
+  applyGradients,
+  deriveSeed,
+  epochBatch,
+  epochSchedule,
+  intervalMeans,
+  RoutingTally,
+  type Task,
+} from "./task.ts";
 import {
   DEFAULT_VIT_CONFIG,
   subsetIndices,
@@ -33,17 +41,7 @@ import {
   type VitTrainConfig,
 } from "./vit_config.ts";
 
-export {
-  DEFAULT_VIT_CONFIG,
-  parseMoeBlocks,
-  subsetIndices,
-  validateVitTrainConfig,
-  VIT_FIELDS,
-  VIT_PRESETS,
-  vitConfigOf,
-  type VitRouting,
-  type VitTrainConfig,
-} from "./vit_config.ts";
+export * from "./vit_config.ts";
 export { deriveSeed } from "./task.ts";
 
 /** Builds the model of a training config. */
@@ -329,7 +327,8 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
       : loadDataset(c.dataset, { onProgress: log }),
   open(cfg, data, backend) {
     const trainIdx = subsetIndices(data.trainLabels.length, cfg.trainLimit);
-    const stepsPerEpoch = Math.ceil(trainIdx.length / cfg.batchSize);
+    const schedule = epochSchedule(trainIdx.length, cfg);
+    const { stepsPerEpoch } = schedule;
     const model = buildVit(cfg);
     const blocks = model.moeBlockIndices;
     const L = blocks.length;
@@ -337,15 +336,11 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
     const evaluate = (sigma: number) =>
       evaluateVit(model, cfg, data.testImages, data.testLabels, sigma, cfg.testLimit);
     return {
+      ...schedule,
       config: cfg,
       model,
       moeLayers: L,
-      totalSteps: stepsPerEpoch * cfg.epochs,
-      warmupSteps: Math.round(cfg.warmupEpochs * stepsPerEpoch),
-      lrDecay: "cosine",
-      stepsPerEpoch,
       excludeFromWeightDecay: VisionTransformer.excludeFromWeightDecay,
-      isEvalStep: (step) => step % stepsPerEpoch === 0,
       configExtras: () => ({ moeBlockIndices: blocks, parameters: model.parameterCount }),
       async step(step, { sigma, lr, opt }) {
         const idx = epochBatch(cfg.seed, step, trainIdx, cfg.batchSize);
@@ -369,9 +364,7 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
       metrics: (iv, ev, { sigma, lr }) => ({
         epoch: iv.step / stepsPerEpoch,
         step: iv.step,
-        trainLoss: iv.sums[0] / iv.seen,
-        trainCe: iv.sums[1] / iv.seen,
-        trainAcc: iv.sums[2] / iv.seen,
+        ...intervalMeans(iv, ["trainLoss", "trainCe", "trainAcc"]),
         testCe: ev.ce,
         testAcc: ev.acc,
         sigma,
