@@ -25,7 +25,7 @@ import {
   type FieldSpec,
   validateFields,
 } from "./config_fields.ts";
-import { mogeFields, type MogeSettings, PAPER_SIGMA, validateMogeLayout } from "./moge_settings.ts";
+import { mogeFields, type MogeSettings, validateMogeLayout } from "./moge_settings.ts";
 import type { LmConfig } from "../models/lm.ts";
 import type { TextDatasetName } from "../data/text.ts";
 

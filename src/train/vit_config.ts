@@ -8,7 +8,7 @@
 
 import type { CommonSettings, EpochSettings, FieldSpec } from "./config_fields.ts";
 import { commonFields, epochFields, validateFields } from "./config_fields.ts";
-import { mogeFields, type MogeSettings, PAPER_SIGMA, validateMogeLayout } from "./moge_settings.ts";
+import { mogeFields, type MogeSettings, validateMogeLayout } from "./moge_settings.ts";
 import { IMAGE_DATASETS, type TrainDataset } from "./classifier_config.ts";
 import { lastEvenBlocks, type VitConfig, type VitPool } from "../models/vit.ts";
 import { Rng } from "../rng.ts";
