@@ -8,6 +8,13 @@
  * them with a group-sparse norm over overlapping h x h neighbourhoods
  * (Algorithm 1), so that similar inputs are routed to neighbouring experts.
  *
+ * This entry point is the library: the regularizer, the layout, the filters,
+ * the σ schedule, the MoE layer and the models. The rest has its own:
+ * `@moge/moge/train` (the training loop, tasks, run directories, optimizer),
+ * `@moge/moge/data` (Fashion-MNIST, MNIST, Moby Dick, augmentation),
+ * `@moge/moge/analysis` (IMED, invariance, specialization) and
+ * `@moge/moge/report` (heat maps, PNG).
+ *
  * @example
  * ```ts
  * import { groupSparsity, sigmaSchedule, tf, useBackend } from "./mod.ts";
@@ -32,6 +39,7 @@ import { tf as tfjs } from "./src/deps.ts";
 export const tf: typeof tfjs = tfjs;
 export type * from "./src/types.ts";
 export * from "./src/backend.ts";
+export * from "./src/rng.ts";
 export * from "./src/moge/layout.ts";
 export * from "./src/moge/filters.ts";
 export * from "./src/moge/padding.ts";
@@ -42,32 +50,5 @@ export * from "./src/moe/routing.ts";
 export * from "./src/moe/dispatch.ts";
 export * from "./src/moe/moe_layer.ts";
 export * from "./src/models/classifier.ts";
-export * from "./src/train/classifier_config.ts";
-export * from "./src/train/classifier_task.ts";
-export * from "./src/train/optim.ts";
-export * from "./src/train/lr_schedule.ts";
-export * from "./src/rng.ts";
-export * from "./src/data/images.ts";
-export * from "./src/train/checkpoint.ts";
-export * from "./src/analysis/imed.ts";
-export * from "./src/analysis/affine.ts";
-export * from "./src/analysis/invariance.ts";
-export * from "./src/analysis/specialization.ts";
-export * from "./src/report/heatmap.ts";
-export * from "./src/report/charts.ts";
-export * from "./src/report/png.ts";
-export * from "./src/report/vega.ts";
-export * from "./src/report/html_report.ts";
-export type * from "./src/analysis/sweep_report.ts";
-export type * from "./src/analysis/sweep_groups.ts";
-export type * from "./src/analysis/sweep_curves.ts";
-export type * from "./src/analysis/sweep_table1.ts";
-export type * from "./src/analysis/table1.ts";
-export type * from "./src/analysis/sweep_runs.ts";
-export type * from "./src/analysis/stats.ts";
 export * from "./src/models/vit.ts";
-export * from "./src/train/vit_task.ts";
-export * from "./src/data/augment.ts";
 export * from "./src/models/lm.ts";
-export * from "./src/data/text.ts";
-export * from "./src/train/lm_task.ts";

@@ -87,3 +87,18 @@ Deno.test("routing maps of untransformed images have zero IMED; routingScores is
   const img = new Float32Array(28 * 28).map((_, i) => (i % 7) / 7);
   assertAllClose(transformImages(img, 28, {}, 1), img, { atol: 1e-6 });
 });
+
+Deno.test("train --model vit --help is generated from the ViT field table; an unknown --model exits 2", async () => {
+  const { code, stdout } = await run("train.ts", ["--model", "vit", "--help"]);
+  equal(code, 0);
+  for (
+    const text of ["--patch", "--moe-blocks", "--drop-path", "--routing", "vmoe-s", "--overwrite"]
+  ) {
+    ok(stdout.includes(text), `--help lacks ${text}`);
+  }
+  ok(stdout.includes("[default 32; paper: 32]"), "experts: default and the paper's value");
+  ok(!stdout.includes("--moe-variant"), "no LM flag in the ViT help");
+  const bad = await run("train.ts", ["--model", "gpt"]);
+  equal(bad.code, 2);
+  ok(/--model gpt is unknown: allowed are classifier, vit, lm/.test(bad.stderr), bad.stderr);
+});

@@ -1,225 +1,253 @@
 /**
- * `deno task train`: trains the paper's Fashion-MNIST MoE / MoGE model.
+ * `deno task train`: trains one of the models with the one training loop.
+ * `--model` picks the task (classifier, the default; vit; lm); the flags,
+ * their defaults, bounds and `--help` rows come from the task's field table.
+ *
+ * Run directories: a fresh run into a directory that holds a run is refused
+ * unless `--overwrite`; `--resume` needs a checkpoint there, keeps the saved
+ * config, applies the flags that may change (e.g. `--epochs`) and refuses the
+ * others when they differ.
  *
  * @module
  */
 
 import { describeBackend, useBackend } from "../backend.ts";
-import {
-  CHOICES,
-  DEFAULT_CONFIG,
-  PRESETS,
-  type TrainConfig,
-  validateConfig,
-} from "../train/classifier_config.ts";
-import { type Dataset, loadDataset, loadFixture } from "../data/images.ts";
-import { topographicLayout } from "../moge/layout.ts";
-import { train } from "../train/classifier_task.ts";
+import type { FieldSpec } from "../train/config_fields.ts";
+import type { MogeSettings } from "../train/moge_settings.ts";
+import type { CommonSettings } from "../train/config_fields.ts";
+import { trainAndEvaluate } from "../train/loop.ts";
+import { checkRunDir, readSavedConfig, RunDirectoryError } from "../train/run_dir.ts";
+import type { Task } from "../train/task.ts";
+import { classifierTask } from "../train/classifier_task.ts";
+import { vitTask } from "../train/vit_task.ts";
+import { lmTask } from "../train/lm_task.ts";
 import { type FlagSpec, numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { bar, formatDuration, interruptOnSigint, ProgressLine } from "./progress.ts";
-// --- language models (`--model lm`, issue 7): see ./train_lm.ts ---
-import { lmMain, modelFlag } from "./train_lm.ts";
-// --- end language models ---
-// --- vision transformer (`--model vit`, issue 6): see ./train_vit.ts ---
-import { vitMain } from "./train_vit.ts";
-// --- end vision transformer ---
+import { classifierView, lmView, type TrainView, vitView } from "./train_views.ts";
 
-/** Flag name -> config field, kind and help text. */
-const FLAGS: [flag: string, field: keyof TrainConfig, help: string][] = [
-  ["mode", "mode", `moe | moge`],
-  ["dataset", "dataset", `fashion-mnist | mnist | fixture (the small committed subset)`],
-  ["experts", "experts", `E, number of experts (MoGE needs a layout with both sides >= h)`],
-  ["top-k", "topK", `k, experts per image`],
-  ["hidden", "hiddenDim", `d_ff, expert hidden width (784 -> d_ff -> 784)`],
-  ["activation", "activation", `gelu | relu | tanh`],
-  ["capacity-factor", "capacityFactor", `C_f, expert capacity factor (0: unlimited)`],
-  ["load-balance", "loadBalanceWeight", `load-balancing loss weight`],
-  ["lambda", "lambda", `λ, weight of the batch mean of R(z) (MoGE only)`],
-  ["sigma-max", "sigmaMax", `σ_max of the σ schedule (eq. 8)`],
-  ["sigma-min", "sigmaMin", `σ_min of the σ schedule`],
-  ["gamma", "gamma", `γ of the σ schedule`],
-  ["filter", "filter", `gaussian | average`],
-  ["filter-size", "filterSize", `h, filter size`],
-  ["epochs", "epochs", `training epochs`],
-  ["batch-size", "batchSize", `images per batch`],
-  ["lr", "learningRate", `AdamW peak learning rate (cosine schedule)`],
-  ["weight-decay", "weightDecay", `AdamW decoupled weight decay`],
-  ["warmup-epochs", "warmupEpochs", `linear warm-up length, in epochs`],
-  ["train-limit", "trainLimit", `train on a fixed class-mixed subset of n images (0: all)`],
-  ["seed", "seed", `seed for weights, shuffling and routing noise`],
-  ["backend", "backend", `auto | webgpu | wasm | cpu (auto: webgpu on a hardware GPU, else wasm)`],
-];
+/** The values of `--model`. */
+export const MODELS = ["classifier", "vit", "lm"] as const;
 
-function help(): string {
-  const rows = FLAGS.map(([flag, field, text]) =>
-    `  --${flag.padEnd(16)} ${text} [default ${JSON.stringify(DEFAULT_CONFIG[field])}]`
-  );
-  const paper = Object.entries(PRESETS.paper).map(([k, v]) => `${k}=${v}`).join(", ");
-  return `Trains the MoGE paper's Fashion-MNIST model (Sec. 2.4): one MoE layer of E experts
-(784 -> d_ff -> 784 each) and a linear 784 -> 10 classifier, as MoE or MoGE.
+/**
+ * The value of `--model` in raw arguments (`--model X` or `--model=X`), or
+ * undefined.
+ *
+ * @example
+ * ```ts
+ * import { modelFlag } from "./train.ts";
+ * console.log(modelFlag(["--model", "lm", "--steps", "5"])); // "lm"
+ * ```
+ */
+export function modelFlag(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--") break;
+    if (args[i] === "--model") return args[i + 1];
+    if (args[i].startsWith("--model=")) return args[i].slice("--model=".length);
+  }
+  return undefined;
+}
 
-Usage: deno task train [flags]
+type AnyConfig = CommonSettings & MogeSettings;
 
-With no flags: MoGE, E = 64, 3 epochs on the full 60,000-image training set
-(a few minutes on 2 CPU cores with the wasm backend).
+/**
+ * The `--help` text of a task: the view's prose around one row per field of
+ * the table, with its default and the paper's value.
+ */
+export function trainHelp<C extends AnyConfig, D, Line, S>(
+  task: Task<C, D, unknown, Line & { step: number }, unknown>,
+  view: TrainView<C, D, Line, S>,
+): string {
+  const mutable = task.fields.filter((f) => f.mutable).map((f) => `--${f.flag}`).join(", ");
+  const rows = task.fields.map((f) => {
+    const paper = f.paper ? `; paper: ${f.paper}` : "";
+    return `  --${f.flag.padEnd(20)} ${f.help} [default ${
+      JSON.stringify(task.defaults[f.field])
+    }${paper}]`;
+  });
+  return `${view.intro}
 
-  --model lm           the language models (SMoE / MomentumSMoE / AdamSMoE, with or
-                       without MoGE): see deno task train --model lm --help
-  --model vit          V-MoE / V-MoGE, a Vision Transformer with MoE layers (presets
-                       vit-tiny, vmoe-s): flags, defaults and the paper's values in
-                       deno task train --model vit --help
-  --model classifier   this model (the default)
-  --preset NAME        paper | tiny. paper: ${paper}
-                       (150 epochs of E = 400: many hours without a GPU). tiny: fixture data, seconds.
-  --out DIR            run directory [default runs/<mode>-E<E>-s<seed>]
-  --resume             continue the run in --out from its last checkpoint
-  --quiet              no progress line
-  -h, --help           this text
+Usage: deno task train${task.name === "classifier" ? "" : ` --model ${task.name}`} [flags]
+
+  --model NAME           ${
+    MODELS.join(" | ")
+  } (default classifier); --model NAME --help lists its flags
+  --preset NAME          ${view.presets}
+  --out DIR              run directory [default ${view.outDefault}]
+  --resume               continue the run in --out from its checkpoint; only ${mutable}
+                         may differ from the saved config (they are applied)
+  --overwrite            replace the run in --out (a fresh run there is refused otherwise)
+  --quiet                no progress line
+  -h, --help             this text
 ${rows.join("\n")}
 
-Writes into the run directory: config.json, metrics.jsonl (one line per epoch),
-checkpoint/ (every epoch and on Ctrl-C, written atomically) and summary.json.
+${view.notes}
 Invalid values exit with status 2.`;
 }
 
-async function main(): Promise<void> {
-  // --- language models (`--model lm`, issue 7) ---
-  if (modelFlag(Deno.args) === "lm") return await lmMain(Deno.args);
-  // --- end language models ---
-  // --- vision transformer (`--model vit`, issue 6) ---
-  if (modelFlag(Deno.args) === "vit") return await vitMain(Deno.args);
-  // --- end vision transformer ---
-  const spec: Record<string, FlagSpec> = {
-    help: { type: "boolean", short: "h" },
-    model: { type: "string" }, // `--model lm` is handled above
-    preset: { type: "string" },
-    out: { type: "string" },
-    resume: { type: "boolean" },
-    quiet: { type: "boolean" },
-  };
-  for (const [flag] of FLAGS) spec[flag] = { type: "string" };
-  const flags = parseFlags(Deno.args, spec);
-  if (typeof flags.model === "string" && flags.model !== "classifier") {
-    throw new UsageError(
-      `--model ${flags.model} is unknown: allowed are classifier (the default), lm, vit`,
-    );
+/** Rewrites a validation message `field = ...` or `field: ...` to name the flag. */
+function flagError<C>(fields: FieldSpec<C>[], e: unknown): unknown {
+  if (!(e instanceof RangeError)) return e;
+  const msg = e.message;
+  for (const f of fields) {
+    if (msg.startsWith(`${f.field} = `)) return new UsageError(`--${f.flag}: ${msg}`);
+    if (msg.startsWith(`${f.field}: `)) {
+      return new UsageError(`--${f.flag}: ${msg.slice(f.field.length + 2)}`);
+    }
   }
+  return new UsageError(msg);
+}
+
+const show = (v: unknown) => typeof v === "string" ? v : JSON.stringify(v);
+
+async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }, S>(
+  task: Task<C, D, Ev, Line, S>,
+  view: TrainView<C, D, Line, S>,
+  args: string[],
+): Promise<void> {
+  const spec: Record<string, FlagSpec> = { help: { type: "boolean", short: "h" } };
+  for (const flag of ["resume", "overwrite", "quiet"]) spec[flag] = { type: "boolean" };
+  for (const flag of ["model", "preset", "out", ...task.fields.map((f) => f.flag)]) {
+    spec[flag] = { type: "string" };
+  }
+  const flags = parseFlags(args, spec);
   if (flags.help) {
-    console.log(help());
+    console.log(trainHelp(task as Task<C, D, unknown, Line, unknown>, view));
     return;
   }
-  let cfg: TrainConfig = { ...DEFAULT_CONFIG };
+  let cfg: C = { ...task.defaults };
   if (typeof flags.preset === "string") {
-    const preset = PRESETS[flags.preset];
+    const preset = task.presets[flags.preset];
     if (!preset) {
       throw new UsageError(
-        `--preset ${flags.preset} is unknown: allowed are ${Object.keys(PRESETS).join(", ")}`,
+        `--preset ${flags.preset} is unknown for --model ${task.name}: allowed are ${
+          Object.keys(task.presets).join(", ")
+        }`,
       );
     }
     cfg = { ...cfg, ...preset };
   }
-  for (const [flag, field] of FLAGS) {
-    const v = flags[flag];
+  const given: Partial<C> = {};
+  for (const f of task.fields) {
+    const v = flags[f.flag];
     if (typeof v !== "string") continue;
-    const isChoice = field in CHOICES;
-    (cfg as unknown as Record<string, unknown>)[field] = isChoice ? v : numberFlag(flag, v);
+    const numeric = f.kind === "int" || f.kind === "number";
+    (given as Record<string, unknown>)[f.field] = numeric ? numberFlag(f.flag, v) : v;
+  }
+  cfg = { ...cfg, ...given };
+  const validate = (c: C) => {
+    try {
+      task.validate(c);
+    } catch (e) {
+      throw flagError(task.fields, e);
+    }
+  };
+  validate(cfg);
+  const resume = Boolean(flags.resume);
+  const outDir = typeof flags.out === "string" ? flags.out : task.defaultOutDir(cfg);
+  if (resume && typeof flags.out !== "string") {
+    throw new UsageError("--resume needs --out DIR (the run to continue)");
   }
   try {
-    validateConfig(cfg);
+    await checkRunDir(outDir, { resume, overwrite: Boolean(flags.overwrite) });
+    if (resume) cfg = await resumedConfig(task, outDir, given, flags.preset);
   } catch (e) {
-    // Name the flag rather than the config field.
-    const msg = (e as Error).message;
-    const hit = FLAGS.find(([, field]) => msg.startsWith(field + " "));
-    throw new UsageError(hit ? `--${hit[0]}: ${msg}` : msg);
+    throw e instanceof RunDirectoryError ? new UsageError(e.message) : e;
   }
-  if (cfg.mode === "moge") {
-    try {
-      topographicLayout(cfg.experts, cfg.filterSize);
-    } catch (e) {
-      throw new UsageError(`--experts: ${(e as Error).message}`);
-    }
-  }
-  const outDir = typeof flags.out === "string"
-    ? flags.out
-    : `runs/${cfg.mode}-E${cfg.experts}-s${cfg.seed}`;
-  if (flags.resume) {
-    if (typeof flags.out !== "string") {
-      throw new UsageError("--resume needs --out DIR (the run to continue)");
-    }
-    // The run's own config wins: resuming continues exactly the run that was started.
-    try {
-      const saved = JSON.parse(await Deno.readTextFile(`${outDir}/config.json`));
-      delete saved.backendInfo;
-      cfg = saved as TrainConfig;
-      validateConfig(cfg);
-    } catch (e) {
-      throw new UsageError(`--resume: cannot read ${outDir}/config.json (${(e as Error).message})`);
-    }
-  }
-  const quiet = Boolean(flags.quiet);
+  validate(cfg);
+
   const backend = await useBackend(cfg.backend);
   console.log(`backend: ${describeBackend(backend)}`);
   const t0 = performance.now();
-  const data: Dataset = cfg.dataset === "fixture"
-    ? await loadFixture("fashion-mnist")
-    : await loadDataset(cfg.dataset, { onProgress: (m: string) => console.log(m) });
-  console.log(
-    `data: ${cfg.dataset}, ${data.trainLabels.length} train / ${data.testLabels.length} test images` +
-      ` (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-  );
-  console.log(
-    `model: ${cfg.mode.toUpperCase()}, E = ${cfg.experts}, top-${cfg.topK}, d_ff = ${cfg.hiddenDim}` +
-      (cfg.mode === "moge"
-        ? `, λ = ${cfg.lambda}, σ ${cfg.sigmaMax} -> ${cfg.sigmaMin} (γ ${cfg.gamma}), ${cfg.filterSize}x${cfg.filterSize} ${cfg.filter}`
-        : ""),
-  );
+  const data = await task.load(cfg, (m) => console.log(m));
+  console.log(`data: ${view.data(data, cfg)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  console.log(`model: ${view.model(cfg)}`);
   const interrupt = interruptOnSigint();
   const line = new ProgressLine();
-  const summary = await train(cfg, {
+  const summary = await trainAndEvaluate(task, cfg, {
     outDir,
-    resume: Boolean(flags.resume),
     data,
+    resume,
+    overwrite: Boolean(flags.overwrite),
     backendInfo: backend,
     signal: interrupt.signal,
-    onProgress: quiet ? undefined : (p) =>
-      line.update(
-        `epoch ${p.epoch}/${p.epochs} ${
-          bar(p.step / p.totalSteps)
-        } step ${p.step}/${p.totalSteps}` +
-          ` loss ${p.loss.toFixed(4)} acc ${(100 * p.acc).toFixed(1)}%` +
-          ` ${p.stepsPerSecond.toFixed(1)} step/s ETA ${formatDuration(p.etaSeconds)}`,
-      ),
-    onEpoch: (m) => {
-      line.done();
+    onResume: (r) =>
       console.log(
-        `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} acc ${
-          (100 * m.trainAcc).toFixed(2)
-        }%` +
-          ` | test acc ${(100 * m.testAcc).toFixed(2)}% | R(z) ${m.testReg.toFixed(4)} σ ${
-            m.sigma.toFixed(2)
-          }` +
-          ` | dead experts ${m.deadExperts}/${cfg.experts}, dropped ${
-            (100 * m.dropRate).toFixed(2)
-          }%` +
-          ` | ${m.seconds.toFixed(1)} s`,
-      );
+        `resume: from step ${r.step}` +
+          (r.droppedMetricsLines
+            ? `; dropped ${r.droppedMetricsLines} metrics.jsonl line(s) past it`
+            : ""),
+      ),
+    onProgress: flags.quiet ? undefined : (p) =>
+      line.update(
+        (p.epoch ? `epoch ${p.epoch}/${p.epochs} ` : "") +
+          `${bar(p.step / p.totalSteps)} step ${p.step}/${p.totalSteps}` +
+          ` loss ${p.loss.toFixed(4)}` +
+          (p.acc !== undefined ? ` acc ${(100 * p.acc).toFixed(1)}%` : "") +
+          (p.ppl !== undefined ? ` ppl ${p.ppl.toFixed(2)}` : "") +
+          ` ${p.stepsPerSecond.toFixed(2)} step/s ETA ${formatDuration(p.etaSeconds)}`,
+      ),
+    onEval: (m) => {
+      line.done();
+      for (const l of view.eval(m, cfg)) console.log(l);
     },
   });
   interrupt.release();
   line.done();
   if (!summary.completed) {
+    const model = task.name === "classifier" ? "" : ` --model ${task.name}`;
     console.log(
-      `stopped at step ${summary.steps}; checkpoint saved. Continue with: deno task train --out ${outDir} --resume`,
+      `stopped at step ${summary.steps}; checkpoint saved. Continue with:` +
+        ` deno task train${model} --out ${outDir} --resume`,
     );
     Deno.exit(130);
   }
-  console.log(
-    `done: test accuracy ${(100 * summary.testAcc).toFixed(2)}%, mean R(z) on test ${
-      summary.testReg.toFixed(4)
-    },` +
-      ` ${formatDuration(summary.trainSeconds)} of training on ${describeBackend(backend)}`,
+  console.log(`done: ${view.done(summary)} on ${describeBackend(backend)}`);
+  console.log(`files: ${outDir}/${view.files}`);
+}
+
+/**
+ * The config of a run to resume: the saved one, with the flags given that
+ * may change applied (and said); a flag that differs from the saved value
+ * and may not change is refused, as is `--preset`.
+ */
+async function resumedConfig<C extends AnyConfig, D, Ev, Line extends { step: number }, S>(
+  task: Task<C, D, Ev, Line, S>,
+  outDir: string,
+  given: Partial<C>,
+  preset: unknown,
+): Promise<C> {
+  if (typeof preset === "string") {
+    throw new UsageError(`--preset does not apply with --resume: the run keeps its saved config`);
+  }
+  const saved = await readSavedConfig(outDir, task.defaults);
+  const conflicts: string[] = [];
+  const applied: string[] = [];
+  for (const f of task.fields) {
+    if (!(f.field in given)) continue;
+    const now = given[f.field], was = saved[f.field];
+    if (JSON.stringify(now) === JSON.stringify(was)) continue;
+    const text = `--${f.flag} ${show(now)} (saved: ${show(was)})`;
+    (f.mutable ? applied : conflicts).push(text);
+  }
+  if (conflicts.length) {
+    const may = task.fields.filter((f) => f.mutable).map((f) => `--${f.flag}`).join(", ");
+    throw new UsageError(
+      `--resume: ${conflicts.join(", ")} conflict with the saved config of ${outDir};` +
+        ` only ${may} may change on resume`,
+    );
+  }
+  if (applied.length) console.log(`resume: applying ${applied.join(", ")}`);
+  return { ...saved, ...given };
+}
+
+async function main(): Promise<void> {
+  const model = modelFlag(Deno.args) ?? "classifier";
+  if (model === "classifier") return await runTask(classifierTask, classifierView, Deno.args);
+  if (model === "vit") return await runTask(vitTask, vitView, Deno.args);
+  if (model === "lm") return await runTask(lmTask, lmView, Deno.args);
+  throw new UsageError(
+    `--model ${model} is unknown: allowed are ${MODELS.join(", ")} (classifier is the default)`,
   );
-  console.log(`files: ${outDir}/{config.json,metrics.jsonl,summary.json,checkpoint/}`);
 }
 
 if (import.meta.main) await runMain(main, "deno task train");
