@@ -119,7 +119,8 @@ Deno.test("train CLI: reused --out, --resume without checkpoint, conflicting and
           ["--out", dir, "--resume", "--experts", "32", "--lr", "5"],
           /--experts 32 \(saved: 16\), --lr 5 \(saved: 0.001\) conflict.*only --backend, --epochs/,
         ],
-        [["--out", dir, "--resume", "--preset", "tiny"], /--preset does not apply with --resume/],
+        // A preset on resume stands for its fields: paper's E = 400 conflicts.
+        [["--out", dir, "--resume", "--preset", "paper"], /--experts 400 \(saved: 16\).*conflict/],
         [["--out", dir, "--resume", "--overwrite"], /exclude each other/],
       ] as const
     ) {
@@ -128,7 +129,8 @@ Deno.test("train CLI: reused --out, --resume without checkpoint, conflicting and
       ok(pattern.test(r.stderr), `${args.join(" ")}: ${r.stderr}`);
       equal(r.stderr.trim().split("\n").length, 2, `one line and the --help hint: ${r.stderr}`);
     }
-    const more = await cli(["--out", dir, "--resume", "--epochs", "2", "--quiet"]);
+    // The first command plus --resume (preset included) continues the run.
+    const more = await cli([...base, "--out", dir, "--resume", "--epochs", "2"]);
     equal(more.code, 0, more.stderr);
     ok(more.stdout.includes("resume: applying --epochs 2 (saved: 1)"), more.stdout);
     deepEqual(await steps(dir), [2, 4]);

@@ -115,15 +115,17 @@ async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }
     return;
   }
   let cfg: C = { ...task.defaults };
+  let preset: Partial<C> = {};
   if (typeof flags.preset === "string") {
-    const preset = task.presets[flags.preset];
-    if (!preset) {
+    const named = task.presets[flags.preset];
+    if (!named) {
       throw new UsageError(
         `--preset ${flags.preset} is unknown for --model ${task.name}: allowed are ${
           Object.keys(task.presets).join(", ")
         }`,
       );
     }
+    preset = named;
     cfg = { ...cfg, ...preset };
   }
   const given: Partial<C> = {};
@@ -149,7 +151,9 @@ async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }
   }
   try {
     await checkRunDir(outDir, { resume, overwrite: Boolean(flags.overwrite) });
-    if (resume) cfg = await resumedConfig(task, outDir, given, flags.preset);
+    // On resume, a preset counts as the flags it stands for: the same command
+    // plus --resume continues a run.
+    if (resume) cfg = await resumedConfig(task, outDir, { ...preset, ...given });
   } catch (e) {
     throw e instanceof RunDirectoryError ? new UsageError(e.message) : e;
   }
@@ -207,18 +211,14 @@ async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }
 
 /**
  * The config of a run to resume: the saved one, with the flags given that
- * may change applied (and said); a flag that differs from the saved value
- * and may not change is refused, as is `--preset`.
+ * may change applied (and said); a flag (or a preset's field) that differs
+ * from the saved value and may not change is refused.
  */
 async function resumedConfig<C extends AnyConfig, D, Ev, Line extends { step: number }, S>(
   task: Task<C, D, Ev, Line, S>,
   outDir: string,
   given: Partial<C>,
-  preset: unknown,
 ): Promise<C> {
-  if (typeof preset === "string") {
-    throw new UsageError(`--preset does not apply with --resume: the run keeps its saved config`);
-  }
   const saved = await readSavedConfig(outDir, task.defaults);
   const conflicts: string[] = [];
   const applied: string[] = [];
