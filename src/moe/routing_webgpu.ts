@@ -1,0 +1,504 @@
+/**
+ * The routing plan of `routing.ts` made on the device (webgpu backend): top-k,
+ * batch-prioritized order, capacity positions, drops, dispatch and combine
+ * indices and the one-hot choices, all as tensors that never leave the GPU.
+ * No readback, so a training step can plan its routing inside the gradient
+ * tape in the same forward pass that uses it.
+ *
+ * As in GShard, Switch, Tutel and V-MoE, a choice's slot in its expert's
+ * buffer is the cumulative sum of the priority-ordered one-hot choices of that
+ * expert before it; here each expert's column of that cumulative sum is one
+ * workgroup's scan (a per-thread count, then a workgroup prefix sum), so
+ * nothing of size N·k·E is ever stored.
+ *
+ * The plan equals {@linkcode planRouting} with `slotMultiple = capacity` and
+ * `compact = false` (buffers of exactly C_e slots for all E experts, a shape
+ * known before the scores are), bit for bit, ties included: scores are
+ * compared as order-preserving integer keys of their float32 bits (with
+ * -0 = +0), so subnormals are never flushed to zero by the GPU.
+ *
+ * Five WGSL kernels (four with k = 1) and one tfjs one-hot per plan; one more
+ * kernel for the load and demand counts when statistics are wanted.
+ *
+ * @module
+ */
+
+import { tf, tfwebgpu } from "../deps.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
+import type { RowRoute } from "./dispatch.ts";
+import { type CapacityRule, expertCapacity } from "./routing.ts";
+import { checkInteger } from "../validate.ts";
+
+type WebGPUProgram = tfwebgpu.WebGPUProgram;
+type Uniforms = { type: string; data: number[] }[];
+
+/** Threads per workgroup of every routing kernel. */
+const WORKGROUP = 64;
+/** Threads per expert of the capacity scan (one workgroup per expert). */
+const SCAN_THREADS = 128;
+
+/**
+ * The order-preserving integer key of a float32 score: its bits as i32 for
+ * x >= 0, the lower 31 bits flipped for x < 0 (so more negative = smaller), and
+ * -0 mapped to +0's key 0, as JavaScript's comparisons treat them.
+ */
+const KEY_FN = `
+  fn routingKey(x : f32) -> i32 {
+    let b = bitcast<i32>(x);
+    if (b < 0) {
+      let key = b ^ 0x7fffffff;
+      return select(key, 0, key == -1);
+    }
+    return b;
+  }
+`;
+
+/**
+ * Top-k: `scores [N, E] -> expert [N, k]` int32, one thread per token. Choice
+ * j is the largest score below choice j-1 in the order (key descending,
+ * expert index ascending), i.e. the CPU planner's "largest untaken score,
+ * lowest index on ties".
+ */
+class TopKProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "mogeRoutingTopK";
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames = ["scores"];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+
+  constructor(N: number, k: number) {
+    this.outputShape = [N, k];
+    this.dispatchLayout = tfwebgpu.webgpu_util.flatDispatchLayout(this.outputShape);
+    this.dispatch = [Math.ceil(N / WORKGROUP), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+  ${KEY_FN}
+  fn main(index : i32) {
+    let N = uniforms.scoresShape.x;
+    let E = uniforms.scoresShape.y;
+    let K = uniforms.outShape.y;
+    if (index >= N) {
+      return;
+    }
+    let base = index * E;
+    var prevKey = 0;
+    var prevE = -1;
+    for (var j = 0; j < K; j++) {
+      var arg = -1;
+      var best = 0;
+      for (var e = 0; e < E; e++) {
+        let key = routingKey(scores[base + e]);
+        let below = prevE < 0 || key < prevKey || (key == prevKey && e > prevE);
+        if (below && (arg < 0 || key > best)) {
+          best = key;
+          arg = e;
+        }
+      }
+      setOutputAtIndexI32(index * K + j, arg);
+      prevKey = best;
+      prevE = arg;
+    }
+  }
+`;
+  }
+}
+
+/**
+ * Batch priority: `(scores [N, E], expert [N, k]) -> priority [N]` int32, the
+ * tokens by their largest score, highest first, ties by lower token index
+ * (a stable sort). Each token counts the tokens ranked before it (tiles of
+ * keys in workgroup memory) and writes itself at that rank.
+ */
+class PriorityProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "mogeRoutingPriority";
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames = ["scores", "expert"];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+
+  constructor(N: number) {
+    this.outputShape = [N];
+    this.dispatchLayout = { x: [0] };
+    this.dispatch = [Math.ceil(N / WORKGROUP), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+  ${KEY_FN}
+  var<workgroup> rpKey : array<i32, ${WORKGROUP}>;
+
+  fn rpBest(n : i32) -> i32 {
+    return routingKey(scores[n * uniforms.scoresShape.y + expert[n * uniforms.expertShape.y]]);
+  }
+
+  fn main(index : i32) {
+    let N = uniforms.scoresShape.x;
+    let lane = i32(localIndex);
+    let valid = index < N;
+    var mine = 0;
+    if (valid) {
+      mine = rpBest(index);
+    }
+    var rank = 0;
+    for (var t = 0; t < N; t += ${WORKGROUP}) {
+      if (t + lane < N) {
+        rpKey[lane] = rpBest(t + lane);
+      }
+      workgroupBarrier();
+      let count = min(${WORKGROUP}, N - t);
+      for (var i = 0; i < count; i++) {
+        let other = rpKey[i];
+        if (other > mine || (other == mine && t + i < index)) {
+          rank++;
+        }
+      }
+      workgroupBarrier();
+    }
+    if (valid) {
+      setOutputAtIndexI32(rank, index);
+    }
+  }
+`;
+  }
+}
+
+/** What a {@linkcode ScanProgram} writes. */
+type ScanMode = "slotOfChoice" | "choiceOfSlot" | "tokenOfSlot" | "counts";
+
+/**
+ * The capacity scan, one workgroup per expert e over the N·k choices in
+ * priority order (all first choices, then all second choices, ...): each
+ * thread counts e's choices in its block, a workgroup prefix sum turns the
+ * counts into positions, and a second walk writes, by mode:
+ * - "slotOfChoice" `[N·k]`: e·C + position, or E·C past the capacity C;
+ * - "choiceOfSlot" / "tokenOfSlot" `[E·C]`: the choice n·k + j (or token n)
+ *   in each of e's C slots, N·k (or N) for an empty slot;
+ * - "counts" `[2, E]`: demand (choices of e) and load min(demand, C).
+ */
+class ScanProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames = ["expert", "priority"];
+  workgroupSize: [number, number, number] = [SCAN_THREADS, 1, 1];
+  uniforms = "experts : i32, capacity : i32,";
+
+  constructor(private readonly mode: ScanMode, N: number, E: number, k: number, C: number) {
+    this.outputShape = mode === "slotOfChoice" ? [N * k] : mode === "counts" ? [2, E] : [E * C];
+    this.dispatchLayout = tfwebgpu.webgpu_util.flatDispatchLayout(this.outputShape);
+    this.dispatch = [E, 1, 1];
+    this.shaderKey = `mogeRoutingScan_${mode}`;
+  }
+
+  getUserCode(): string {
+    const T = SCAN_THREADS;
+    let finish: string;
+    if (this.mode === "counts") {
+      finish = `
+    if (lane == 0) {
+      setOutputAtIndexI32(e, total);
+      setOutputAtIndexI32(E + e, min(total, C));
+    }`;
+    } else if (this.mode === "slotOfChoice") {
+      finish = `
+    var p = before;
+    for (var i = start; i < stop; i++) {
+      let j = i / N;
+      let c = priority[i - j * N] * K + j;
+      if (expert[c] == e) {
+        setOutputAtIndexI32(c, select(E * C, e * C + p, p < C));
+        p++;
+      }
+    }`;
+    } else {
+      const token = this.mode === "tokenOfSlot";
+      finish = `
+    var p = before;
+    for (var i = start; i < stop && p < C; i++) {
+      let j = i / N;
+      let n = priority[i - j * N];
+      if (expert[n * K + j] == e) {
+        setOutputAtIndexI32(e * C + p, ${token ? "n" : "n * K + j"});
+        p++;
+      }
+    }
+    for (var s = total + lane; s < C; s += ${T}) {
+      setOutputAtIndexI32(e * C + s, ${token ? "N" : "N * K"});
+    }`;
+    }
+    return `
+  var<workgroup> rsCount : array<i32, ${T}>;
+
+  fn main(index : i32) {
+    let e = i32(workgroupId.x);
+    let lane = i32(localIndex);
+    let N = uniforms.priorityShape;
+    let K = uniforms.expertShape.y;
+    let E = uniforms.experts;
+    let C = uniforms.capacity;
+    let L = N * K;
+    let B = (L + ${T - 1}) / ${T};
+    let start = min(lane * B, L);
+    let stop = min(start + B, L);
+    var count = 0;
+    for (var i = start; i < stop; i++) {
+      let j = i / N;
+      if (expert[priority[i - j * N] * K + j] == e) {
+        count++;
+      }
+    }
+    rsCount[lane] = count;
+    workgroupBarrier();
+    var before = 0;
+    var total = 0;
+    for (var t = 0; t < ${T}; t++) {
+      let c = rsCount[t];
+      if (t < lane) {
+        before += c;
+      }
+      total += c;
+    }
+    ${finish}
+  }
+`;
+  }
+}
+
+/** Runs a program on the webgpu backend and wraps its output as a tracked tensor. */
+function run(program: WebGPUProgram, inputs: Tensor[], uniforms?: Uniforms): Tensor {
+  const backend = tf.backend() as tfwebgpu.WebGPUBackend;
+  const info = backend.runWebGPUProgram(program, inputs, "int32", uniforms);
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/** Options of {@linkcode planRoutingWebGPU}. */
+export interface DevicePlanOptions {
+  /** Choices per token (top-k), 1 <= k <= E. */
+  k: number;
+  /** Capacity factor C_f (0 or Infinity: no limit). */
+  capacityFactor: number;
+  /** How C_e follows from C_f (default "tutel", as `planRouting`). */
+  capacityRule?: CapacityRule;
+}
+
+/**
+ * A routing plan as device tensors (int32 unless said). Its buffers are fixed
+ * at C_e slots for each of the E experts (`slots = capacity`, all experts
+ * active), so every shape is known before the scores are.
+ */
+export interface DeviceRoutingPlan {
+  /** Tokens in the batch. */
+  N: number;
+  /** Experts. */
+  E: number;
+  /** Choices per token. */
+  k: number;
+  /** Expert capacity C_e (as `expertCapacity`). */
+  capacity: number;
+  /** Slots per expert buffer: always `capacity`; the dispatch tensor is `[E, slots, d]`. */
+  slots: number;
+  /** Expert of choice j of token n at `[n, j]` (its j-th largest score), `[N, k]`. */
+  expert: Tensor2D;
+  /** The tokens in batch-priority order (largest top score first, ties by index), `[N]`. */
+  priority: Tensor1D;
+  /** Flat buffer position `e * slots + s` of each choice `n * k + j`, or `E * slots` when dropped, `[N * k]`. */
+  slotOfChoice: Tensor1D;
+  /** Token in each buffer position, or `N` for an empty slot, `[E * slots]`. */
+  tokenOfSlot: Tensor1D;
+  /** Choice `n * k + j` in each buffer position, or `N * k` for an empty slot, `[E * slots]`. */
+  choiceOfSlot: Tensor1D;
+  /** One-hot of the chosen experts, float32 `[N * k, E]` (for the gates and the load-balancing loss). */
+  chosen: Tensor2D;
+}
+
+/**
+ * Plans top-k routing with batch-prioritized capacity on the webgpu backend,
+ * without reading anything back: the same plan as `planRouting(scores, N, E,
+ * { k, capacityFactor, capacityRule, slotMultiple: capacity })`, as tensors.
+ * Runs 5 kernels (4 when k = 1) and a one-hot. Call it inside a gradient
+ * tape freely: the plan is integer data the tape does not differentiate.
+ *
+ * Unlike the CPU planner it cannot throw on non-finite scores without a
+ * readback: NaN orders above +Infinity here (check the loss instead).
+ *
+ * @param scores the `[N, E]` float32 selection scores (noise included when
+ *   training); only their order matters
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { disposeDevicePlan, planRoutingWebGPU } from "./routing_webgpu.ts";
+ * if (tf.getBackend() === "webgpu") {
+ *   // 3 tokens, 2 experts, top-1, capacity 1: token 1 (.9) beats token 0 (.8) for expert 0.
+ *   const scores = tf.tensor2d([[.8, .2], [.9, .1], [.3, .7]]);
+ *   const plan = planRoutingWebGPU(scores, { k: 1, capacityFactor: 0.5 });
+ *   console.log(await plan.slotOfChoice.data()); // [2, 0, 1]: token 0 dropped (E·C = 2)
+ *   disposeDevicePlan(plan);
+ * }
+ * ```
+ */
+export function planRoutingWebGPU(scores: Tensor2D, options: DevicePlanOptions): DeviceRoutingPlan {
+  if (tf.getBackend() !== "webgpu") {
+    throw new Error(
+      `planRoutingWebGPU: needs the webgpu backend, tfjs runs on "${tf.getBackend()}"`,
+    );
+  }
+  if (scores.rank !== 2 || scores.dtype !== "float32") {
+    throw new RangeError(
+      `planRoutingWebGPU: scores must be float32 [N, E], got ${scores.dtype} [${scores.shape}]`,
+    );
+  }
+  const [N, E] = scores.shape;
+  const { k, capacityFactor, capacityRule = "tutel" } = options;
+  checkInteger("N (tokens)", N, 1);
+  checkInteger("k (top-k)", k, 1, E);
+  const C = expertCapacity(N, E, k, capacityFactor, capacityRule);
+  const uniforms: Uniforms = [{ type: "int32", data: [E] }, { type: "int32", data: [C] }];
+  return tf.tidy(() => {
+    const expert = run(new TopKProgram(N, k), [scores]) as Tensor2D; // [N, k]
+    const priority = run(new PriorityProgram(N), [scores, expert]) as Tensor1D; // [N]
+    const scan = (mode: ScanMode) =>
+      run(new ScanProgram(mode, N, E, k, C), [expert, priority], uniforms) as Tensor1D;
+    const slotOfChoice = scan("slotOfChoice"); // [N * k]
+    const choiceOfSlot = scan("choiceOfSlot"); // [E * C]
+    const tokenOfSlot = k === 1 ? choiceOfSlot.clone() : scan("tokenOfSlot"); // [E * C]
+    // tf.oneHot needs depth >= 2; with one expert every choice is expert 0.
+    const chosen = (E === 1
+      ? tf.ones([N * k, 1])
+      : tf.oneHot(expert.reshape([N * k]), E, 1, 0, "float32")) as Tensor2D; // [N * k, E]
+    return {
+      N,
+      E,
+      k,
+      capacity: C,
+      slots: C,
+      expert,
+      priority,
+      slotOfChoice,
+      tokenOfSlot,
+      choiceOfSlot,
+      chosen,
+    };
+  });
+}
+
+/**
+ * Each expert's demand (choices before capacity) and load (after), as an
+ * int32 `[2, E]` device tensor: row 0 demand, row 1 load = min(demand, C_e).
+ * One kernel, no readback; dropped choices are N·k − Σ load. Feed it to a
+ * `RoutingStatsLog` to read statistics back once per logging interval.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { disposeDevicePlan, planRoutingWebGPU, routingCountsWebGPU } from "./routing_webgpu.ts";
+ * if (tf.getBackend() === "webgpu") {
+ *   const plan = planRoutingWebGPU(tf.tensor2d([[.8, .2], [.9, .1], [.3, .7]]), {
+ *     k: 1,
+ *     capacityFactor: 0.5,
+ *   });
+ *   const counts = routingCountsWebGPU(plan);
+ *   console.log(await counts.array()); // [[2, 1], [1, 1]]
+ *   counts.dispose();
+ *   disposeDevicePlan(plan);
+ * }
+ * ```
+ */
+export function routingCountsWebGPU(plan: DeviceRoutingPlan): Tensor2D {
+  const { N, E, k, capacity } = plan;
+  const uniforms: Uniforms = [{ type: "int32", data: [E] }, { type: "int32", data: [capacity] }];
+  return tf.tidy(() =>
+    run(new ScanProgram("counts", N, E, k, capacity), [plan.expert, plan.priority], uniforms)
+      .reshape([2, E]) as Tensor2D
+  ); // [2, E]
+}
+
+/**
+ * The row routes of a device plan for `routeRows` (`dispatch.ts`): `dispatch`
+ * moves token rows `[N, d]` into the `[E * slots, d]` buffers, `combine` moves
+ * expert output rows back to `[N * k, d_out]` choice rows. They share the
+ * plan's tensors (dispose the plan, not the routes).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { deviceRoutes, disposeDevicePlan, planRoutingWebGPU } from "./routing_webgpu.ts";
+ * import { routeRows } from "./dispatch.ts";
+ * if (tf.getBackend() === "webgpu") {
+ *   const x = tf.tensor2d([[1, 1], [2, 2], [3, 3]]); // [N, d]
+ *   const plan = planRoutingWebGPU(tf.tensor2d([[.8, .2], [.9, .1], [.3, .7]]), {
+ *     k: 1,
+ *     capacityFactor: 0.5,
+ *   });
+ *   const buffers = routeRows(x, deviceRoutes(plan).dispatch); // [[2, 2], [3, 3]]: E = 2 buffers of 1 slot
+ *   disposeDevicePlan(plan);
+ * }
+ * ```
+ */
+export function deviceRoutes(plan: DeviceRoutingPlan): { dispatch: RowRoute; combine: RowRoute } {
+  return {
+    dispatch: { forward: plan.tokenOfSlot, backward: plan.slotOfChoice, fan: plan.k },
+    combine: { forward: plan.slotOfChoice, backward: plan.choiceOfSlot, fan: 1 },
+  };
+}
+
+/**
+ * The gates of the chosen experts, `[N, k]`, differentiable in the logits:
+ * "softmax-topk" (vision, eq. 1-4): softmax(noisy logits) at the chosen
+ * experts, not renormalized; "topk-softmax" (language models): softmax over
+ * the k chosen noisy logits. The same arithmetic as `MoeLayer.apply`.
+ *
+ * @param noisy router logits with the routing noise added, `[N, E]`
+ * @param chosen one-hot of the choices, `[N * k, E]` (a plan's `chosen`)
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { routingGates } from "./routing_webgpu.ts";
+ * const chosen = tf.tensor2d([[0, 1], [1, 0]]); // token 0 chose expert 1, token 1 expert 0
+ * const g = routingGates(tf.tensor2d([[0, 0], [1, 0]]), chosen, 1, "softmax-topk"); // [[.5], [.731]]
+ * ```
+ */
+export function routingGates(
+  noisy: Tensor2D,
+  chosen: Tensor2D,
+  k: number,
+  order: "softmax-topk" | "topk-softmax",
+): Tensor2D {
+  const [N, E] = noisy.shape;
+  return tf.tidy(() => {
+    const onehot = chosen.reshape([N, k, E]); // [N, k, E]
+    if (order === "softmax-topk") {
+      return tf.sum(tf.mul(tf.softmax(noisy).expandDims(1), onehot), 2) as Tensor2D; // [N, k]
+    }
+    return tf.softmax(tf.sum(tf.mul(noisy.expandDims(1), onehot), 2)) as Tensor2D; // [N, k]
+  });
+}
+
+/**
+ * Frees the tensors of a {@linkcode DeviceRoutingPlan}.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { disposeDevicePlan, planRoutingWebGPU } from "./routing_webgpu.ts";
+ * if (tf.getBackend() === "webgpu") {
+ *   disposeDevicePlan(planRoutingWebGPU(tf.tensor2d([[1, 0]]), { k: 1, capacityFactor: 1 }));
+ * }
+ * ```
+ */
+export function disposeDevicePlan(plan: DeviceRoutingPlan): void {
+  tf.dispose([
+    plan.expert,
+    plan.priority,
+    plan.slotOfChoice,
+    plan.tokenOfSlot,
+    plan.choiceOfSlot,
+    plan.chosen,
+  ]);
+}
