@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import type { tf as TF } from "../src/deps.ts";
 import { deepEqual, equal, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 import { type Tensor, type Tensor2D, tf, useBackend } from "../mod.ts";
@@ -11,6 +12,14 @@ import {
   routingGates,
 } from "../src/moe/routing_webgpu.ts";
 import { routeRows } from "../src/moe/dispatch.ts";
+import {
+  disposeRouted,
+  MoeLayer,
+  type RoutedBatch,
+  type RoutingOrder,
+} from "../src/moe/moe_layer.ts";
+import { deviceRoutedBatch, disposeDeviceRouted } from "../src/moe/routing_webgpu.ts";
+import { tfSeed } from "../src/rng.ts";
 
 const backends = await availableBackends();
 
@@ -189,4 +198,68 @@ if (!backends.includes("webgpu")) {
     ]);
     disposeDevicePlan(plan);
   });
+
+  for (const routingOrder of ["softmax-topk", "topk-softmax"] as RoutingOrder[]) {
+    Deno.test(`[webgpu] MoeLayer.apply (${routingOrder}) on a device-planned batch, planned inside the tape, = on the CPU-planned batch: output, losses and every gradient`, async () => {
+      await useBackend("webgpu");
+      const before = tf.memory().numTensors;
+      const N = 13, d = 6, noiseSeed = 5;
+      const layer = new MoeLayer({
+        inputDim: d,
+        hiddenDim: 5,
+        numExperts: 9,
+        topK: 2,
+        routingOrder,
+        routerBias: routingOrder === "topk-softmax",
+        activation: "gelu",
+        capacityFactor: 1,
+        loadBalanceWeight: 0.01,
+        expertCompute: "batched",
+      }, { seed: 3 });
+      const reg = { lambda: 0.1, sigma: 1, filterSize: 3, filter: "gaussian" as const };
+      const x = tf.randomNormal([N, d], 0, 1, "float32", 11) as Tensor2D;
+      const w = tf.randomNormal([N, d], 0, 1, "float32", 12) as Tensor2D;
+      const vars = Object.values(layer.params);
+      const loss = (routed: RoutedBatch, logits: Tensor2D) => {
+        const out = layer.apply(x, logits, routed, reg);
+        return tf.add(tf.sum(tf.mul(out.y, w)), out.penalty) as TF.Scalar;
+      };
+      // CPU plan: routed outside the tape (one readback), as the classifier does today.
+      const cpuLogits = layer.logits(x);
+      const cpuRouted = await layer.route(cpuLogits, { training: true, noiseSeed });
+      const cpu = tf.variableGrads(() => loss(cpuRouted, layer.logits(x)), vars);
+      // Device plan: routed inside the tape from the same logits and noise (the layer's seeded draw).
+      let dev: ReturnType<typeof deviceRoutedBatch> | null = null;
+      const gpu = tf.variableGrads(() => {
+        const logits = layer.logits(x);
+        const noise = tf.randomNormal(
+          [N, 9],
+          0,
+          layer.config.noiseStd,
+          "float32",
+          tfSeed(noiseSeed),
+        ) as Tensor2D;
+        dev = deviceRoutedBatch(tf.add(logits, noise) as Tensor2D, noise, {
+          k: 2,
+          capacityFactor: 1,
+        });
+        for (const t of [dev.dispatch.forward, dev.dispatch.backward, dev.combine.backward]) {
+          tf.keep(t);
+        }
+        tf.keep(dev.chosen);
+        tf.keep(noise);
+        return loss(dev as unknown as RoutedBatch, logits);
+      }, vars);
+      deepEqual(await gpu.value.data(), await cpu.value.data());
+      for (const [name, g] of Object.entries(cpu.grads)) {
+        deepEqual(await gpu.grads[name].data(), await g.data(), `gradient of ${name}`);
+      }
+      tf.dispose([cpuLogits, x, w, cpu.value, gpu.value, ...Object.values(cpu.grads)]);
+      tf.dispose(Object.values(gpu.grads));
+      disposeRouted(cpuRouted);
+      disposeDeviceRouted(dev!);
+      layer.dispose();
+      equal(tf.memory().numTensors, before);
+    });
+  }
 }

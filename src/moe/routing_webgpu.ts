@@ -502,3 +502,87 @@ export function disposeDevicePlan(plan: DeviceRoutingPlan): void {
     plan.chosen,
   ]);
 }
+
+/**
+ * A device-planned batch in the shape `MoeLayer.apply` reads from a routed
+ * batch (`plan.N/E/k/slots/active`, `dispatch`, `combine`, `chosen`,
+ * `noise`; no `packed`, so the layer runs its "batched" experts), plus the
+ * optional `[2, E]` counts for a `RoutingStatsLog`. Dispose it with
+ * {@linkcode disposeDeviceRouted} after the backward pass.
+ */
+export interface DeviceRoutedBatch {
+  /** The plan's sizes; all E experts hold a buffer of `slots = capacity` rows. */
+  plan: {
+    N: number;
+    E: number;
+    k: number;
+    capacity: number;
+    slots: number;
+    /** 0 .. E-1. */
+    active: Int32Array;
+  };
+  /** Tokens into expert buffers. */
+  dispatch: RowRoute;
+  /** Expert buffer rows back to (token, choice) rows. */
+  combine: RowRoute;
+  /** One-hot of the chosen experts, `[N * k, E]`. */
+  chosen: Tensor2D;
+  /** The routing noise that was added to the logits, or null. */
+  noise: Tensor2D | null;
+  /** Demand and load `[2, E]` int32, when asked for (`counts: true`), else null. */
+  counts: Tensor2D | null;
+}
+
+/**
+ * Plans a batch on the device and packs it as a {@linkcode DeviceRoutedBatch}
+ * (frees the plan's intermediate tensors). `selection` is the router logits
+ * plus `noise` (the caller's, kept in the batch for the gates and the loss).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { deviceRoutedBatch, disposeDeviceRouted } from "./routing_webgpu.ts";
+ * if (tf.getBackend() === "webgpu") {
+ *   const logits = tf.tensor2d([[.8, .2], [.9, .1], [.3, .7]]);
+ *   const routed = deviceRoutedBatch(logits, null, { k: 1, capacityFactor: 0.5, counts: true });
+ *   console.log(routed.plan.slots); // 1
+ *   disposeDeviceRouted(routed);
+ * }
+ * ```
+ */
+export function deviceRoutedBatch(
+  selection: Tensor2D,
+  noise: Tensor2D | null,
+  options: DevicePlanOptions & { counts?: boolean },
+): DeviceRoutedBatch {
+  const plan = planRoutingWebGPU(selection, options);
+  const counts = options.counts ? routingCountsWebGPU(plan) : null;
+  const { N, E, k, capacity, slots } = plan;
+  tf.dispose([plan.expert, plan.priority]);
+  return {
+    plan: { N, E, k, capacity, slots, active: Int32Array.from({ length: E }, (_, e) => e) },
+    ...deviceRoutes(plan),
+    chosen: plan.chosen,
+    noise,
+    counts,
+  };
+}
+
+/**
+ * Frees a {@linkcode DeviceRoutedBatch} (its counts too, unless already
+ * handed to a `RoutingStatsLog`, which disposes them).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { deviceRoutedBatch, disposeDeviceRouted } from "./routing_webgpu.ts";
+ * if (tf.getBackend() === "webgpu") {
+ *   disposeDeviceRouted(deviceRoutedBatch(tf.tensor2d([[1, 0]]), null, { k: 1, capacityFactor: 1 }));
+ * }
+ * ```
+ */
+export function disposeDeviceRouted(r: DeviceRoutedBatch): void {
+  tf.dispose([r.dispatch.forward, r.dispatch.backward, r.combine.backward, r.chosen]);
+  if (r.noise) r.noise.dispose();
+  if (r.counts) r.counts.dispose();
+}
