@@ -127,7 +127,7 @@ if (backends.includes("webgpu")) {
         st.dispose();
         disposeDevicePlan(plan);
       }
-      return 0;
+      return await Promise.resolve(0);
     });
     equal(reads, 0);
     const { result: s, reads: r2 } = await countReads(() => log.read());

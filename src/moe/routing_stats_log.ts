@@ -10,6 +10,8 @@
 
 import { tf } from "../deps.ts";
 import type { Tensor } from "../types.ts";
+
+export type { Tensor } from "../types.ts";
 import { checkInteger } from "../validate.ts";
 
 /** Routing statistics summed over the steps since the last {@linkcode RoutingStatsLog.read}. */
@@ -53,7 +55,11 @@ export class RoutingStatsLog {
   #steps = 0;
   #choices = 0;
 
-  /** @param E the number of experts (the width of the counts added) */
+  /**
+   * An empty log for counts of E experts.
+   *
+   * @param E the number of experts (the width of the counts added)
+   */
   constructor(E: number) {
     checkInteger("E (experts)", E, 1);
     this.E = E;

@@ -26,6 +26,9 @@
 import { tf, tfwebgpu } from "../deps.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 import type { RowRoute } from "./dispatch.ts";
+
+export type { Tensor1D, Tensor2D } from "../types.ts";
+export type { RowRoute } from "./dispatch.ts";
 import { type CapacityRule, expertCapacity } from "./routing.ts";
 import { checkInteger } from "../validate.ts";
 
