@@ -139,6 +139,22 @@ if (!backends.includes("webgpu")) {
     }
   });
 
+  Deno.test("[webgpu] the device plan follows the capacity decision: N = 7, E = 16, k = 1, C_f = 0.5 gives C = 1 (Tutel: 0), nothing dropped", async () => {
+    // Tutel's 1·floor(0.5·ceil(7/16)) = 0 is clamped to 1 (see expertCapacity). Token n's largest
+    // score is at expert n, so the 7 tokens choose 7 different experts and each fits its 1 slot.
+    await useBackend("webgpu");
+    const N = 7, E = 16;
+    const st = tf.tensor2d(
+      Float32Array.from({ length: N * E }, (_, i) => +(i % E === Math.floor(i / E))),
+      [N, E],
+    );
+    const plan = planRoutingWebGPU(st, { k: 1, capacityFactor: 0.5 });
+    equal(plan.capacity, 1);
+    deepEqual(Array.from(await plan.slotOfChoice.data()), [0, 1, 2, 3, 4, 5, 6]); // e·1 + 0
+    st.dispose();
+    disposeDevicePlan(plan);
+  });
+
   Deno.test("[webgpu] the hand-worked example: 3 tokens, 2 experts, top-1, C_f = 0.5", async () => {
     // C = 1·floor(0.5·ceil(3/2)) = 1. Token 1 (top score .9) outranks token 0 (.8) for expert 0,
     // so token 0 is dropped (slot E·C = 2); token 2 takes expert 1's slot (flat 1·1 + 0 = 1).
