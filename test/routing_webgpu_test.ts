@@ -46,20 +46,70 @@ function tiedScores(length: number) {
   ).map((a) => Float32Array.from(a));
 }
 
-/** (N, E, k, C_f, rule, scores): N, E up to 40 and 20, every capacity regime (none, tiny, ample). */
-const cases = fc.record({
-  N: fc.integer({ min: 1, max: 40 }),
-  E: fc.integer({ min: 1, max: 20 }),
-  kFrac: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
-  capacityFactor: fc.oneof(
-    fc.constantFrom(0, Infinity, 0.5, 1, 1.25, 2),
-    fc.double({ min: 0.01, max: 4, noNaN: true }),
-  ),
-  rule: fc.constantFrom<CapacityRule>("tutel", "vmoe"),
-}).chain((c) => {
-  const k = 1 + Math.floor(c.kFrac * Math.min(c.E, 4));
-  return tiedScores(c.N * c.E).map((scores) => ({ ...c, k, scores }));
-});
+/**
+ * (N, E, k, C_f, rule, scores) with N and E in the given ranges, k <= min(E, 4), every capacity
+ * regime (none, tiny, ample) and both capacity rules.
+ */
+function cases(maxN: number, maxE: number, minN = 1) {
+  return fc.record({
+    N: fc.integer({ min: minN, max: maxN }),
+    E: fc.integer({ min: 1, max: maxE }),
+    kFrac: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+    capacityFactor: fc.oneof(
+      fc.constantFrom(0, Infinity, 0.5, 1, 1.25, 2),
+      fc.double({ min: 0.01, max: 4, noNaN: true }),
+    ),
+    rule: fc.constantFrom<CapacityRule>("tutel", "vmoe"),
+  }).chain((c) => {
+    const k = 1 + Math.floor(c.kFrac * Math.min(c.E, 4));
+    return tiedScores(c.N * c.E).map((scores) => ({ ...c, k, scores }));
+  });
+}
+
+/** The law of the property tests: the device plan of a case equals the CPU plan, field by field. */
+async function samePlan(
+  { N, E, k, capacityFactor, rule, scores }: {
+    N: number;
+    E: number;
+    k: number;
+    capacityFactor: number;
+    rule: CapacityRule;
+    scores: Float32Array;
+  },
+): Promise<void> {
+  const ref = planRouting(scores, N, E, { k, capacityFactor, capacityRule: rule });
+  const cpu = planRouting(scores, N, E, {
+    k,
+    capacityFactor,
+    capacityRule: rule,
+    slotMultiple: ref.capacity,
+  });
+  equal(cpu.slots, cpu.capacity);
+  const st = tf.tensor2d(scores, [N, E]);
+  const plan = planRoutingWebGPU(st, { k, capacityFactor, capacityRule: rule });
+  const counts = routingCountsWebGPU(plan);
+  equal(plan.capacity, cpu.capacity);
+  equal(plan.slots, cpu.slots);
+  deepEqual(new Int32Array(await plan.expert.data()), cpu.expert);
+  deepEqual(
+    new Int32Array(await plan.priority.data()),
+    cpuPriority(scores, N, E, cpu.expert, k),
+  );
+  deepEqual(new Int32Array(await plan.slotOfChoice.data()), cpu.slotOfChoice);
+  deepEqual(new Int32Array(await plan.tokenOfSlot.data()), cpu.tokenOfSlot);
+  deepEqual(new Int32Array(await plan.choiceOfSlot.data()), cpu.choiceOfSlot);
+  const c = new Int32Array(await counts.data());
+  deepEqual(c.slice(0, E), cpu.demand);
+  deepEqual(c.slice(E), cpu.load);
+  equal(N * k - c.slice(E).reduce((a, b) => a + b, 0), cpu.dropped);
+  const onehot = await plan.chosen.array();
+  deepEqual(
+    onehot,
+    Array.from(cpu.expert, (e) => Array.from({ length: E }, (_, i) => +(i === e))),
+  );
+  tf.dispose([st, counts]);
+  disposeDevicePlan(plan);
+}
 
 Deno.test("[cpu] planRoutingWebGPU refuses to run off webgpu", async () => {
   await useBackend("cpu");
@@ -81,44 +131,13 @@ if (!backends.includes("webgpu")) {
   Deno.test("[webgpu] device plan = CPU plan (slotMultiple = capacity), bit for bit, for any (N, E, k, C_f, rule) and scores with ties, ±0 and subnormals", async () => {
     await useBackend("webgpu");
     const before = tf.memory().numTensors;
-    await fc.assert(
-      fc.asyncProperty(cases, async ({ N, E, k, capacityFactor, rule, scores }) => {
-        const ref = planRouting(scores, N, E, { k, capacityFactor, capacityRule: rule });
-        const cpu = planRouting(scores, N, E, {
-          k,
-          capacityFactor,
-          capacityRule: rule,
-          slotMultiple: ref.capacity,
-        });
-        equal(cpu.slots, cpu.capacity);
-        const st = tf.tensor2d(scores, [N, E]);
-        const plan = planRoutingWebGPU(st, { k, capacityFactor, capacityRule: rule });
-        const counts = routingCountsWebGPU(plan);
-        equal(plan.capacity, cpu.capacity);
-        equal(plan.slots, cpu.slots);
-        deepEqual(new Int32Array(await plan.expert.data()), cpu.expert);
-        deepEqual(
-          new Int32Array(await plan.priority.data()),
-          cpuPriority(scores, N, E, cpu.expert, k),
-        );
-        deepEqual(new Int32Array(await plan.slotOfChoice.data()), cpu.slotOfChoice);
-        deepEqual(new Int32Array(await plan.tokenOfSlot.data()), cpu.tokenOfSlot);
-        deepEqual(new Int32Array(await plan.choiceOfSlot.data()), cpu.choiceOfSlot);
-        const c = new Int32Array(await counts.data());
-        deepEqual(c.slice(0, E), cpu.demand);
-        deepEqual(c.slice(E), cpu.load);
-        equal(N * k - c.slice(E).reduce((a, b) => a + b, 0), cpu.dropped);
-        const onehot = await plan.chosen.array();
-        deepEqual(
-          onehot,
-          Array.from(cpu.expert, (e) => Array.from({ length: E }, (_, i) => +(i === e))),
-        );
-        tf.dispose([st, counts]);
-        disposeDevicePlan(plan);
-      }),
-      { numRuns: 60 },
-    );
+    await fc.assert(fc.asyncProperty(cases(40, 20), samePlan), { numRuns: 60 });
     equal(tf.memory().numTensors, before);
+  });
+
+  Deno.test("[webgpu] device plan = CPU plan for batches of several sort tiles (129 <= N <= 700)", async () => {
+    await useBackend("webgpu");
+    await fc.assert(fc.asyncProperty(cases(700, 8, 129), samePlan), { numRuns: 6 });
   });
 
   Deno.test("[webgpu] a batch larger than one workgroup (N = 300, E = 64, k = 2) plans as on the CPU", async () => {

@@ -17,7 +17,7 @@
  * compared as order-preserving integer keys of their float32 bits (with
  * -0 = +0), so subnormals are never flushed to zero by the GPU.
  *
- * Five WGSL kernels (four with k = 1) and one tfjs one-hot per plan; one more
+ * Six WGSL kernels (five with k = 1) and one tfjs one-hot per plan; one more
  * kernel for the load and demand counts when statistics are wanted.
  *
  * @module
@@ -109,18 +109,108 @@ class TopKProgram implements WebGPUProgram {
   }
 }
 
+/** Tokens per tile of the batch-priority sort (one workgroup sorts one tile). */
+const SORT_TILE = 128;
+
 /**
- * Batch priority: `(scores [N, E], expert [N, k]) -> priority [N]` int32, the
- * tokens by their largest score, highest first, ties by lower token index
- * (a stable sort). Each token counts the tokens ranked before it (tiles of
- * keys in workgroup memory) and writes itself at that rank.
+ * The batch-priority order "a before b": larger top-1 key, or the same key
+ * and a lower token index (a stable sort on descending scores).
+ */
+const PRECEDES_FN = `
+  fn rpPrecedes(keyA : i32, idxA : i32, keyB : i32, idxB : i32) -> bool {
+    return keyA > keyB || (keyA == keyB && idxA < idxB);
+  }
+
+  fn rpBest(n : i32) -> i32 {
+    return routingKey(scores[n * uniforms.scoresShape.y + expert[n * uniforms.expertShape.y]]);
+  }
+`;
+
+/**
+ * Batch priority, step 1: `(scores [N, E], expert [N, k]) -> sorted [2, M]`
+ * int32, M = N rounded up to tiles of {@linkcode SORT_TILE}: each workgroup
+ * sorts its tile of tokens by (top-1 key descending, index ascending) with a
+ * bitonic network in workgroup memory; row 0 holds the keys, row 1 the
+ * token indices (padding sorts last: key i32-min, index i32-max).
+ */
+class TileSortProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = "mogeRoutingTileSort";
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames = ["scores", "expert"];
+  workgroupSize: [number, number, number] = [SORT_TILE, 1, 1];
+
+  constructor(N: number) {
+    const tiles = Math.ceil(N / SORT_TILE);
+    this.outputShape = [2, tiles * SORT_TILE];
+    this.dispatchLayout = tfwebgpu.webgpu_util.flatDispatchLayout(this.outputShape);
+    this.dispatch = [tiles, 1, 1];
+  }
+
+  getUserCode(): string {
+    const T = SORT_TILE;
+    return `
+  ${KEY_FN}
+  ${PRECEDES_FN}
+  var<workgroup> tsKey : array<i32, ${T}>;
+  var<workgroup> tsIdx : array<i32, ${T}>;
+
+  fn main(index : i32) {
+    let N = uniforms.scoresShape.x;
+    let lane = i32(localIndex);
+    let base = i32(workgroupId.x) * ${T};
+    let n = base + lane;
+    if (n < N) {
+      tsKey[lane] = rpBest(n);
+      tsIdx[lane] = n;
+    } else {
+      tsKey[lane] = i32(-2147483647 - 1);
+      tsIdx[lane] = 2147483647;
+    }
+    workgroupBarrier();
+    for (var size = 2; size <= ${T}; size = size * 2) {
+      for (var stride = size / 2; stride > 0; stride = stride / 2) {
+        let other = lane ^ stride;
+        if (other > lane) {
+          let ka = tsKey[lane];
+          let ia = tsIdx[lane];
+          let kb = tsKey[other];
+          let ib = tsIdx[other];
+          // Ascending blocks put the preceding element first, descending blocks last.
+          let ascending = (lane & size) == 0;
+          let swap = select(rpPrecedes(ka, ia, kb, ib), rpPrecedes(kb, ib, ka, ia), ascending);
+          if (swap) {
+            tsKey[lane] = kb;
+            tsIdx[lane] = ib;
+            tsKey[other] = ka;
+            tsIdx[other] = ia;
+          }
+        }
+        workgroupBarrier();
+      }
+    }
+    let M = uniforms.outShape.y;
+    setOutputAtIndexI32(base + lane, tsKey[lane]);
+    setOutputAtIndexI32(M + base + lane, tsIdx[lane]);
+  }
+`;
+  }
+}
+
+/**
+ * Batch priority, step 2: `(scores, expert, sorted [2, M]) -> priority [N]`
+ * int32, the tokens by their largest score, highest first, ties by lower
+ * token index (a stable sort). Each token's rank is the number of tokens
+ * before it in every sorted tile, found by a binary search per tile
+ * (O(N · N/T · log T) in all); it writes itself at that rank.
  */
 class PriorityProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey = "mogeRoutingPriority";
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
-  variableNames = ["scores", "expert"];
+  variableNames = ["scores", "expert", "sorted"];
   workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
 
   constructor(N: number) {
@@ -130,40 +220,34 @@ class PriorityProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
+    const T = SORT_TILE;
     return `
   ${KEY_FN}
-  var<workgroup> rpKey : array<i32, ${WORKGROUP}>;
-
-  fn rpBest(n : i32) -> i32 {
-    return routingKey(scores[n * uniforms.scoresShape.y + expert[n * uniforms.expertShape.y]]);
-  }
+  ${PRECEDES_FN}
 
   fn main(index : i32) {
     let N = uniforms.scoresShape.x;
-    let lane = i32(localIndex);
-    let valid = index < N;
-    var mine = 0;
-    if (valid) {
-      mine = rpBest(index);
+    if (index >= N) {
+      return;
     }
+    let mine = rpBest(index);
+    let M = uniforms.sortedShape.y;
     var rank = 0;
-    for (var t = 0; t < N; t += ${WORKGROUP}) {
-      if (t + lane < N) {
-        rpKey[lane] = rpBest(t + lane);
-      }
-      workgroupBarrier();
-      let count = min(${WORKGROUP}, N - t);
-      for (var i = 0; i < count; i++) {
-        let other = rpKey[i];
-        if (other > mine || (other == mine && t + i < index)) {
-          rank++;
+    for (var base = 0; base < M; base += ${T}) {
+      // Lower bound: the tokens of this tile that precede this one form a prefix.
+      var lo = 0;
+      var hi = ${T};
+      while (lo < hi) {
+        let mid = (lo + hi) / 2;
+        if (rpPrecedes(sorted[base + mid], sorted[M + base + mid], mine, index)) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
         }
       }
-      workgroupBarrier();
+      rank += lo;
     }
-    if (valid) {
-      setOutputAtIndexI32(rank, index);
-    }
+    setOutputAtIndexI32(rank, index);
   }
 `;
   }
@@ -323,7 +407,7 @@ export interface DeviceRoutingPlan {
  * Plans top-k routing with batch-prioritized capacity on the webgpu backend,
  * without reading anything back: the same plan as `planRouting(scores, N, E,
  * { k, capacityFactor, capacityRule, slotMultiple: capacity })`, as tensors.
- * Runs 5 kernels (4 when k = 1) and a one-hot. Call it inside a gradient
+ * Runs 6 kernels (5 when k = 1) and a one-hot. Call it inside a gradient
  * tape freely: the plan is integer data the tape does not differentiate.
  *
  * Unlike the CPU planner it cannot throw on non-finite scores without a
@@ -364,7 +448,8 @@ export function planRoutingWebGPU(scores: Tensor2D, options: DevicePlanOptions):
   const uniforms: Uniforms = [{ type: "int32", data: [E] }, { type: "int32", data: [C] }];
   return tf.tidy(() => {
     const expert = run(new TopKProgram(N, k), [scores]) as Tensor2D; // [N, k]
-    const priority = run(new PriorityProgram(N), [scores, expert]) as Tensor1D; // [N]
+    const sorted = run(new TileSortProgram(N), [scores, expert]); // [2, M]
+    const priority = run(new PriorityProgram(N), [scores, expert, sorted]) as Tensor1D; // [N]
     const scan = (mode: ScanMode) =>
       run(new ScanProgram(mode, N, E, k, C), [expert, priority], uniforms) as Tensor1D;
     const slotOfChoice = scan("slotOfChoice"); // [N * k]
