@@ -38,7 +38,7 @@ import {
   type DeviceRoutedBatch,
   deviceRoutedBatch,
   disposeDeviceRouted,
-} from "../src/moe/routing_webgpu.ts";
+} from "../src/moe/routing_webgpu_batch.ts";
 import { benchBackend, benchBatch, benchModel, warmUp } from "./setup.ts";
 
 /**

@@ -5,11 +5,9 @@ import { availableBackends } from "./backends.ts";
 import { type Tensor, type Tensor2D, tf, useBackend } from "../mod.ts";
 import { type CapacityRule, planRouting } from "../src/moe/routing.ts";
 import {
-  deviceRoutes,
   disposeDevicePlan,
   planRoutingWebGPU,
   routingCountsWebGPU,
-  routingGates,
 } from "../src/moe/routing_webgpu.ts";
 import { routeRows } from "../src/moe/dispatch.ts";
 import {
@@ -18,7 +16,12 @@ import {
   type RoutedBatch,
   type RoutingOrder,
 } from "../src/moe/moe_layer.ts";
-import { deviceRoutedBatch, disposeDeviceRouted } from "../src/moe/routing_webgpu.ts";
+import {
+  deviceRoutedBatch,
+  deviceRoutes,
+  disposeDeviceRouted,
+  routingGates,
+} from "../src/moe/routing_webgpu_batch.ts";
 import { tfSeed } from "../src/rng.ts";
 
 const backends = await availableBackends();
