@@ -1,7 +1,8 @@
 /**
  * Top-k routing with expert capacity and batch-prioritized routing (V-MoE,
- * Riquelme et al. 2021, as used by MoGE; spec section 1, items 3 and 6),
- * planned on the CPU from the scores read back once per step.
+ * Riquelme et al. 2021, as used by MoGE), planned on the CPU from the scores
+ * read back once per step. `routing_webgpu.ts` makes the same plan on the
+ * device, without the readback.
  *
  * The plan is plain integers: which expert each (token, choice) goes to, which
  * slot of that expert's buffer it fills, or that it was dropped. The layer
@@ -20,7 +21,7 @@ export interface RoutingPlan {
   E: number;
   /** Choices per token. */
   k: number;
-  /** Expert capacity C_e = k · floor(C_f · ceil(N / E)) (N when there is no capacity limit). */
+  /** Expert capacity C_e from {@linkcode expertCapacity} (N when there is no capacity limit). */
   capacity: number;
   /** Slots per expert buffer actually used this batch (<= capacity): the dispatch tensor is `[A, slots, d]`. */
   slots: number;
@@ -48,22 +49,64 @@ export interface RoutingPlan {
 }
 
 /**
- * Expert capacity C_e = k · floor(C_f · ceil(N / E)) (V-MoE; spec section 1.6).
+ * How the expert capacity C_e is computed from the capacity factor C_f.
+ *
+ * - `"tutel"` (default): C_e = k · floor(C_f · ceil(N / E)), Tutel's
+ *   formula (`top_k * int(capacity_factor * ceil(num_tokens / num_experts))`).
+ * - `"vmoe"`: C_e = ceil(k · N · C_f / E) rounded up to a multiple of 4,
+ *   V-MoE's `compute_capacity` (vmoe/nn/routing.py, with `multiple_of = 4`).
+ *
+ * Both are then clamped to [1, N] here (see {@linkcode expertCapacity}).
+ */
+export type CapacityRule = "tutel" | "vmoe";
+
+/** The allowed capacity rules. */
+export const CAPACITY_RULES: readonly CapacityRule[] = ["tutel", "vmoe"];
+
+/**
+ * Expert capacity C_e: by default Tutel's k · floor(C_f · ceil(N / E)); with
+ * `rule = "vmoe"`, V-MoE's ceil(k · N · C_f / E) rounded up to a multiple of 4.
  * `capacityFactor` 0 or Infinity means no limit (C_e = N).
+ *
+ * The result is clamped to [1, N]:
+ * - at most N, because a token picks an expert at most once, so no expert can
+ *   receive more than N choices (a larger buffer never fills);
+ * - at least 1, unlike Tutel, whose formula gives 0 when C_f · ceil(N/E) < 1
+ *   (e.g. N = 7, E = 16, k = 1, C_f = 0.5) and then drops every token: the
+ *   layer's output and the gradients of its router and experts would all be
+ *   zero, so training would run while the MoE layer learns nothing. A positive
+ *   C_f asks for some capacity; with 1, each expert still takes its
+ *   highest-priority token. (V-MoE's rounding never gives 0 for C_f > 0.)
  *
  * @example
  * ```ts
  * import { expertCapacity } from "./routing.ts";
- * expertCapacity(200, 64, 1, 4); // 16
+ * expertCapacity(200, 64, 1, 4); // 16 = 1 · floor(4 · ceil(200 / 64))
+ * expertCapacity(200, 64, 1, 4, "vmoe"); // 16 = ceil(1 · 200 · 4 / 64) = 13, up to a multiple of 4
+ * expertCapacity(7, 16, 1, 0.5); // 1: Tutel's floor(0.5 · 1) = 0, clamped to 1
  * ```
  */
-export function expertCapacity(N: number, E: number, k: number, capacityFactor: number): number {
+export function expertCapacity(
+  N: number,
+  E: number,
+  k: number,
+  capacityFactor: number,
+  rule: CapacityRule = "tutel",
+): number {
   checkInteger("N (tokens)", N, 1);
   checkInteger("E (experts)", E, 1);
   checkInteger("k (top-k)", k, 1, E);
   checkNumber("capacityFactor", capacityFactor === Infinity ? 0 : capacityFactor, { min: 0 });
+  if (!CAPACITY_RULES.includes(rule)) {
+    throw new RangeError(
+      `capacity rule = "${rule}" is invalid: allowed are ${CAPACITY_RULES.join(", ")}`,
+    );
+  }
   if (capacityFactor === 0 || capacityFactor === Infinity) return N;
-  return Math.max(1, Math.min(N, k * Math.floor(capacityFactor * Math.ceil(N / E))));
+  const raw = rule === "tutel"
+    ? k * Math.floor(capacityFactor * Math.ceil(N / E))
+    : 4 * Math.ceil(Math.ceil((k * N * capacityFactor) / E) / 4);
+  return Math.max(1, Math.min(N, raw));
 }
 
 /** Options of {@linkcode planRouting}. */
@@ -72,6 +115,8 @@ export interface PlanOptions {
   k: number;
   /** Capacity factor C_f (0 or Infinity: no limit). */
   capacityFactor: number;
+  /** How C_e follows from C_f (default "tutel"; see {@linkcode CapacityRule}). */
+  capacityRule?: CapacityRule;
   /** Round the buffer size up to a multiple of this (fewer distinct shapes for webgpu). Default 1. */
   slotMultiple?: number;
   /** Give buffers only to experts that received a token (default false: all E). */
@@ -80,7 +125,7 @@ export interface PlanOptions {
 
 /**
  * Plans top-k routing with batch-prioritized capacity (V-MoE): each token's
- * k experts are its k largest scores; tokens are ranked by their largest
+ * k experts are its k largest scores (ties: lower expert index first); tokens are ranked by their largest
  * score, highest first (ties: lower token index first), and fill expert slots
  * in that order, all first choices before any second choice. A choice whose
  * expert is full is dropped.
@@ -103,7 +148,7 @@ export function planRouting(
   E: number,
   options: PlanOptions,
 ): RoutingPlan {
-  const { k, capacityFactor, slotMultiple = 1, compact = false } = options;
+  const { k, capacityFactor, capacityRule = "tutel", slotMultiple = 1, compact = false } = options;
   checkInteger("E (experts)", E, 1);
   checkInteger("k (top-k)", k, 1, E);
   checkInteger("slotMultiple", slotMultiple, 1);
@@ -111,7 +156,7 @@ export function planRouting(
     throw new RangeError(`routing scores have ${scores.length} values, expected N * E = ${N * E}`);
   }
   checkFinite("routing scores", scores);
-  const capacity = expertCapacity(N, E, k, capacityFactor);
+  const capacity = expertCapacity(N, E, k, capacityFactor, capacityRule);
 
   // Top-k per token (k is small: partial selection).
   const expert = new Int32Array(N * k);
