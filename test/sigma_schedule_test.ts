@@ -153,3 +153,17 @@ Deno.test("sigmaSchedule() accepts σ_max = σ_min (a constant schedule)", () =>
   const sigma = sigmaSchedule({ sigmaMax: 2, sigmaMin: 2, gamma: 0.3, totalSteps: 5 });
   for (const t of [0, 1, 2.5, 5, 9]) equal(sigma(t), 2);
 });
+
+Deno.test("sigmaSchedule() with no options says what it needs (not a destructuring TypeError)", () => {
+  for (const bad of [undefined, null, 5]) {
+    throws(
+      () => sigmaSchedule(bad as unknown as SigmaScheduleOptions),
+      /^TypeError: sigmaSchedule\(options\) needs an object \{ sigmaMax, sigmaMin, gamma, totalSteps \}, got (undefined|null|number)$/,
+    );
+  }
+  // An empty object names the first missing field.
+  throws(
+    () => sigmaSchedule({} as SigmaScheduleOptions),
+    /sigmaMin = undefined is invalid: sigmaMin must be a finite number > 0/,
+  );
+});
