@@ -1,14 +1,27 @@
 import fc from "fast-check";
 import { deepEqual, equal, ok, throws } from "./asserts.ts";
 import { type FlagSpec, numberFlag, parseFlags, UsageError } from "../src/cli/args.ts";
-import { DEFAULT_CONFIG, type TrainConfig, validateConfig } from "../src/train/classifier_config.ts";
-import { DEFAULT_LM_CONFIG, type LmTrainConfig, validateLmTrainConfig } from "../src/train/lm_task.ts";
+import {
+  DEFAULT_CONFIG,
+  type TrainConfig,
+  validateConfig,
+} from "../src/train/classifier_config.ts";
+import {
+  DEFAULT_LM_CONFIG,
+  type LmTrainConfig,
+  validateLmTrainConfig,
+} from "../src/train/lm_task.ts";
 import {
   DEFAULT_VIT_CONFIG,
   validateVitTrainConfig,
   type VitTrainConfig,
 } from "../src/train/vit_task.ts";
 import { topographicLayout } from "../src/moge/layout.ts";
+import { lastEvenBlocks } from "../src/models/vit.ts";
+import { checkMemory, estimateMemory, memoryLimitOf } from "../src/train/memory.ts";
+
+/** The wasm backend's limit on a 16 GiB machine. */
+const WASM = memoryLimitOf("wasm", { systemBytes: 16 * 1024 ** 3 });
 
 const SPEC: Record<string, FlagSpec> = {
   experts: { type: "string", short: "e" },
@@ -29,12 +42,12 @@ function caught(f: () => unknown): Error {
 }
 
 Deno.test("parseFlags() reads a negative number after a value flag as its value (--experts -4)", () => {
-  deepEqual(parseFlags(["--experts", "-4"], SPEC), { experts: "-4" });
-  deepEqual(parseFlags(["-e", "-4", "--quiet"], SPEC), { experts: "-4", quiet: true });
-  deepEqual(parseFlags(["--lambda", "-1e-3"], SPEC), { lambda: "-1e-3" });
-  deepEqual(parseFlags(["--lambda", "-.5"], SPEC), { lambda: "-.5" });
-  deepEqual(parseFlags(["--lambda", "-Infinity"], SPEC), { lambda: "-Infinity" });
-  deepEqual(parseFlags(["--experts=-4"], SPEC), { experts: "-4" });
+  deepEqual({ ...parseFlags(["--experts", "-4"], SPEC) }, { experts: "-4" });
+  deepEqual({ ...parseFlags(["-e", "-4", "--quiet"], SPEC) }, { experts: "-4", quiet: true });
+  deepEqual({ ...parseFlags(["--lambda", "-1e-3"], SPEC) }, { lambda: "-1e-3" });
+  deepEqual({ ...parseFlags(["--lambda", "-.5"], SPEC) }, { lambda: "-.5" });
+  deepEqual({ ...parseFlags(["--lambda", "-Infinity"], SPEC) }, { lambda: "-Infinity" });
+  deepEqual({ ...parseFlags(["--experts=-4"], SPEC) }, { experts: "-4" });
   // A negative number after a boolean flag is still an unexpected argument.
   throws(() => parseFlags(["--quiet", "-4"], SPEC), UsageError);
 });
@@ -47,7 +60,10 @@ Deno.test("parseFlags() gives one line for a flag value that is another flag or 
       e.message ===
         '--out needs a value, got the flag "--quiet" (a value that starts with "-" is written --out=--quiet)',
   );
-  throws(() => parseFlags(["-e", "-h"], SPEC), /^UsageError: --experts needs a value, got the flag "-h"/);
+  throws(
+    () => parseFlags(["-e", "-h"], SPEC),
+    /^UsageError: --experts needs a value, got the flag "-h"/,
+  );
   throws(() => parseFlags(["--experts"], SPEC), /^UsageError: --experts needs a value$/);
   throws(() => parseFlags(["-e"], SPEC), /^UsageError: --experts needs a value$/);
   throws(() => parseFlags(["x\ny"], SPEC), /^UsageError: unexpected argument "x\\ny"/);
@@ -143,15 +159,20 @@ function fuzzModel<C extends object>(
 Deno.test("fuzz: classifier flags give a valid config or one line naming the flag (never a hang)", () => {
   fuzzModel<TrainConfig>("classifier", DEFAULT_CONFIG, validateConfig, (c) => {
     if (c.mode === "moge") topographicLayout(c.experts, c.filterSize);
+    checkMemory(estimateMemory("classifier", c, "wasm"), WASM);
   });
 });
 
 Deno.test("fuzz: ViT flags give a valid config or one line naming the flag (never a hang)", () => {
-  fuzzModel<VitTrainConfig>("vit", DEFAULT_VIT_CONFIG, validateVitTrainConfig, () => {});
+  fuzzModel<VitTrainConfig>("vit", DEFAULT_VIT_CONFIG, validateVitTrainConfig, (c) => {
+    checkMemory(estimateMemory("vit", c, "wasm"), WASM);
+  });
 });
 
 Deno.test("fuzz: LM flags give a valid config or one line naming the flag (never a hang)", () => {
-  fuzzModel<LmTrainConfig>("lm", DEFAULT_LM_CONFIG, validateLmTrainConfig, () => {});
+  fuzzModel<LmTrainConfig>("lm", DEFAULT_LM_CONFIG, validateLmTrainConfig, (c) => {
+    checkMemory(estimateMemory("lm", c, "wasm"), WASM);
+  });
 });
 
 Deno.test("--experts 1e300 is refused in well under a second by each model's checks (it used to hang)", () => {
@@ -159,13 +180,48 @@ Deno.test("--experts 1e300 is refused in well under a second by each model's che
     const t0 = performance.now();
     const errs = [
       caught(() => {
-        validateConfig({ ...DEFAULT_CONFIG, mode, experts: 1e300 });
-        topographicLayout(1e300, DEFAULT_CONFIG.filterSize);
+        const c = { ...DEFAULT_CONFIG, mode, experts: 1e300 };
+        validateConfig(c);
+        if (mode === "moge") topographicLayout(c.experts, c.filterSize);
+        checkMemory(estimateMemory("classifier", c, "wasm"), WASM);
       }),
-      caught(() => validateLmTrainConfig({ ...DEFAULT_LM_CONFIG, mode, experts: 1e300 })),
-      caught(() => validateVitTrainConfig({ ...DEFAULT_VIT_CONFIG, mode, experts: 1e300 })),
+      caught(() => {
+        const c = { ...DEFAULT_LM_CONFIG, mode, experts: 1e300 };
+        validateLmTrainConfig(c);
+        checkMemory(estimateMemory("lm", c, "wasm"), WASM);
+      }),
+      caught(() => {
+        const c = { ...DEFAULT_VIT_CONFIG, mode, experts: 1e300 };
+        validateVitTrainConfig(c);
+        checkMemory(estimateMemory("vit", c, "wasm"), WASM);
+      }),
     ];
-    for (const e of errs) ok(e instanceof RangeError && /1e\+300/.test(e.message), String(e));
+    for (const e of errs) {
+      ok(e instanceof RangeError, String(e));
+      ok(
+        mode === "moge"
+          ? /1e\+300/.test(e.message)
+          : /needs about .* more than the 4\.0 GiB/.test(e.message),
+        e.message,
+      );
+    }
     ok(performance.now() - t0 < 1000);
   }
+});
+
+Deno.test("lastEvenBlocks(depth, n) is the last n of 1, 3, 5, ... < depth, without building all of them (--depth 1e9 was slow)", () => {
+  // Law: equal to the brute-force list range(1, depth, 2)[-n:] for small depths.
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 0, max: 300 }), (depth, n) => {
+      const all: number[] = [];
+      for (let i = 1; i < depth; i += 2) all.push(i);
+      deepEqual(lastEvenBlocks(depth, n), n === 0 ? [] : all.slice(-n));
+    }),
+  );
+  const t0 = performance.now();
+  deepEqual(lastEvenBlocks(1e9, 2), [999999997, 999999999]);
+  const c = { ...DEFAULT_VIT_CONFIG, depth: 1e9 };
+  validateVitTrainConfig(c);
+  throws(() => checkMemory(estimateMemory("vit", c, "wasm"), WASM), /needs about/);
+  ok(performance.now() - t0 < 1000);
 });
