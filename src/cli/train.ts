@@ -5,6 +5,7 @@
  */
 
 import { describeBackend, useBackend } from "../backend.ts";
+import { backendMemoryLimit, checkMemory, estimateMemory } from "../train/memory.ts";
 import {
   CHOICES,
   DEFAULT_CONFIG,
@@ -159,6 +160,12 @@ async function main(): Promise<void> {
   const quiet = Boolean(flags.quiet);
   const backend = await useBackend(cfg.backend);
   console.log(`backend: ${describeBackend(backend)}`);
+  // Refuse a run that cannot fit the backend's memory before any data loads.
+  checkMemory(
+    estimateMemory("classifier", cfg, backend.backend),
+    await backendMemoryLimit(backend.backend),
+    `this run (E = ${cfg.experts})`,
+  );
   const t0 = performance.now();
   const data: Dataset = cfg.dataset === "fixture"
     ? await loadFixture("fashion-mnist")

@@ -7,6 +7,7 @@
  */
 
 import { describeBackend, useBackend } from "../backend.ts";
+import { backendMemoryLimit, checkMemory, estimateMemory } from "../train/memory.ts";
 import { loadTextCorpus } from "../data/text.ts";
 import {
   DEFAULT_LM_CONFIG,
@@ -188,6 +189,12 @@ export async function lmMain(args: string[]): Promise<void> {
   const quiet = Boolean(flags.quiet);
   const backend = await useBackend(cfg.backend);
   console.log(`backend: ${describeBackend(backend)}`);
+  // Refuse a run that cannot fit the backend's memory before any data loads.
+  checkMemory(
+    estimateMemory("lm", cfg, backend.backend),
+    await backendMemoryLimit(backend.backend),
+    `this run (E = ${cfg.experts})`,
+  );
   const t0 = performance.now();
   const corpus = await loadTextCorpus(cfg.dataset, { onProgress: (m: string) => console.log(m) });
   console.log(

@@ -6,6 +6,7 @@
  */
 
 import { describeBackend, useBackend } from "../backend.ts";
+import { backendMemoryLimit, checkMemory, estimateMemory } from "../train/memory.ts";
 import { type Dataset, loadDataset, loadFixture } from "../data/images.ts";
 import {
   DEFAULT_VIT_CONFIG,
@@ -187,6 +188,12 @@ export async function vitMain(args: string[]): Promise<void> {
   const quiet = Boolean(flags.quiet);
   const backend = await useBackend(cfg.backend);
   console.log(`backend: ${describeBackend(backend)}`);
+  // Refuse a run that cannot fit the backend's memory before any data loads.
+  checkMemory(
+    estimateMemory("vit", cfg, backend.backend),
+    await backendMemoryLimit(backend.backend),
+    `this run (E = ${cfg.experts})`,
+  );
   const t0 = performance.now();
   const data: Dataset = cfg.dataset === "fixture"
     ? await loadFixture("fashion-mnist")
