@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproducer for the abort at deno's exit after the test summary (glibc "corrupted size vs.
+# prev_size in fastbins", WebGPU on llvmpipe): runs the webgpu test files N times and counts
+# runs that exited non-zero, and those whose output has glibc's message or a signal.
+# Usage: .ci/webgpu_exit_repro.sh [N] [test files...]
+set -u
+cd "$(dirname "$0")/.."
+export NO_COLOR=1 DENO_TLS_CA_STORE="${DENO_TLS_CA_STORE:-system,mozilla}"
+n=${1:-5}
+shift || true
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=(test/group_sparsity_webgpu_test.ts test/moe_layer_test.ts)
+fail=0 abort=0
+for i in $(seq 1 "$n"); do
+  out=$(deno test -A "${files[@]}" 2>&1)
+  rc=$?
+  summary=$(printf '%s\n' "$out" | grep -E '^(ok|FAILED) \|' | tail -n 1)
+  if [ "$rc" -ne 0 ]; then fail=$((fail + 1)); fi
+  if printf '%s\n' "$out" | grep -Eq 'corrupted|double free|malloc|Aborted|Segmentation'; then
+    abort=$((abort + 1))
+  fi
+  echo "run $i: exit $rc; $summary"
+done
+echo "$n runs: $fail exited non-zero, $abort with a glibc/abort message"
