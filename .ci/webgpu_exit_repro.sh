@@ -2,7 +2,8 @@
 # Reproducer for the abort at deno's exit after the test summary (glibc "corrupted size vs.
 # prev_size in fastbins", WebGPU on llvmpipe): runs the webgpu test files N times and counts
 # runs that exited non-zero, and those whose output has glibc's message or a signal.
-# Usage: .ci/webgpu_exit_repro.sh [N] [test files...]
+# Usage: .ci/webgpu_exit_repro.sh [N] [test files...]   (PARALLEL=1: deno test --parallel, as
+# deno task test runs them)
 set -u
 cd "$(dirname "$0")/.."
 export NO_COLOR=1 DENO_TLS_CA_STORE="${DENO_TLS_CA_STORE:-system,mozilla}"
@@ -12,7 +13,7 @@ files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(test/group_sparsity_webgpu_test.ts test/moe_layer_test.ts)
 fail=0 abort=0
 for i in $(seq 1 "$n"); do
-  out=$(deno test -A "${files[@]}" 2>&1)
+  out=$(deno test -A ${PARALLEL:+--parallel} "${files[@]}" 2>&1)
   rc=$?
   summary=$(printf '%s\n' "$out" | grep -E '^(ok|FAILED) \|' | tail -n 1)
   if [ "$rc" -ne 0 ]; then fail=$((fail + 1)); fi
