@@ -369,6 +369,16 @@ export function toTensor(entry: TensorEntry): Tensor {
   return tf.tensor(entry.values, entry.shape, entry.dtype);
 }
 
+/** What {@linkcode restoreVariables} assigns to: a `tf.Variable`. */
+export interface AssignableTensor {
+  /** Its shape. */
+  readonly shape: number[];
+  /** Its dtype. */
+  readonly dtype: string;
+  /** Replaces its value. */
+  assign(value: Tensor): void;
+}
+
 /** At most `n` names, then "… and K more" (errors never print thousands of names). */
 function someNames(names: string[], n = 3): string {
   const shown = names.slice(0, n).map((s) => JSON.stringify(s)).join(", ");
@@ -406,7 +416,7 @@ function fileOf(ck: Checkpoint<object>): string {
  */
 export function restoreVariables(
   ck: Checkpoint<object>,
-  vars: Record<string, tf.Variable>,
+  vars: Record<string, AssignableTensor>,
   prefix = "param/",
 ): void {
   const missing: string[] = [];
