@@ -84,10 +84,16 @@ Deno.test("topographicLayout() refuses a composite E whose squarest map is thinn
 });
 
 Deno.test("topographicLayout() refuses a non-integer or non-positive E or h", () => {
-  throws(() => topographicLayout(0), /^RangeError: E = 0 is invalid: E must be an integer >= 1$/);
+  throws(
+    () => topographicLayout(0),
+    /^RangeError: E = 0 is invalid: E must be an integer in \[1, 9007199254740991\]$/,
+  );
   throws(() => topographicLayout(16.5), /E = 16.5 is invalid/);
   throws(() => topographicLayout(Number.NaN), /E = NaN is invalid/);
-  throws(() => topographicLayout(16, 0), /h = 0 is invalid: h must be an integer >= 1/);
+  throws(
+    () => topographicLayout(16, 0),
+    /h = 0 is invalid: h must be an integer in \[1, 94906265\]/,
+  );
   throws(() => topographicLayout(16, 2.5), /h = 2.5 is invalid/);
 });
 
@@ -125,4 +131,37 @@ Deno.test("every usable E's layout satisfies r <= c, r·c = E and r >= h", () =>
     }),
     { numRuns: 200 },
   );
+});
+
+Deno.test("topographicLayout() refuses E above 2^53 - 1 at once (1e300 used to hang: rows-- no longer changed rows)", () => {
+  for (const E of [1e300, 2 ** 53, Number.MAX_VALUE]) {
+    const t0 = performance.now();
+    throws(() => topographicLayout(E), /E must be an integer in \[1, 9007199254740991\]/);
+    ok(!isUsableE(E), `isUsableE(${E})`);
+    throws(() => nearestUsableE(E), /E = .* is invalid/);
+    ok(performance.now() - t0 < 1000, `E = ${E} took ${performance.now() - t0} ms`);
+  }
+  // The largest accepted E: 2^53 - 1 = 6361 · 69431 · 20394401. Its divisors <= sqrt(E)
+  // ≈ 94906265.6 are 1, 6361, 69431 and 20394401 (6361 · 69431 = 441650591 is above), so
+  // the squarest layout is 20394401 x 441650591.
+  deepEqual(topographicLayout(Number.MAX_SAFE_INTEGER), { rows: 20394401, cols: 441650591 });
+});
+
+Deno.test("topographicLayout() refuses a filter size h whose h x h map cannot exist (h = 1e8 used to hang)", () => {
+  throws(
+    () => topographicLayout(16, 1e8),
+    /h = 100000000 is invalid: h must be an integer in \[1, 94906265\]/,
+  );
+  throws(() => nearestUsableE(16, 1e8), /h = 100000000 is invalid/);
+});
+
+Deno.test('topographicLayout("16") says that E must be a number', () => {
+  throws(
+    () => topographicLayout("16" as unknown as number),
+    (e: unknown) =>
+      e instanceof TypeError &&
+      e.message === 'E = "16" is a string: E must be a number (an integer >= 1)',
+  );
+  throws(() => topographicLayout(16, "3" as unknown as number), /^TypeError: h = "3" is a string/);
+  throws(() => nearestUsableE("13" as unknown as number), /^TypeError: E = "13" is a string/);
 });

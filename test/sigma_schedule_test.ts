@@ -176,3 +176,17 @@ Deno.test("the authors' 1-based step s trains with σ at (s−1)/T: sigma(s − 
     { numRuns: 300 },
   );
 });
+
+Deno.test("sigmaSchedule() with no options says what it needs (not a destructuring TypeError)", () => {
+  for (const bad of [undefined, null, 5]) {
+    throws(
+      () => sigmaSchedule(bad as unknown as SigmaScheduleOptions),
+      /^TypeError: sigmaSchedule\(options\) needs an object \{ sigmaMax, sigmaMin, gamma, totalSteps \}, got (undefined|null|number)$/,
+    );
+  }
+  // An empty object names the first missing field.
+  throws(
+    () => sigmaSchedule({} as SigmaScheduleOptions),
+    /sigmaMin = undefined is invalid: sigmaMin must be a finite number > 0/,
+  );
+});

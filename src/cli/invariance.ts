@@ -24,33 +24,157 @@ import { classMeanMaps, type Specialization, specialization } from "../analysis/
 import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { ProgressLine } from "./progress.ts";
 
-interface LoadedRun {
+/** A trained classifier run, as the invariance report needs it. */
+export interface LoadedRun {
+  /** The run directory as given. */
   dir: string;
+  /** Its real path (two flags naming one run are refused). */
+  realPath: string;
+  /** Its config.json. */
   config: TrainConfig;
+  /** The router weights `[784, E]`, row-major. */
   routerW: Float32Array;
+  /** The squarest layout of E. */
   layout: Layout;
 }
 
-async function loadRun(dir: string, flag: string): Promise<LoadedRun> {
+/** The model a run's config.json belongs to (the ViT and LM configs have their own fields). */
+function modelOf(config: Record<string, unknown>): "classifier" | "vit" | "lm" {
+  if ("embedDim" in config || "patchSize" in config) return "vit";
+  if ("contextLength" in config || "variant" in config) return "lm";
+  return "classifier";
+}
+
+/**
+ * Loads a classifier run for `--moe` or `--moge` and checks it: config.json
+ * is a classifier's, its mode is the flag's, and the checkpoint agrees with it
+ * (router weights `[784, E]`, the checkpoint's own config). Throws a
+ * {@linkcode UsageError} naming the flag, the run and what is wrong.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadRun } from "./invariance.ts";
+ * const run = await loadRun("runs/moge-E64-s0", "moge");
+ * console.log(run.config.experts, run.layout); // 64 { rows: 8, cols: 8 }
+ * ```
+ */
+export async function loadRun(dir: string, flag: "moe" | "moge"): Promise<LoadedRun> {
+  const where = `--${flag} ${dir}`;
   let config: TrainConfig;
+  let realPath: string;
   try {
+    realPath = await Deno.realPath(dir);
     config = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
   } catch (e) {
-    throw new UsageError(`--${flag} ${dir}: not a run directory (${(e as Error).message})`);
+    throw new UsageError(`${where}: not a run directory (${(e as Error).message.split("\n")[0]})`);
+  }
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    throw new UsageError(`${where}: config.json is not a JSON object`);
+  }
+  const model = modelOf(config as unknown as Record<string, unknown>);
+  if (model !== "classifier") {
+    throw new UsageError(
+      `${where} is a ${model} run: invariance compares two runs of the classifier ` +
+        `(deno task train --model classifier)`,
+    );
+  }
+  if (config.mode !== "moe" && config.mode !== "moge") {
+    throw new UsageError(
+      `${where}: config.json has mode ${JSON.stringify(config.mode)}; allowed are moe, moge`,
+    );
+  }
+  if (config.mode !== flag) {
+    const other = config.mode === "moe" ? "MoE" : "MoGE";
+    throw new UsageError(
+      `${where} is a ${other} run (config.json mode "${config.mode}"): pass it as --${config.mode}`,
+    );
+  }
+  if (!Number.isInteger(config.experts) || config.experts < 1) {
+    throw new UsageError(
+      `${where}: config.json has experts ${
+        JSON.stringify(config.experts)
+      }; E must be an integer >= 1`,
+    );
   }
   const ck = await loadCheckpoint(`${dir}/checkpoint`).catch((e: Error) => {
-    throw new UsageError(`--${flag} ${dir}: ${e.message}`);
+    throw new UsageError(`${where}: ${e.message.split("\n")[0]}`);
   });
+  // The checkpoint's own config (written with every checkpoint) must be the run's.
+  const saved = (ck.meta as { config?: Partial<TrainConfig> }).config;
+  if (saved && typeof saved === "object") {
+    const differ = (["mode", "dataset", "experts", "hiddenDim", "topK"] as const).filter((k) =>
+      k in saved && saved[k] !== config[k]
+    );
+    if (differ.length) {
+      throw new UsageError(
+        `${where}: config.json disagrees with its checkpoint in ${
+          differ.map((k) => `${k} (${JSON.stringify(config[k])} vs ${JSON.stringify(saved[k])})`)
+            .join(", ")
+        }: the files come from different runs`,
+      );
+    }
+  }
   const w = ck.tensors["param/moe.router.w"];
-  if (!w) throw new UsageError(`--${flag} ${dir}: the checkpoint has no router weights`);
+  if (!w) {
+    throw new UsageError(
+      `${where}: checkpoint ${ck.path} has no tensor "param/moe.router.w" (the router weights)`,
+    );
+  }
+  if (w.shape.length !== 2 || w.shape[0] !== 784 || w.shape[1] !== config.experts) {
+    throw new UsageError(
+      `${where}: checkpoint ${ck.path} has router weights "param/moe.router.w" [${w.shape}], ` +
+        `but config.json's E = ${config.experts} needs [784,${config.experts}]`,
+    );
+  }
   // The squarest layout of E (h = 1 accepts any E, so a plain-MoE run with a prime E still works).
   return {
     dir,
+    realPath,
     config,
     routerW: w.values as Float32Array,
     layout: topographicLayout(config.experts, 1),
   };
 }
+
+/**
+ * Checks that two runs can be compared column by column: two different runs
+ * with the same E (so the same map), the same data set and the same expert
+ * shape. Throws a {@linkcode UsageError} naming what differs.
+ *
+ * @example
+ * ```ts ignore
+ * import { checkRunPair, loadRun } from "./invariance.ts";
+ * checkRunPair(await loadRun("runs/moe-E64-s0", "moe"), await loadRun("runs/moge-E64-s0", "moge"));
+ * ```
+ */
+export function checkRunPair(moe: LoadedRun, moge: LoadedRun): void {
+  if (moe.realPath === moge.realPath) {
+    throw new UsageError(
+      `--moe and --moge name the same run (${moe.realPath}): give one MoE and one MoGE run`,
+    );
+  }
+  const differ: string[] = [];
+  const a = moe.config, b = moge.config;
+  if (a.experts !== b.experts) {
+    differ.push(
+      `E (${a.experts} vs ${b.experts}: a ${moe.layout.rows}x${moe.layout.cols} map vs a ` +
+        `${moge.layout.rows}x${moge.layout.cols} one)`,
+    );
+  }
+  if (a.dataset !== b.dataset) differ.push(`data set (${a.dataset} vs ${b.dataset})`);
+  for (const k of ["hiddenDim", "topK"] as const) {
+    if (a[k] !== b[k]) differ.push(`${k} (${a[k]} vs ${b[k]})`);
+  }
+  if (differ.length) {
+    throw new UsageError(
+      `the runs differ in ${differ.join(", ")}: Table 1 compares an MoE and a MoGE run ` +
+        `of the same model and data, differing only in the mode`,
+    );
+  }
+}
+
+/** The largest --seed: the transforms of column i use seed · 1000 + i, a 31-bit tfjs seed. */
+const MAX_SEED = Math.floor((2 ** 31 - 1 - 11) / 1000);
 
 function toFloat(images: Uint8Array): Float32Array {
   const out = new Float32Array(images.length);
@@ -98,17 +222,16 @@ specialization.json.`,
   }
   const limit = numberFlag("limit", String(flags.limit ?? 0));
   const seed = numberFlag("seed", String(flags.seed ?? 0));
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
+    throw new UsageError(`--seed ${seed}: must be an integer in [0, ${MAX_SEED}]`);
+  }
   const imedSigma = numberFlag("imed-sigma", String(flags["imed-sigma"] ?? 1));
   if (!Number.isInteger(limit) || limit < 0) {
     throw new UsageError(`--limit ${limit}: must be an integer >= 0`);
   }
   if (!(imedSigma > 0)) throw new UsageError(`--imed-sigma ${imedSigma}: must be > 0`);
   const runs = { moe: await loadRun(flags.moe, "moe"), moge: await loadRun(flags.moge, "moge") };
-  if (runs.moe.config.dataset !== runs.moge.config.dataset) {
-    throw new UsageError(
-      `the runs used different data (${runs.moe.config.dataset} vs ${runs.moge.config.dataset})`,
-    );
-  }
+  checkRunPair(runs.moe, runs.moge);
   const backend = await useBackend(
     (flags.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu",
   );

@@ -21,6 +21,13 @@ import type { Task } from "../train/task.ts";
 import { classifierTask } from "../train/classifier_task.ts";
 import { vitTask } from "../train/vit_task.ts";
 import { lmTask } from "../train/lm_task.ts";
+import {
+  backendMemoryLimit,
+  checkMemory,
+  estimateMemory,
+  type ModelKind,
+} from "../train/memory.ts";
+import { checkOutDir } from "./out_dir_check.ts";
 import { type FlagSpec, numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
 import { bar, formatDuration, interruptOnSigint, ProgressLine } from "./progress.ts";
 import { classifierView, lmView, type TrainView, vitView } from "./train_views.ts";
@@ -149,6 +156,7 @@ async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }
   if (resume && typeof flags.out !== "string") {
     throw new UsageError("--resume needs --out DIR (the run to continue)");
   }
+  await checkOutDir(outDir, { mustExist: resume });
   try {
     await checkRunDir(outDir, { resume, overwrite: Boolean(flags.overwrite) });
     // On resume, a preset counts as the flags it stands for: the same command
@@ -161,6 +169,16 @@ async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }
 
   const backend = await useBackend(cfg.backend);
   console.log(`backend: ${describeBackend(backend)}`);
+  // Refuse a run that cannot fit the backend's memory before any data loads.
+  checkMemory(
+    estimateMemory(
+      task.name as ModelKind,
+      cfg as unknown as Parameters<typeof estimateMemory>[1],
+      backend.backend,
+    ),
+    await backendMemoryLimit(backend.backend),
+    `this run (E = ${cfg.experts})`,
+  );
   const t0 = performance.now();
   const data = await task.load(cfg, (m) => console.log(m));
   console.log(`data: ${view.data(data, cfg)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);

@@ -106,9 +106,9 @@ export interface VitConfig {
 export function lastEvenBlocks(depth: number, n: number): number[] {
   checkInteger("depth", depth, 1);
   checkInteger("n", n, 0);
-  const even: number[] = [];
-  for (let i = 1; i < depth; i += 2) even.push(i);
-  return n === 0 ? [] : even.slice(-n);
+  const count = Math.floor(depth / 2); // the odd indices 1, 3, ..., below depth
+  const m = Math.min(n, count); // build only the last m (depth may be huge)
+  return Array.from({ length: m }, (_, j) => 2 * (count - m + j) + 1);
 }
 
 /** Checks a {@linkcode VitConfig}, throwing a `RangeError` that names the first bad field. */

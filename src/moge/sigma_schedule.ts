@@ -39,6 +39,12 @@ export interface SigmaScheduleOptions {
  * ```
  */
 export function sigmaSchedule(options: SigmaScheduleOptions): (step: number) => number {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `sigmaSchedule(options) needs an object { sigmaMax, sigmaMin, gamma, totalSteps }, ` +
+        `got ${options === null ? "null" : typeof options}`,
+    );
+  }
   const { sigmaMax, sigmaMin, gamma, totalSteps } = options;
   checkNumber("sigmaMin", sigmaMin, { min: 0, exclusiveMin: true });
   checkNumber("sigmaMax", sigmaMax, { min: sigmaMin });

@@ -11,15 +11,21 @@
  *
  * | bytes | content |
  * |---|---|
- * | 0-7 | magic `MOGECKP1` |
+ * | 0-7 | magic `MOGECKP2` |
  * | 8-11 | uint32 H, the byte length of the JSON header |
- * | 12 to 12+H | UTF-8 JSON manifest, space-padded so the data starts at a multiple of 8 |
- * | 12+H to end | the tensors' values, concatenated |
+ * | 12-15 | uint32 C, {@linkcode checksum32} of the header bytes followed by the data |
+ * | 16 to 16+H | UTF-8 JSON manifest, space-padded so the data starts at a multiple of 8 |
+ * | 16+H to end | the tensors' values, concatenated |
  *
- * The manifest is `{ format: "moge-checkpoint", version: 1, dataBytes,
+ * The manifest is `{ format: "moge-checkpoint", version: 2, dataBytes,
  * checksum, tensors: [{ name, dtype, shape, offset, length }], meta }`
  * (offsets and lengths in bytes, relative to the data start; `checksum` is
- * {@linkcode checksum32} of the data). `head -c 4096 checkpoint.bin` shows it.
+ * {@linkcode checksum32} of the data alone, which tells a changed header from
+ * changed data). C covers the header too, so editing `"step":20` to
+ * `"step":10` is refused. `head -c 4096 checkpoint.bin` shows the manifest.
+ *
+ * Version 1 files (magic `MOGECKP1`, a 12-byte prefix without C, only the
+ * data checksummed) are still read.
  *
  * @module
  */
@@ -33,10 +39,13 @@ import { join } from "node:path";
 /** The file name of a checkpoint inside its directory. */
 export const CHECKPOINT_FILE = "checkpoint.bin";
 
-const MAGIC = "MOGECKP1";
+const MAGIC = "MOGECKP2";
 const FORMAT = "moge-checkpoint";
-const VERSION = 1;
-const PREFIX_BYTES = 12;
+const VERSION = 2;
+const PREFIX_BYTES = 16;
+/** The previous format: 12-byte prefix, header not covered by a checksum. */
+const MAGIC_V1 = "MOGECKP1";
+const PREFIX_BYTES_V1 = 12;
 
 /** Tensor dtypes a checkpoint can hold. */
 export type CheckpointDtype = "float32" | "int32";
@@ -57,6 +66,8 @@ export interface Checkpoint<M extends object = Record<string, unknown>> {
   tensors: Record<string, TensorEntry>;
   /** JSON-serializable data: step, epoch, RNG state, config, ... */
   meta: M;
+  /** The file it was loaded from (set by {@linkcode loadCheckpoint}; for messages). */
+  path?: string;
 }
 
 interface ManifestEntry {
@@ -202,6 +213,9 @@ export async function saveCheckpoint(
   const prefix = new Uint8Array(PREFIX_BYTES);
   prefix.set(new TextEncoder().encode(MAGIC), 0);
   new DataView(prefix.buffer).setUint32(8, header.length, true);
+  let whole = checksum32(header); // header length is a multiple of 8: chunking is harmless
+  for (const c of chunks) whole = checksum32(c, whole);
+  new DataView(prefix.buffer).setUint32(12, whole, true);
   await Deno.mkdir(dir, { recursive: true });
   const path = checkpointPath(dir);
   await writeFileAtomic(path, [prefix, header, ...chunks]);
@@ -250,30 +264,39 @@ export async function loadCheckpoint<M extends object = Record<string, unknown>>
     throw e;
   }
   const bad = (why: string) => new Error(`checkpoint ${path} is corrupt: ${why}`);
-  if (bytes.length < PREFIX_BYTES) {
+  if (bytes.length < PREFIX_BYTES_V1) {
     throw bad(`it has ${bytes.length} bytes, fewer than the ${PREFIX_BYTES}-byte prefix`);
   }
   const magic = new TextDecoder().decode(bytes.subarray(0, 8));
-  if (magic !== MAGIC) {
+  if (magic !== MAGIC && magic !== MAGIC_V1) {
     throw bad(`it starts with ${JSON.stringify(magic)}, not the magic "${MAGIC}"`);
   }
-  const headerBytes = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint32(8, true);
-  const dataStart = PREFIX_BYTES + headerBytes;
+  const v1 = magic === MAGIC_V1;
+  const prefixBytes = v1 ? PREFIX_BYTES_V1 : PREFIX_BYTES;
+  if (bytes.length < prefixBytes) {
+    throw bad(`it has ${bytes.length} bytes, fewer than the ${prefixBytes}-byte prefix`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const headerBytes = view.getUint32(8, true);
+  const dataStart = prefixBytes + headerBytes;
   if (dataStart > bytes.length) {
     throw bad(`truncated: the header needs ${dataStart} bytes but the file has ${bytes.length}`);
   }
+  const header = bytes.subarray(prefixBytes, dataStart);
+  const data = bytes.subarray(dataStart);
+  const dataChecksum = checksum32(data);
   let manifest: Manifest;
   try {
-    manifest = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(
-      bytes.subarray(PREFIX_BYTES, dataStart),
-    ));
+    manifest = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(header));
   } catch (e) {
     throw bad(`its header is not valid JSON (${(e as Error).message})`);
   }
-  if (manifest?.format !== FORMAT || manifest.version !== VERSION) {
+  const version = v1 ? 1 : VERSION;
+  if (manifest?.format !== FORMAT || manifest.version !== version) {
     throw bad(
       `its header says format ${JSON.stringify(manifest?.format)} version` +
-        ` ${JSON.stringify(manifest?.version)}; this code reads "${FORMAT}" version ${VERSION}`,
+        ` ${JSON.stringify(manifest?.version)}; this code reads "${FORMAT}" version ${version}` +
+        ` in a file that starts with "${magic}"`,
     );
   }
   const expectedSize = dataStart + manifest.dataBytes;
@@ -283,11 +306,22 @@ export async function loadCheckpoint<M extends object = Record<string, unknown>>
         ` bytes but the file has ${bytes.length}`,
     );
   }
-  const data = bytes.subarray(dataStart);
-  const checksum = checksum32(data);
-  if (checksum !== manifest.checksum) {
+  if (!v1) {
+    const stored = view.getUint32(12, true);
+    const computed = checksum32(data, checksum32(header));
+    if (stored !== computed) {
+      // Which part changed? The manifest's own data checksum tells.
+      const where = manifest.checksum === dataChecksum
+        ? "the header was altered (its tensors' data is intact)"
+        : "the file was altered";
+      throw bad(
+        `checksum mismatch (stored ${stored}, computed ${computed} over header and data): ${where}`,
+      );
+    }
+  }
+  if (dataChecksum !== manifest.checksum) {
     throw bad(
-      `checksum mismatch (header ${manifest.checksum}, data ${checksum}): the data was altered`,
+      `checksum mismatch (header ${manifest.checksum}, data ${dataChecksum}): the data was altered`,
     );
   }
   // Views need 4-byte alignment; readFile gives a fresh buffer, but copy if not.
@@ -314,7 +348,7 @@ export async function loadCheckpoint<M extends object = Record<string, unknown>>
     }
     tensors[e.name] = { shape: e.shape, dtype: e.dtype, values };
   }
-  return { tensors, meta: manifest.meta as M };
+  return { tensors, meta: manifest.meta as M, path };
 }
 
 /**
@@ -333,4 +367,149 @@ export async function loadCheckpoint<M extends object = Record<string, unknown>>
  */
 export function toTensor(entry: TensorEntry): Tensor {
   return tf.tensor(entry.values, entry.shape, entry.dtype);
+}
+
+/** What {@linkcode restoreVariables} assigns to: a `tf.Variable`. */
+export interface AssignableTensor {
+  /** Its shape. */
+  readonly shape: number[];
+  /** Its dtype. */
+  readonly dtype: string;
+  /** Replaces its value. */
+  assign(value: Tensor): void;
+}
+
+/** At most `n` names, then "… and K more" (errors never print thousands of names). */
+function someNames(names: string[], n = 3): string {
+  const shown = names.slice(0, n).map((s) => JSON.stringify(s)).join(", ");
+  return names.length > n ? `${shown} … and ${names.length - n} more` : shown;
+}
+
+/** The file a checkpoint came from, for messages. */
+function fileOf(ck: Checkpoint<object>): string {
+  return ck.path ?? "(checkpoint)";
+}
+
+/**
+ * Checks that the checkpoint holds `prefix + name` for every variable, with
+ * the variable's shape, then assigns the values. Errors name the file, the
+ * tensor and what was expected (a transposed shape, a missing tensor, and at
+ * most 3 names of the ones missing), before any variable is changed.
+ *
+ * @param vars the model's variables by name (e.g. `model.params`)
+ * @param prefix the tensors' name prefix in the checkpoint
+ *
+ * @example
+ * ```ts
+ * import { loadCheckpoint, restoreVariables, saveCheckpoint } from "./checkpoint.ts";
+ * import { tf } from "../deps.ts";
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
+ * const dir = await Deno.makeTempDir();
+ * const w = tf.variable(tf.ones([2, 3]));
+ * await saveCheckpoint(dir, { tensors: { "param/w": w }, meta: {} });
+ * w.assign(tf.zeros([2, 3]));
+ * restoreVariables(await loadCheckpoint(dir), { w }); // w is ones again
+ * w.dispose();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function restoreVariables(
+  ck: Checkpoint<object>,
+  vars: Record<string, AssignableTensor>,
+  prefix = "param/",
+): void {
+  const missing: string[] = [];
+  for (const [name, v] of Object.entries(vars)) {
+    const t = ck.tensors[prefix + name];
+    if (!t) {
+      missing.push(prefix + name);
+      continue;
+    }
+    if (!tf.util.arraysEqual(t.shape, v.shape) || t.dtype !== v.dtype) {
+      throw new RangeError(
+        `checkpoint ${fileOf(ck)}: tensor "${prefix + name}" is ${t.dtype} [${t.shape}], ` +
+          `but the model's ${name} is ${v.dtype} [${v.shape}] (the checkpoint was written ` +
+          `for another model shape: check the run's config.json)`,
+      );
+    }
+  }
+  if (missing.length) {
+    throw new RangeError(
+      `checkpoint ${fileOf(ck)} lacks ${missing.length} of the model's ` +
+        `${Object.keys(vars).length} tensors: ${someNames(missing)}`,
+    );
+  }
+  for (const [name, v] of Object.entries(vars)) {
+    const t = ck.tensors[prefix + name];
+    tf.tidy(() => v.assign(tf.tensor(t.values, t.shape, t.dtype)));
+  }
+}
+
+/**
+ * The optimizer's first and second moments (`opt.m/NAME`, `opt.v/NAME`) as
+ * tensors for `AdamW.setState`, after checking that m and v name the same
+ * parameters and that each has its parameter's shape. Errors name the file,
+ * the tensor and what was expected (at most 3 names of the ones missing).
+ * The caller disposes the returned tensors.
+ *
+ * @param params the model's variables by name (the moments' shapes)
+ *
+ * @example
+ * ```ts
+ * import { loadCheckpoint, optimizerMoments, saveCheckpoint } from "./checkpoint.ts";
+ * import { tf } from "../deps.ts";
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
+ * const dir = await Deno.makeTempDir();
+ * const w = tf.zeros([2]);
+ * await saveCheckpoint(dir, { tensors: { "opt.m/w": w, "opt.v/w": w }, meta: {} });
+ * const { m, v } = optimizerMoments(await loadCheckpoint(dir), { w });
+ * console.log(m.w.shape, v.w.shape); // [2] [2]
+ * tf.dispose([w, m.w, v.w]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function optimizerMoments(
+  ck: Checkpoint<object>,
+  params: Record<string, { shape: readonly number[] }>,
+): { m: Record<string, Tensor>; v: Record<string, Tensor> } {
+  const names = (kind: "m" | "v") =>
+    Object.keys(ck.tensors).filter((k) => k.startsWith(`opt.${kind}/`)).map((k) => k.slice(6));
+  const mNames = names("m"), vNames = names("v");
+  for (
+    const [has, lacks, hasNames, lacksNames] of [
+      ["m", "v", mNames, new Set(vNames)],
+      ["v", "m", vNames, new Set(mNames)],
+    ] as const
+  ) {
+    const gone = hasNames.filter((n) => !lacksNames.has(n));
+    if (gone.length) {
+      throw new RangeError(
+        `checkpoint ${fileOf(ck)} lacks the optimizer's ${lacks} for ${gone.length} ` +
+          `parameter(s) that have ${has}: ${someNames(gone.map((n) => `opt.${lacks}/${n}`))}`,
+      );
+    }
+  }
+  const unknown = mNames.filter((n) => !(n in params));
+  if (unknown.length) {
+    throw new RangeError(
+      `checkpoint ${fileOf(ck)} holds optimizer state for ${unknown.length} tensor(s) the ` +
+        `model does not have: ${someNames(unknown.map((n) => `opt.m/${n}`))}`,
+    );
+  }
+  for (const n of mNames) {
+    for (const kind of ["m", "v"] as const) {
+      const t = ck.tensors[`opt.${kind}/${n}`];
+      if (t.dtype !== "float32" || !tf.util.arraysEqual(t.shape, [...params[n].shape])) {
+        throw new RangeError(
+          `checkpoint ${fileOf(ck)}: tensor "opt.${kind}/${n}" is ${t.dtype} [${t.shape}], ` +
+            `but the model's ${n} is float32 [${params[n].shape}]`,
+        );
+      }
+    }
+  }
+  const make = (kind: "m" | "v") =>
+    Object.fromEntries(mNames.map((n) => [n, toTensor(ck.tensors[`opt.${kind}/${n}`])]));
+  return { m: make("m"), v: make("v") };
 }

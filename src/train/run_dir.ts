@@ -21,7 +21,13 @@
 import { tf } from "../deps.ts";
 import type { Variable } from "../types.ts";
 import { appendJsonLine, writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
-import { checkpointPath, loadCheckpoint, saveCheckpoint, type TensorEntry } from "./checkpoint.ts";
+import {
+  checkpointPath,
+  loadCheckpoint,
+  optimizerMoments,
+  restoreVariables,
+  saveCheckpoint,
+} from "./checkpoint.ts";
 import type { AdamW } from "./optim.ts";
 
 /** A run directory that cannot be used as asked (the CLI exits 2 with its message). */
@@ -144,23 +150,6 @@ export async function readSavedConfig<C extends object>(dir: string, defaults: C
 /** Tensors by name, as a model holds them. */
 export type Params = Record<string, Variable>;
 
-function assignParams(
-  params: Params,
-  tensors: Record<string, TensorEntry>,
-  where: string,
-): void {
-  for (const [name, v] of Object.entries(params)) {
-    const t = tensors[`param/${name}`];
-    if (!t) throw new Error(`${where} lacks parameter ${name}`);
-    if (JSON.stringify(t.shape) !== JSON.stringify(v.shape)) {
-      throw new Error(
-        `${where}: parameter ${name} has shape [${t.shape}], the model's is [${v.shape}]`,
-      );
-    }
-    tf.tidy(() => v.assign(tf.tensor(t.values, t.shape)));
-  }
-}
-
 const paramTensors = (params: Params) =>
   Object.fromEntries(Object.entries(params).map(([k, v]) => [`param/${k}`, v]));
 
@@ -228,13 +217,8 @@ export class RunDir {
     opt: AdamW,
   ): Promise<M & { optStep: number }> {
     const ck = await loadCheckpoint<M & { optStep: number }>(this.checkpointDir);
-    assignParams(params, ck.tensors, `--resume: checkpoint ${this.checkpointDir}`);
-    const moments = (kind: "m" | "v") =>
-      Object.fromEntries(
-        Object.entries(ck.tensors).filter(([k]) => k.startsWith(`opt.${kind}/`))
-          .map(([k, t]) => [k.slice(6), tf.tensor(t.values, t.shape)]),
-      );
-    const m = moments("m"), v = moments("v");
+    restoreVariables(ck, params);
+    const { m, v } = optimizerMoments(ck, params);
     opt.setState({ step: ck.meta.optStep, m, v });
     tf.dispose([...Object.values(m), ...Object.values(v)]);
     return ck.meta;
@@ -251,7 +235,7 @@ export class RunDir {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     });
-    if (best) assignParams(params, best.tensors, `best checkpoint ${this.bestDir}`);
+    if (best) restoreVariables(best, params);
     return best !== null;
   }
 
