@@ -110,10 +110,12 @@ Deno.test("train CLI: reused --out, --resume without checkpoint, conflicting and
   const base = ["--preset", "tiny", "--train-limit", "200", "--backend", "cpu", "--quiet"];
   try {
     const fresh = await cli([...base, "--epochs", "1", "--out", dir]);
+    await Deno.mkdir(`${dir}/empty`);
     equal(fresh.code, 0, fresh.stderr);
     for (
       const [args, pattern] of [
         [[...base, "--out", dir], /already holds a run: continue it with --resume/],
+        [["--out", `${dir}/none`, "--resume"], /does not exist: there is no run to continue/],
         [["--out", `${dir}/empty`, "--resume"], /has no checkpoint/],
         [
           ["--out", dir, "--resume", "--experts", "32", "--lr", "5"],
