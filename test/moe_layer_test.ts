@@ -240,3 +240,81 @@ Deno.test("MoeLayer with seed 0 is reproducible (tfjs treats a seed of 0 as no s
   a.dispose();
   b.dispose();
 });
+
+for (const backend of await availableBackends()) {
+  Deno.test(
+    `MoeLayer (${backend}) load-balancing loss: importance on the clean softmax, load on the noisy logits (V-MoE)`,
+    async () => {
+      await useBackend(backend);
+      // E = 4, N = 4, k = 1, noise std 0.25, router W = I so that the logits are x.
+      const layer = new MoeLayer({
+        inputDim: 4,
+        hiddenDim: 2,
+        numExperts: 4,
+        topK: 1,
+        routingOrder: "softmax-topk",
+        routerBias: false,
+        activation: "relu",
+        noiseStd: 0.25,
+        capacityFactor: 0,
+        loadBalanceWeight: 0.01,
+      }, { seed: 2 });
+      layer.params["moe.router.w"].assign(tf.eye(4));
+      const L = [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [1, 0, 0, 0]];
+      const noiseRows = [[0.3, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]];
+      const x = tf.tensor2d(L);
+      const noise = tf.tensor2d(noiseRows);
+      const logits = layer.logits(x);
+      const routed = await layer.route(logits, { training: true, noise });
+      deepEqual(Array.from(routed.plan.expert), [0, 1, 2, 0]);
+      const out = layer.apply(x, logits, routed, null);
+      const got = (await out.auxLoss.data())[0];
+
+      // Float64 reference, V-MoE (vmoe/nn/routing.py):
+      //   importance_e = Σ_n softmax(L_n)_e  (clean logits),  L_imp = cv²(importance)
+      //   P_ne = 1 − Φ((η_n,(k) − L_ne) / σ), η = L + noise, η_n,(k) the k-th largest of row n
+      //   L_load = cv²(Σ_n P_ne),  L_aux = ½ (L_imp + L_load),  cv² = var / mean² (population var)
+      const cv2 = (a: number[]) => {
+        const mean = a.reduce((s, v) => s + v, 0) / a.length;
+        return a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length / mean ** 2;
+      };
+      const softmax = (r: number[]) => {
+        const ex = r.map(Math.exp);
+        const s = ex.reduce((a, b) => a + b);
+        return ex.map((v) => v / s);
+      };
+      // erf by its Maclaurin series for |v| <= 2, by the continued fraction of
+      // erfc beyond (the series cancels catastrophically for large |v|).
+      const erf = (v: number): number => {
+        if (v < 0) return -erf(-v);
+        if (v > 2) {
+          let K = v;
+          for (let n = 80; n >= 1; n--) K = v + (n / 2) / K;
+          return 1 - Math.exp(-v * v) / (Math.sqrt(Math.PI) * K);
+        }
+        let sum = 0, term = v;
+        for (let n = 0; n < 60; n++) {
+          sum += term / (2 * n + 1);
+          term *= -v * v / (n + 1);
+        }
+        return 2 / Math.sqrt(Math.PI) * sum;
+      };
+      const phi = (v: number) => 0.5 * (1 + erf(v / Math.SQRT2));
+      const imp = [0, 1, 2, 3].map((e) => L.reduce((s, r) => s + softmax(r)[e], 0));
+      const load = [0, 1, 2, 3].map((e) =>
+        L.reduce((s, r, n) => {
+          const eta = r.map((v, i) => v + noiseRows[n][i]);
+          const kth = Math.max(...eta);
+          return s + 1 - phi((kth - r[e]) / 0.25);
+        }, 0)
+      );
+      const expected = 0.5 * (cv2(imp) + cv2(load));
+      assertAllClose([expected], [0.2288752], { atol: 5e-7 }); // the value V-MoE gives
+      // The old code took the importance from softmax(L + noise): 0.2366979.
+      assertAllClose([got], [expected], { atol: 2e-6 });
+      tf.dispose([x, noise, logits, out.y, out.z, out.auxLoss, out.regularizer, out.penalty]);
+      disposeRouted(routed);
+      layer.dispose();
+    },
+  );
+}

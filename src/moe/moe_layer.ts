@@ -146,6 +146,19 @@ export function validateMoeConfig(c: MoeConfig): void {
   checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
 }
 
+/** Options of {@linkcode MoeLayer.route}. */
+export interface RouteOptions {
+  /** Training pass: add routing noise (std `noiseStd`). */
+  training: boolean;
+  /** Seed of the routing noise (unseeded when absent). */
+  noiseSeed?: number;
+  /**
+   * The routing noise to add, `[N, E]`, instead of drawing it (training only;
+   * the layer takes a copy). For replaying a step or reproducing reference code.
+   */
+  noise?: Tensor2D;
+}
+
 /** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
 export interface RoutedBatch {
   /** The CPU routing plan. */
@@ -269,7 +282,7 @@ export class MoeLayer {
    */
   async route(
     logits: Tensor2D,
-    options: { training: boolean; noiseSeed?: number },
+    options: RouteOptions,
   ): Promise<RoutedBatch> {
     const { noise, selection } = this.#selection(logits, options);
     const scores = await selection.data();
@@ -282,7 +295,7 @@ export class MoeLayer {
    * gradient tape (multi-layer models). tfjs allows it on cpu and wasm only;
    * on webgpu this throws (plan with `route` in a no-tape pass first).
    */
-  routeSync(logits: Tensor2D, options: { training: boolean; noiseSeed?: number }): RoutedBatch {
+  routeSync(logits: Tensor2D, options: RouteOptions): RoutedBatch {
     if (tf.getBackend() === "webgpu") {
       throw new Error(
         "MoeLayer.routeSync: webgpu cannot read tensors synchronously; plan the routing with the" +
@@ -297,10 +310,19 @@ export class MoeLayer {
 
   #selection(
     logits: Tensor2D,
-    options: { training: boolean; noiseSeed?: number },
+    options: RouteOptions,
   ): { noise: Tensor2D | null; selection: Tensor2D } {
     const [N, E] = logits.shape;
-    const noise = options.training && this.config.noiseStd > 0
+    if (options.training && options.noise !== undefined) {
+      if (!tf.util.arraysEqual(options.noise.shape, [N, E])) {
+        throw new RangeError(
+          `route: options.noise has shape [${options.noise.shape}] but the logits are [${N},${E}]`,
+        );
+      }
+    }
+    const noise = options.training && options.noise !== undefined
+      ? options.noise.clone() as Tensor2D
+      : options.training && this.config.noiseStd > 0
       ? tf.randomNormal(
         [N, E],
         0,
@@ -352,13 +374,15 @@ export class MoeLayer {
       const chosen = routed.chosen.reshape([N, k, E]); // [N, k, E]
       let gates: Tensor; // [N, k]
       let importanceProbs: Tensor; // [N, E]
+      // The importance term always uses the clean softmax(Wx) (V-MoE: importance
+      // on the clean probabilities, load on the noisy logits).
+      importanceProbs = z;
       if (routingOrder === "softmax-topk") {
-        importanceProbs = tf.softmax(noisy); // [N, E]
-        gates = tf.sum(tf.mul(importanceProbs.expandDims(1), chosen), 2); // [N, k] not renormalized
+        const probs = routed.noise ? tf.softmax(noisy) : z; // [N, E] noisy gate probabilities
+        gates = tf.sum(tf.mul(probs.expandDims(1), chosen), 2); // [N, k] not renormalized
       } else {
         const picked = tf.sum(tf.mul(noisy.expandDims(1), chosen), 2); // [N, k]
         gates = tf.softmax(picked); // [N, k]
-        importanceProbs = z;
       }
 
       // Dispatch -> experts -> combine.
