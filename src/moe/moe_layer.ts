@@ -11,6 +11,7 @@
  */
 
 import { tf } from "../deps.ts";
+import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
 import type { FilterKind } from "../moge/filters.ts";
@@ -495,6 +496,8 @@ export class MoeLayer {
 }
 
 let uniqueId = 0;
+
+installFastWasmKernels();
 
 /**
  * The "looped" layout of a plan: routed choices packed expert after expert
