@@ -67,11 +67,13 @@ export function installFastWasmKernels(): void {
     const perm = Array.from({ length: r }, (_, i) => i);
     perm[r - 2] = r - 1;
     perm[r - 1] = r - 2;
-    return transpose.kernelFunc({
-      inputs: { x },
-      backend,
-      attrs: { perm },
-    } as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    return transpose.kernelFunc(
+      {
+        inputs: { x },
+        backend,
+        attrs: { perm },
+      } as unknown as Parameters<tf.KernelFunc>[0],
+    ) as tf.TensorInfo;
   };
 
   tf.unregisterKernel("BatchMatMul", "wasm");

@@ -15,6 +15,16 @@
  *
  * with λ = 0 for variables excluded from decay (e.g. biases).
  *
+ * On the wasm and cpu backends the update runs fused: one pass over the
+ * Float32Arrays of w, g, m and v per variable, in plain TypeScript, instead
+ * of ~14 tfjs kernels per variable (about 1,000 kernels per step for a model
+ * of 64 experts). The fused loop computes each element in float64 and rounds
+ * once when it stores m, v and w, where the kernel path rounds to float32
+ * after every operation: the two agree to float32 rounding (tested), and the
+ * fused one is the closer to the exact update. (Rounding every operation with
+ * `Math.fround` made the loop 2x slower.) On webgpu the update runs as tfjs
+ * kernels.
+ *
  * @module
  */
 
@@ -39,6 +49,12 @@ export interface AdamWOptions {
    * (default: none excluded). Example: `(name) => name.endsWith("bias")`.
    */
   excludeFromWeightDecay?: (name: string) => boolean;
+  /**
+   * Run the update as one fused loop over the variables' memory on wasm and
+   * cpu (default true; webgpu always uses tfjs kernels). The paths agree to
+   * float32 rounding; `false` keeps the kernel path, e.g. to compare speed.
+   */
+  fused?: boolean;
 }
 
 /**
@@ -92,6 +108,7 @@ export class AdamW {
   /** Decoupled weight decay λ. */
   readonly weightDecay: number;
   #exclude: (name: string) => boolean;
+  #fused: boolean;
   #step = 0;
   #m = new Map<string, tf.Variable>();
   #v = new Map<string, tf.Variable>();
@@ -116,6 +133,7 @@ export class AdamW {
       epsilon = 1e-8,
       weightDecay = 0.05,
       excludeFromWeightDecay = () => false,
+      fused = true,
     } = options;
     checkNumber("learningRate", learningRate, { min: 0, exclusiveMin: true });
     checkBeta("beta1", beta1);
@@ -134,6 +152,7 @@ export class AdamW {
     this.epsilon = epsilon;
     this.weightDecay = weightDecay;
     this.#exclude = excludeFromWeightDecay;
+    this.#fused = fused;
   }
 
   /**
@@ -230,12 +249,17 @@ import type { Tensor } from "../types.ts";
     const b1 = this.beta1, b2 = this.beta2;
     const bc1 = 1 - b1 ** t;
     const bc2 = 1 - b2 ** t;
+    const memory = this.#fused ? hostMemory() : null;
     for (const name of names) {
       const w = vars[name];
       const g = grads[name];
       const m = this.#moment(this.#m, "m", name, w);
       const v = this.#moment(this.#v, "v", name, w);
       const wd = this.decayFor(name);
+      if (memory && g.dtype === "float32") {
+        fusedAdamW(memory, w, g, m, v, { b1, b2, bc1, bc2, eps: this.epsilon, wd, lr });
+        continue;
+      }
       tf.tidy(() => {
         const gf = g.dtype === "float32" ? g : tf.cast(g, "float32");
         const newM = tf.add(tf.mul(m, b1), tf.mul(gf, 1 - b1));
@@ -369,5 +393,130 @@ function checkBeta(name: string, value: number): void {
   checkNumber(name, value, { min: 0 });
   if (value >= 1) {
     throw new RangeError(`${name} = ${value} is invalid: ${name} must be in [0, 1)`);
+  }
+}
+
+/** Where the new values of a tensor are written by {@linkcode fusedAdamW}. */
+interface Target {
+  /** The array to fill. */
+  values: Float32Array;
+  /** True when `values` is the tensor's own memory (nothing to commit). */
+  inPlace: boolean;
+}
+
+/** Direct access to a tensor's float32 memory on the wasm and cpu backends. */
+interface HostMemory {
+  /** A view of (or, failing that, a copy of) t's values. */
+  read(t: Tensor): Float32Array;
+  /** Where to write t's new values: its own memory when nothing else shares it. */
+  target(t: Tensor): Target;
+  /** Makes a target that is not in place t's contents. */
+  commit(t: tf.Variable, target: Target): void;
+}
+
+interface WasmBackendLike {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
+  refCount(dataId: unknown): number;
+}
+
+interface CpuBackendLike {
+  data: { get(dataId: unknown): { values?: unknown } };
+}
+
+function commitCopy(t: tf.Variable, target: Target): void {
+  if (target.inPlace) return;
+  const fresh = tf.tensor(target.values, t.shape, "float32");
+  t.assign(fresh);
+  fresh.dispose();
+}
+
+/** The {@linkcode HostMemory} of the current backend, or null on webgpu. */
+function hostMemory(): HostMemory | null {
+  const name = tf.getBackend();
+  if (name === "wasm") {
+    const b = tf.backend() as unknown as WasmBackendLike;
+    const view = (t: Tensor) =>
+      new Float32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(t.dataId).memoryOffset, t.size);
+    return {
+      read: view,
+      // In place unless another tensor shares the memory (a clone would).
+      target: (t) =>
+        b.refCount(t.dataId) === 1
+          ? { values: view(t), inPlace: true }
+          : { values: new Float32Array(t.size), inPlace: false },
+      commit: commitCopy,
+    };
+  }
+  if (name === "cpu") {
+    // The cpu backend hands its own arrays to data()/dataSync() callers, so
+    // new arrays replace the old ones instead of writing into them.
+    const b = tf.backend() as unknown as CpuBackendLike;
+    return {
+      read: (t) => {
+        const values = b.data.get(t.dataId).values;
+        return values instanceof Float32Array ? values : Float32Array.from(t.dataSync());
+      },
+      target: (t) => ({ values: new Float32Array(t.size), inPlace: false }),
+      commit: commitCopy,
+    };
+  }
+  return null;
+}
+
+/**
+ * One AdamW update of one variable as a single loop (float64 arithmetic, one
+ * rounding to float32 per stored value):
+ * m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g²,
+ * w' = w − lr·((m'/bc1) / (sqrt(v'/bc2) + ε) + λ·w).
+ */
+function fusedAdamW(
+  memory: HostMemory,
+  w: tf.Variable,
+  g: Tensor,
+  m: tf.Variable,
+  v: tf.Variable,
+  c: { b1: number; b2: number; bc1: number; bc2: number; eps: number; wd: number; lr: number },
+): void {
+  const { b1, b2, bc1, bc2, eps, wd, lr } = c;
+  const a1 = 1 - b1, a2 = 1 - b2;
+  // No tfjs allocation between taking the views and the end of the loop (a
+  // wasm allocation may move the heap); copies are committed afterwards.
+  const gv = memory.read(g), mv = memory.read(m), vv = memory.read(v), wv = memory.read(w);
+  const mt = memory.target(m), vt = memory.target(v), wt = memory.target(w);
+  adamwLoop(gv, mv, vv, wv, mt.values, vt.values, wt.values, b1, a1, b2, a2, bc1, bc2, eps, wd, lr);
+  memory.commit(m, mt);
+  memory.commit(v, vt);
+  memory.commit(w, wt);
+}
+
+/** The loop of {@linkcode fusedAdamW}, over plain arrays (monomorphic for the JIT). */
+function adamwLoop(
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  w: Float32Array,
+  mo: Float32Array,
+  vo: Float32Array,
+  wo: Float32Array,
+  b1: number,
+  a1: number,
+  b2: number,
+  a2: number,
+  bc1: number,
+  bc2: number,
+  eps: number,
+  wd: number,
+  lr: number,
+): void {
+  const n = w.length;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i];
+    const mi = b1 * m[i] + a1 * gi;
+    const vi = b2 * v[i] + a2 * gi * gi;
+    const wi = w[i];
+    mo[i] = mi;
+    vo[i] = vi;
+    wo[i] = wi - lr * ((mi / bc1) / (Math.sqrt(vi / bc2) + eps) + wd * wi);
   }
 }
