@@ -3,9 +3,11 @@
  * top-k routing in both orders, routing noise, capacity with batch-prioritized
  * routing, the load-balancing loss, and the MoGE regularizer (eq. 9).
  *
- * Experts run as batched matmuls over `[E, slots, d]` buffers filled by
- * gathers (GShard / Switch / V-MoE style), so the work grows with
- * tokens · k · d · d_ff, never with a private weight copy per token.
+ * On wasm and cpu the experts run on exactly their tokens, packed expert
+ * after expert, in one fused kernel (forward and backward); on webgpu as
+ * batched matmuls over `[E, slots, d]` buffers filled by gathers (GShard /
+ * Switch / V-MoE style). Either way the work grows with tokens · k · d · d_ff,
+ * never with a private weight copy per token.
  *
  * @module
  */
@@ -14,6 +16,7 @@ import { tf } from "../deps.ts";
 import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
+import { expertFfn, expertFfnAvailable, fusedExpertsEnabled } from "./expert_ffn.ts";
 import type { FilterKind } from "../moge/filters.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
@@ -58,13 +61,15 @@ export interface MoeConfig {
    */
   compactExperts?: boolean;
   /**
-   * How experts run (default "auto": "looped" on wasm and cpu, "batched" on
-   * webgpu). "looped": one 2-D matmul per expert that received tokens, on
+   * How experts run (default "auto": "fused" on wasm and cpu, "batched" on
+   * webgpu). "fused": the "looped" computation as one forward and one
+   * backward kernel for all experts (src/moe/expert_ffn.ts). "looped": one
+   * 2-D matmul per expert that received tokens, on
    * exactly its tokens (no padding); tfjs-wasm's 2-D matmul is about 8x
    * faster than its batched matmul. "batched": `[A, slots, d]` buffers and
    * batched matmuls over stacked expert weights (GShard / V-MoE style).
    */
-  expertCompute?: "auto" | "looped" | "batched";
+  expertCompute?: ExpertCompute;
 }
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
@@ -122,6 +127,17 @@ function activate(x: Tensor, kind: Activation): Tensor {
 
 /** The allowed activations. */
 export const ACTIVATIONS: readonly Activation[] = ["gelu", "relu", "tanh"];
+/**
+ * How the experts run: "fused" (all experts in one forward and one backward
+ * kernel; wasm and cpu), "looped" (tfjs ops expert after expert on exactly
+ * its tokens), "batched" (`[A, slots, d]` buffers and batched matmuls), or
+ * "auto" (fused on wasm and cpu, batched on webgpu).
+ */
+export type ExpertCompute = "auto" | "fused" | "looped" | "batched";
+
+/** The allowed expert computations. */
+export const EXPERT_COMPUTES: readonly ExpertCompute[] = ["auto", "fused", "looped", "batched"];
+
 /** The allowed routing orders. */
 export const ROUTING_ORDERS: readonly RoutingOrder[] = ["softmax-topk", "topk-softmax"];
 
@@ -145,6 +161,11 @@ export function validateMoeConfig(c: MoeConfig): void {
   if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
   checkNumber("capacityFactor", c.capacityFactor === Infinity ? 0 : c.capacityFactor, { min: 0 });
   checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
+  if (c.expertCompute !== undefined && !EXPERT_COMPUTES.includes(c.expertCompute)) {
+    throw new RangeError(
+      `expertCompute = "${c.expertCompute}" is invalid: allowed are ${EXPERT_COMPUTES.join(", ")}`,
+    );
+  }
 }
 
 /** Options of {@linkcode MoeLayer.route}. */
@@ -337,8 +358,8 @@ export class MoeLayer {
 
   #routed(scores: Float32Array, N: number, noise: Tensor2D | null): RoutedBatch {
     const { topK: k, capacityFactor, numExperts: E, compactExperts, expertCompute } = this.config;
-    const looped = expertCompute === "looped" ||
-      (expertCompute === "auto" && tf.getBackend() !== "webgpu");
+    const looped = expertCompute !== "batched" &&
+      (expertCompute !== "auto" || tf.getBackend() !== "webgpu");
     const plan = planRouting(scores, N, E, { k, capacityFactor, compact: compactExperts });
     return {
       plan,
@@ -392,25 +413,50 @@ export class MoeLayer {
         // Looped: expert after expert on exactly its tokens (no padding).
         const { dispatch, combine, experts, sizes } = routed.packed;
         const buf = routeRows(x, dispatch); // [R, d], R = routed choices
-        const parts = experts.length === 1 ? [buf] : tf.split(buf, sizes, 0);
-        const pre = parts.map((part, j) =>
-          tf.add(
-            tf.matMul(part, this.expertParam("w1", experts[j])),
-            this.expertParam("b1", experts[j]),
-          )
-        ); // [n_j, d_ff] each
-        const hidden = activate(
-          pre.length === 1 ? pre[0] : tf.concat(pre, 0),
-          this.config.activation,
-        ); // [R, d_ff]
-        const hs = experts.length === 1 ? [hidden] : tf.split(hidden, sizes, 0);
-        const outs = hs.map((h, j) =>
-          tf.add(
-            tf.matMul(h, this.expertParam("w2", experts[j])),
-            this.expertParam("b2", experts[j]),
-          )
-        ); // [n_j, d_out] each
-        const out = (outs.length === 1 ? outs[0] : tf.concat(outs, 0)) as Tensor2D; // [R, d_out]
+        let out: Tensor2D; // [R, d_out]
+        const { expertCompute } = this.config;
+        if (expertCompute === "fused" && !expertFfnAvailable()) {
+          throw new Error(
+            `expertCompute "fused" runs on wasm and cpu, not on ${tf.getBackend()}: use "auto"`,
+          );
+        }
+        if (
+          expertCompute === "fused" ||
+          (expertCompute === "auto" && expertFfnAvailable() && fusedExpertsEnabled())
+        ) {
+          // wasm / cpu: every expert in one forward and one backward kernel.
+          out = expertFfn(
+            buf,
+            experts.map((e) => ({
+              w1: this.expertParam("w1", e),
+              b1: this.expertParam("b1", e),
+              w2: this.expertParam("w2", e),
+              b2: this.expertParam("b2", e),
+            })),
+            sizes,
+            this.config.activation,
+          );
+        } else {
+          const parts = experts.length === 1 ? [buf] : tf.split(buf, sizes, 0);
+          const pre = parts.map((part, j) =>
+            tf.add(
+              tf.matMul(part, this.expertParam("w1", experts[j])),
+              this.expertParam("b1", experts[j]),
+            )
+          ); // [n_j, d_ff] each
+          const hidden = activate(
+            pre.length === 1 ? pre[0] : tf.concat(pre, 0),
+            this.config.activation,
+          ); // [R, d_ff]
+          const hs = experts.length === 1 ? [hidden] : tf.split(hidden, sizes, 0);
+          const outs = hs.map((h, j) =>
+            tf.add(
+              tf.matMul(h, this.expertParam("w2", experts[j])),
+              this.expertParam("b2", experts[j]),
+            )
+          ); // [n_j, d_out] each
+          out = (outs.length === 1 ? outs[0] : tf.concat(outs, 0)) as Tensor2D;
+        }
         perChoice = routeRows(out, combine);
       } else {
         // Batched: [A, slots, d] buffers, stacked weights of the A buffered experts.

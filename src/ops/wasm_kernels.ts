@@ -42,7 +42,7 @@ type KernelArgs = {
   attrs: Record<string, unknown>;
 };
 
-let installed = false;
+let originals: { matmul: tf.KernelConfig; gather: tf.KernelConfig } | null = null;
 
 /**
  * Installs the faster wasm kernels (idempotent; a no-op where tfjs-wasm is
@@ -55,12 +55,12 @@ let installed = false;
  * ```
  */
 export function installFastWasmKernels(): void {
-  if (installed) return;
+  if (originals) return;
   const matmul = tf.getKernel("BatchMatMul", "wasm");
   const transpose = tf.getKernel("Transpose", "wasm");
   const gather = tf.getKernel("GatherV2", "wasm");
   if (!matmul || !transpose || !gather) return;
-  installed = true;
+  originals = { matmul, gather };
 
   const transposeLast2 = (x: tf.TensorInfo, backend: unknown): tf.TensorInfo => {
     const r = x.shape.length;
@@ -144,4 +144,37 @@ export function installFastWasmKernels(): void {
       return out;
     }) as unknown as tf.KernelFunc,
   });
+}
+
+/**
+ * Puts tfjs-wasm's own `BatchMatMul` and `GatherV2` back (for before/after
+ * benchmarks); {@linkcode installFastWasmKernels} installs the fast ones again.
+ *
+ * @example
+ * ```ts
+ * import { installFastWasmKernels, uninstallFastWasmKernels } from "./wasm_kernels.ts";
+ * uninstallFastWasmKernels();
+ * installFastWasmKernels();
+ * ```
+ */
+export function uninstallFastWasmKernels(): void {
+  if (!originals) return;
+  for (const k of [originals.matmul, originals.gather]) {
+    tf.unregisterKernel(k.kernelName, "wasm");
+    tf.registerKernel(k);
+  }
+  originals = null;
+}
+
+/**
+ * Whether the fast wasm kernels are installed now.
+ *
+ * @example
+ * ```ts
+ * import { fastWasmKernelsInstalled } from "./wasm_kernels.ts";
+ * console.log(fastWasmKernelsInstalled());
+ * ```
+ */
+export function fastWasmKernelsInstalled(): boolean {
+  return originals !== null;
 }

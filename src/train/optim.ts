@@ -107,8 +107,12 @@ export class AdamW {
   readonly epsilon: number;
   /** Decoupled weight decay λ. */
   readonly weightDecay: number;
+  /**
+   * Whether the update runs fused on wasm and cpu (see {@linkcode AdamWOptions.fused});
+   * may be switched between steps (the state is the same either way).
+   */
+  fused: boolean;
   #exclude: (name: string) => boolean;
-  #fused: boolean;
   #step = 0;
   #m = new Map<string, tf.Variable>();
   #v = new Map<string, tf.Variable>();
@@ -152,7 +156,7 @@ export class AdamW {
     this.epsilon = epsilon;
     this.weightDecay = weightDecay;
     this.#exclude = excludeFromWeightDecay;
-    this.#fused = fused;
+    this.fused = fused;
   }
 
   /**
@@ -249,7 +253,7 @@ import type { Tensor } from "../types.ts";
     const b1 = this.beta1, b2 = this.beta2;
     const bc1 = 1 - b1 ** t;
     const bc2 = 1 - b2 ** t;
-    const memory = this.#fused ? hostMemory() : null;
+    const memory = this.fused ? hostMemory() : null;
     for (const name of names) {
       const w = vars[name];
       const g = grads[name];
