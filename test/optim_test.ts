@@ -301,3 +301,25 @@ for (const backend of backends.filter((b) => b !== "webgpu")) {
     },
   );
 }
+
+for (const backend of backends.filter((b) => b !== "webgpu")) {
+  Deno.test(
+    `optim [${backend}]: a matmul after the fused update sees the new weights (tfjs-wasm caches packed weights by tensor)`,
+    async () => {
+      await useBackend(backend);
+      const w = tf.tidy(() => tf.variable(tf.tensor2d([[1, 2], [3, 4], [5, 6]])));
+      const x = tf.tensor2d([[1, -1, 2]]);
+      tf.matMul(x, w).dispose(); // the backend may now cache w's packed form
+      const opt = new AdamW({ learningRate: 0.5, weightDecay: 0 });
+      const g = tf.tensor2d([[1, -1], [1, -1], [1, -1]]);
+      opt.step({ w: g }, { w }); // the first Adam step moves every weight by lr·sign(g)
+      const wv = Array.from(w.dataSync());
+      assertAllClose(wv, [0.5, 2.5, 2.5, 4.5, 4.5, 6.5], { atol: 1e-6 });
+      // x·w by hand from the updated weights: [1·.5 − 2.5 + 2·4.5, 1·2.5 − 4.5 + 2·6.5]
+      const y = tf.matMul(x, w);
+      assertAllClose(await y.data(), [7, 11], { atol: 1e-5 });
+      tf.dispose([y, x, g, w]);
+      opt.dispose();
+    },
+  );
+}

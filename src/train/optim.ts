@@ -402,37 +402,38 @@ function checkBeta(name: string, value: number): void {
 
 /** Where the new values of a tensor are written by {@linkcode fusedAdamW}. */
 interface Target {
-  /** The array to fill. */
-  values: Float32Array;
-  /** True when `values` is the tensor's own memory (nothing to commit). */
+  /** The tensor to fill: the variable itself, or a new tensor to assign to it. */
+  tensor: Tensor;
+  /** True when `tensor` is the variable itself (nothing to commit). */
   inPlace: boolean;
 }
 
-/** Direct access to a tensor's float32 memory on the wasm and cpu backends. */
+/** Direct access to tensors' float32 memory on the wasm and cpu backends. */
 interface HostMemory {
-  /** A view of (or, failing that, a copy of) t's values. */
-  read(t: Tensor): Float32Array;
-  /** Where to write t's new values: its own memory when nothing else shares it. */
-  target(t: Tensor): Target;
-  /** Makes a target that is not in place t's contents. */
-  commit(t: tf.Variable, target: Target): void;
+  /**
+   * Where to write t's new values: its own memory when `inPlace` is allowed
+   * and nothing else shares it, otherwise a new tensor (allocated now).
+   */
+  target(t: tf.Variable, inPlace: boolean): Target;
+  /** A view of t's values; take views after all `target` calls (the wasm heap may move). */
+  view(t: Tensor): Float32Array;
 }
 
 interface WasmBackendLike {
   wasm: { HEAPU8: Uint8Array };
   dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
   refCount(dataId: unknown): number;
+  makeOutput(shape: number[], dtype: string): tf.TensorInfo;
 }
 
 interface CpuBackendLike {
   data: { get(dataId: unknown): { values?: unknown } };
 }
 
-function commitCopy(t: tf.Variable, target: Target): void {
+function commit(t: tf.Variable, target: Target): void {
   if (target.inPlace) return;
-  const fresh = tf.tensor(target.values, t.shape, "float32");
-  t.assign(fresh);
-  fresh.dispose();
+  t.assign(target.tensor);
+  target.tensor.dispose();
 }
 
 /** The {@linkcode HostMemory} of the current backend, or null on webgpu. */
@@ -440,16 +441,14 @@ function hostMemory(): HostMemory | null {
   const name = tf.getBackend();
   if (name === "wasm") {
     const b = tf.backend() as unknown as WasmBackendLike;
-    const view = (t: Tensor) =>
-      new Float32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(t.dataId).memoryOffset, t.size);
     return {
-      read: view,
-      // In place unless another tensor shares the memory (a clone would).
-      target: (t) =>
-        b.refCount(t.dataId) === 1
-          ? { values: view(t), inPlace: true }
-          : { values: new Float32Array(t.size), inPlace: false },
-      commit: commitCopy,
+      target: (t, inPlace) =>
+        inPlace && b.refCount(t.dataId) === 1 ? { tensor: t, inPlace: true } : {
+          tensor: tf.engine().makeTensorFromTensorInfo(b.makeOutput(t.shape, "float32")),
+          inPlace: false,
+        },
+      view: (t) =>
+        new Float32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(t.dataId).memoryOffset, t.size),
     };
   }
   if (name === "cpu") {
@@ -457,12 +456,11 @@ function hostMemory(): HostMemory | null {
     // new arrays replace the old ones instead of writing into them.
     const b = tf.backend() as unknown as CpuBackendLike;
     return {
-      read: (t) => {
+      target: (t) => ({ tensor: tf.tensor(new Float32Array(t.size), t.shape), inPlace: false }),
+      view: (t) => {
         const values = b.data.get(t.dataId).values;
         return values instanceof Float32Array ? values : Float32Array.from(t.dataSync());
       },
-      target: (t) => ({ values: new Float32Array(t.size), inPlace: false }),
-      commit: commitCopy,
     };
   }
   return null;
@@ -473,6 +471,11 @@ function hostMemory(): HostMemory | null {
  * rounding to float32 per stored value):
  * m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g²,
  * w' = w − lr·((m'/bc1) / (sqrt(v'/bc2) + ε) + λ·w).
+ *
+ * The moments are updated in place where no other tensor shares them; the
+ * weights always go to a new tensor: tfjs-wasm caches the packed form of a
+ * matmul's weight operand by tensor id (XNNPACK), so writing a weight in
+ * place would leave its matmuls on the old values.
  */
 function fusedAdamW(
   memory: HostMemory,
@@ -483,15 +486,14 @@ function fusedAdamW(
   c: { b1: number; b2: number; bc1: number; bc2: number; eps: number; wd: number; lr: number },
 ): void {
   const { b1, b2, bc1, bc2, eps, wd, lr } = c;
-  const a1 = 1 - b1, a2 = 1 - b2;
-  // No tfjs allocation between taking the views and the end of the loop (a
-  // wasm allocation may move the heap); copies are committed afterwards.
-  const gv = memory.read(g), mv = memory.read(m), vv = memory.read(v), wv = memory.read(w);
-  const mt = memory.target(m), vt = memory.target(v), wt = memory.target(w);
-  adamwLoop(gv, mv, vv, wv, mt.values, vt.values, wt.values, b1, a1, b2, a2, bc1, bc2, eps, wd, lr);
-  memory.commit(m, mt);
-  memory.commit(v, vt);
-  memory.commit(w, wt);
+  // Allocate first, then take the views, then no tfjs call until the loop ends.
+  const mt = memory.target(m, true), vt = memory.target(v, true), wt = memory.target(w, false);
+  const gv = memory.view(g), mv = memory.view(m), vv = memory.view(v), wv = memory.view(w);
+  const mo = memory.view(mt.tensor), vo = memory.view(vt.tensor), wo = memory.view(wt.tensor);
+  adamwLoop(gv, mv, vv, wv, mo, vo, wo, b1, 1 - b1, b2, 1 - b2, bc1, bc2, eps, wd, lr);
+  commit(m, mt);
+  commit(v, vt);
+  commit(w, wt);
 }
 
 /** The loop of {@linkcode fusedAdamW}, over plain arrays (monomorphic for the JIT). */
