@@ -24,6 +24,8 @@ export type FfnActivation = "gelu" | "relu" | "tanh";
 const FORWARD = "MogeExpertFfn";
 const BACKWARD = "MogeExpertFfnGrad";
 const GELU_C = Math.sqrt(2 / Math.PI);
+/** Experts with at most this many rows multiply as Wᵀ·xᵀ (see the forward kernel). */
+const SWAP_ROWS = 32;
 
 /** Memory access to the backend's tensors (wasm heap or cpu arrays). */
 interface Host {
@@ -153,24 +155,34 @@ function forwardKernel(name: "wasm" | "cpu") {
     let r0 = 0;
     sizes.forEach((n, j) => {
       const xj = rows(host, x, r0, n);
-      const pre = host.matmul(xj, inputs[`w1_${j}`], false, false); // [n, f]
+      // The weights are new tensors every step, and the matmul packs its right
+      // operand anew for each new tensor: for a few rows, Wᵀ·xᵀ (right operand
+      // xᵀ, small) beats x·W (right operand W). t: the result comes transposed.
+      const t = name === "wasm" && n <= SWAP_ROWS;
+      const pre = t
+        ? host.matmul(inputs[`w1_${j}`], xj, true, true) // [f, n]
+        : host.matmul(xj, inputs[`w1_${j}`], false, false); // [n, f]
       const a = host.alloc([n, f]);
       {
         const pv = host.view(pre), av = host.view(a), b1 = host.view(inputs[`b1_${j}`]);
         const hv = host.view(h);
         for (let i = 0; i < n; i++) {
           for (let u = 0; u < f; u++) {
-            const v = Math.fround(pv[i * f + u] + b1[u]);
+            const v = Math.fround((t ? pv[u * n + i] : pv[i * f + u]) + b1[u]);
             hv[(r0 + i) * f + u] = v;
             av[i * f + u] = activation(act, v);
           }
         }
       }
-      const out = host.matmul(a, inputs[`w2_${j}`], false, false); // [n, o]
+      const out = t
+        ? host.matmul(inputs[`w2_${j}`], a, true, true) // [o, n]
+        : host.matmul(a, inputs[`w2_${j}`], false, false); // [n, o]
       {
         const ov = host.view(out), b2 = host.view(inputs[`b2_${j}`]), yv = host.view(y);
         for (let i = 0; i < n; i++) {
-          for (let v = 0; v < o; v++) yv[(r0 + i) * o + v] = ov[i * o + v] + b2[v];
+          for (let v = 0; v < o; v++) {
+            yv[(r0 + i) * o + v] = (t ? ov[v * n + i] : ov[i * o + v]) + b2[v];
+          }
         }
       }
       for (const t of [xj, pre, a, out]) host.free(t);

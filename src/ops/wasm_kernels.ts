@@ -7,7 +7,10 @@
  *   ~12-20 on `[13, 784] x [784, 64]`), and every backward pass sets one
  *   (dW = xᵀ·dy, dx = dy·Wᵀ). The replacement transposes the flagged operand
  *   explicitly (tfjs-wasm's Transpose kernel, ~20 µs for 784 x 64) and runs
- *   the fast untransposed matmul.
+ *   the fast untransposed matmul. tfjs-wasm (XNNPACK) packs the right operand
+ *   of every matmul it has not seen before, which for a transposed weight
+ *   `[784, 64]` cost more than the multiply itself on a few rows; so a·bᵀ with
+ *   few rows in a runs as (b·aᵀ)ᵀ, whose new right operand is the small aᵀ.
  * - `GatherV2` (batchDims 0): tfjs-wasm's gather takes ~7 ms for 200 rows of
  *   784 floats; the replacement copies whole rows inside the wasm heap
  *   (`copyWithin`), ~100x faster. Out-of-range indices throw a clear error.
@@ -85,15 +88,32 @@ export function installFastWasmKernels(): void {
       const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
       if (!transposeA && !transposeB) return matmul.kernelFunc(args as never);
       const backend = args.backend as WasmBackendLike;
-      const temps: tf.TensorInfo[] = [];
+      const run = (a: tf.TensorInfo, b: tf.TensorInfo) =>
+        matmul.kernelFunc({
+          inputs: { a, b },
+          backend,
+          attrs: { ...args.attrs, transposeA: false, transposeB: false },
+        } as never) as tf.TensorInfo;
       let { a, b } = args.inputs;
+      if (!transposeA && a.shape.length === 2 && b.shape.length === 2) {
+        // a·bᵀ with a [M, K], b [N, K]. The matmul packs its right operand
+        // anew for every new tensor, which costs more than the multiply for
+        // a small M: when M < N compute (b·aᵀ)ᵀ, whose right operand aᵀ is
+        // the smaller one.
+        const [M] = a.shape, [N] = b.shape;
+        if (M < N) {
+          const aT = transposeLast2(a, backend);
+          const outT = run(b, aT); // [N, M]
+          const out = transposeLast2(outT, backend); // [M, N]
+          backend.disposeData(aT.dataId);
+          backend.disposeData(outT.dataId);
+          return out;
+        }
+      }
+      const temps: tf.TensorInfo[] = [];
       if (transposeA) temps.push(a = transposeLast2(a, backend));
       if (transposeB) temps.push(b = transposeLast2(b, backend));
-      const out = matmul.kernelFunc({
-        inputs: { a, b },
-        backend,
-        attrs: { ...args.attrs, transposeA: false, transposeB: false },
-      } as never) as tf.TensorInfo;
+      const out = run(a, b);
       for (const t of temps) backend.disposeData(t.dataId);
       return out;
     }) as unknown as tf.KernelFunc,
