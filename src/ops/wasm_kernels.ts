@@ -15,6 +15,11 @@
  *   784 floats; the replacement copies whole rows inside the wasm heap
  *   (`copyWithin`), ~100x faster. Out-of-range indices throw a clear error.
  *
+ * - `Identity` (the gradient tape copies every input it saves): shares the
+ *   memory (reference count), as tfjs's cpu backend does, instead of copying.
+ *   Nothing in tfjs-wasm writes into an input; code here that writes into a
+ *   tensor's memory first checks that no other tensor shares it.
+ *
  * Each replacement is still one kernel for tfjs (one entry in `tf.profile`)
  * and computes exactly what the original computes (the matmul's sums run in
  * the same order; a gather is a copy).
@@ -37,6 +42,7 @@ interface WasmBackendLike {
   dataIdMap: { get(dataId: unknown): WasmTensorData };
   makeOutput(shape: number[], dtype: string): tf.TensorInfo;
   disposeData(dataId: unknown): boolean;
+  incRef(dataId: unknown): void;
 }
 
 type KernelArgs = {
@@ -45,7 +51,11 @@ type KernelArgs = {
   attrs: Record<string, unknown>;
 };
 
-let originals: { matmul: tf.KernelConfig; gather: tf.KernelConfig } | null = null;
+let originals: {
+  matmul: tf.KernelConfig;
+  gather: tf.KernelConfig;
+  identity: tf.KernelConfig;
+} | null = null;
 
 /**
  * Installs the faster wasm kernels (idempotent; a no-op where tfjs-wasm is
@@ -62,8 +72,24 @@ export function installFastWasmKernels(): void {
   const matmul = tf.getKernel("BatchMatMul", "wasm");
   const transpose = tf.getKernel("Transpose", "wasm");
   const gather = tf.getKernel("GatherV2", "wasm");
-  if (!matmul || !transpose || !gather) return;
-  originals = { matmul, gather };
+  const identity = tf.getKernel("Identity", "wasm");
+  if (!matmul || !transpose || !gather || !identity) return;
+  originals = { matmul, gather, identity };
+
+  // Identity (the tape's copy of every input it saves for the backward pass):
+  // share the memory, as tfjs's cpu backend does, instead of copying it.
+  tf.unregisterKernel("Identity", "wasm");
+  tf.registerKernel({
+    kernelName: "Identity",
+    backendName: "wasm",
+    setupFunc: identity.setupFunc,
+    kernelFunc: ((args: KernelArgs) => {
+      const { x } = args.inputs;
+      if (x.dtype === "string") return identity.kernelFunc(args as never);
+      (args.backend as WasmBackendLike).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    }) as unknown as tf.KernelFunc,
+  });
 
   const transposeLast2 = (x: tf.TensorInfo, backend: unknown): tf.TensorInfo => {
     const r = x.shape.length;
@@ -167,7 +193,7 @@ export function installFastWasmKernels(): void {
 }
 
 /**
- * Puts tfjs-wasm's own `BatchMatMul` and `GatherV2` back (for before/after
+ * Puts tfjs-wasm's own `BatchMatMul`, `GatherV2` and `Identity` back (for before/after
  * benchmarks); {@linkcode installFastWasmKernels} installs the fast ones again.
  *
  * @example
@@ -179,7 +205,7 @@ export function installFastWasmKernels(): void {
  */
 export function uninstallFastWasmKernels(): void {
   if (!originals) return;
-  for (const k of [originals.matmul, originals.gather]) {
+  for (const k of [originals.matmul, originals.gather, originals.identity]) {
     tf.unregisterKernel(k.kernelName, "wasm");
     tf.registerKernel(k);
   }
