@@ -13,7 +13,8 @@
  *
  * Flags: `--backend wasm|cpu` (default wasm), `--experts 16,64,400`
  * (classifier), `--models classifier,vit,lm`, `--steps 10` (timed steps per
- * path), `--warmup 2`, `--compare`, `--out DIR`.
+ * path), `--warmup 2`, `--compare`, `--data fashion-mnist|random` (the
+ * classifier's batch; the data set from the cache), `--out DIR`.
  *
  * @module
  */
@@ -41,6 +42,7 @@ import {
   vitTrainStep,
 } from "../src/train/vit_task.ts";
 import { DEFAULT_LM_CONFIG, lmModelConfig, lmTrainStep } from "../src/train/lm_task.ts";
+import { loadDataset, makeBatch } from "../src/data/images.ts";
 import { BENCH, benchBatch, benchModel } from "./setup.ts";
 
 /** A path of the step: the fast one, or the one before this benchmark's changes. */
@@ -55,7 +57,7 @@ export interface PathFigures {
   q3Ms: number;
   /** Kernels tfjs ran in one step (`tf.profile`). */
   kernels: number;
-  /** Matmul kernels in one step. */
+  /** Matmul kernels in one step (a fused-experts kernel counts as one). */
   matmulKernels: number;
   /** Floating-point operations of the matmuls of one step. */
   matmulFlops: number;
@@ -87,6 +89,8 @@ export interface StepReport {
   command: string;
   steps: number;
   warmup: number;
+  /** The classifier's batch: "fashion-mnist" or "random". */
+  data: string;
   loadAverage: number[] | null;
   cases: StepCase[];
 }
@@ -103,8 +107,24 @@ function setKernels(path: StepPath): void {
   setFusedExperts(path === "after");
 }
 
-function classifierRunner(mode: "moe" | "moge", experts: number): Runner {
-  const batch = benchBatch();
+/**
+ * The classifier's batch: 200 Fashion-MNIST training images (a fixed,
+ * class-mixed draw), or random pixels with `--data random`. Real images
+ * spread over the experts as in training; random pixels in [0, 1) are so
+ * alike that the untrained router sends them to a few experts.
+ */
+async function classifierBatch(data: string): Promise<{ x: tf.Tensor2D; y: tf.Tensor1D }> {
+  if (data === "random") return benchBatch();
+  const set = await loadDataset("fashion-mnist");
+  const idx = new Rng(11).permutation(set.trainLabels.length).subarray(0, BENCH.batch);
+  return makeBatch(set.trainImages, set.trainLabels, idx);
+}
+
+function classifierRunner(
+  mode: "moe" | "moge",
+  experts: number,
+  batch: { x: tf.Tensor2D; y: tf.Tensor1D },
+): Runner {
   const m = benchModel(mode, experts, 64, batch);
   return {
     step: () => m.step(),
@@ -112,10 +132,7 @@ function classifierRunner(mode: "moe" | "moge", experts: number): Runner {
       setKernels(p);
       m.opt.fused = p === "after";
     },
-    dispose: () => {
-      m.dispose();
-      tf.dispose([batch.x, batch.y]);
-    },
+    dispose: () => m.dispose(),
   };
 }
 
@@ -209,6 +226,19 @@ async function profileStep(
   const info = await tf.profile(() => r.step(i));
   let matmulKernels = 0, matmulFlops = 0, matmulMs = 0;
   for (const k of info.kernels) {
+    if (k.name === "MogeExpertFfn" || k.name === "MogeExpertFfnGrad") {
+      // All experts' MLPs: R rows through [d, f] and [f, o]; forward 2 matmuls,
+      // backward 4 (dW1, dx, dW2, d hidden). Its time includes the bias and
+      // activation loops, so the GFLOP/s is a lower bound for its matmuls.
+      const [R, d] = k.inputShapes[0] ?? [0, 0];
+      const [, f] = k.inputShapes[1] ?? [0, 0];
+      const [, o] = k.inputShapes[3] ?? [0, 0];
+      const per = 2 * R * (d * f + f * o);
+      matmulKernels++;
+      matmulMs += Number(k.kernelTimeMs) || 0;
+      matmulFlops += k.name === "MogeExpertFfn" ? per : 2 * per;
+      continue;
+    }
     if (!MATMULS.has(k.name)) continue;
     matmulKernels++;
     matmulMs += Number(k.kernelTimeMs) || 0;
@@ -313,13 +343,14 @@ async function main(): Promise<void> {
     steps: { type: "string" },
     warmup: { type: "string" },
     compare: { type: "boolean" },
+    data: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean" },
   });
   if (flags.help) {
     console.log(
       "deno task bench:step [--backend wasm|cpu] [--experts 16,64,400] [--models classifier,vit,lm]" +
-        " [--steps 10] [--warmup 2] [--compare] [--out bench/results]",
+        " [--steps 10] [--warmup 2] [--compare] [--data fashion-mnist|random] [--out bench/results]",
     );
     return;
   }
@@ -351,6 +382,7 @@ async function main(): Promise<void> {
     command: `deno task bench:step ${Deno.args.join(" ")}`.trim(),
     steps,
     warmup,
+    data: "",
     loadAverage: Deno.loadavg?.() ?? null,
     cases: [],
   };
@@ -360,10 +392,16 @@ async function main(): Promise<void> {
     E: number;
     make: () => Runner;
   }[] = [];
-  if (models.includes("classifier")) {
+  const data = (flags.data as string | undefined) ?? "fashion-mnist";
+  if (!["fashion-mnist", "random"].includes(data)) {
+    throw new UsageError(`--data ${data} is not allowed: use fashion-mnist or random`);
+  }
+  report.data = data;
+  const batch = models.includes("classifier") ? await classifierBatch(data) : null;
+  if (batch) {
     for (const E of experts) {
       for (const mode of ["moe", "moge"] as const) {
-        todo.push({ model: "classifier", mode, E, make: () => classifierRunner(mode, E) });
+        todo.push({ model: "classifier", mode, E, make: () => classifierRunner(mode, E, batch) });
       }
     }
   }
@@ -392,7 +430,7 @@ async function main(): Promise<void> {
         mode: t.mode,
         experts: t.E,
         description: t.model === "classifier"
-          ? `Fashion-MNIST classifier, batch ${BENCH.batch}, d_ff 64, top-${BENCH.topK}`
+          ? `Fashion-MNIST classifier, batch ${BENCH.batch} (${data}), d_ff 64, top-${BENCH.topK}`
           : t.model === "vit"
           ? "vit-tiny preset (batch 128)"
           : "lm-small preset (batch 16 x 64 tokens)",
@@ -418,6 +456,7 @@ async function main(): Promise<void> {
     }
   }
   if (!fastWasmKernelsInstalled()) installFastWasmKernels();
+  if (batch) tf.dispose([batch.x, batch.y]);
   await Deno.mkdir(outDir, { recursive: true });
   const base = `${outDir.replace(/\/$/, "")}/${report.date}-step-${backend}`;
   await writeJsonAtomic(`${base}.json`, report);
