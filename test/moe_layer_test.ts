@@ -2,6 +2,7 @@ import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { disposeRouted, type MoeConfig, MoeLayer } from "../src/moe/moe_layer.ts";
 import { expertCapacity, planRouting } from "../src/moe/routing.ts";
+import { setFusedExperts } from "../src/moe/expert_ffn.ts";
 import { assertAllClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 
@@ -368,6 +369,45 @@ for (const backend of (await availableBackends()).filter((b) => b !== "webgpu"))
         for (const name of Object.keys(looped.g)) {
           assertAllClose(fused.g[name], looped.g[name], { atol: 1e-5, rtol: 1e-4 });
         }
+      },
+    );
+  }
+}
+
+for (const backend of (await availableBackends()).filter((b) => b !== "webgpu")) {
+  for (const [topK, training] of [[1, true], [2, true], [2, false]] as const) {
+    Deno.test(
+      `MoeLayer (${backend}, k=${topK}, ${
+        training ? "noise" : "no noise"
+      }) host load-balancing loss: same value and router gradient as tfjs ops`,
+      async () => {
+        await useBackend(backend);
+        // The same step with the loss on the host (default on wasm/cpu) and as
+        // tfjs ops (setFusedExperts(false)); only the loss reaches the router here.
+        const run = async (host: boolean) => {
+          setFusedExperts(host);
+          const layer = new MoeLayer({ ...base, topK, noiseStd: 0.3 }, { seed: 9 });
+          const x = tf.randomNormal([13, 6], 0, 1, "float32", 4) as tf.Tensor2D;
+          const logits0 = layer.logits(x);
+          const routed = await layer.route(logits0, { training, noiseSeed: 8 });
+          logits0.dispose();
+          const w = layer.params["moe.router.w"];
+          const { value, grads } = tf.variableGrads(() => {
+            const out = layer.apply(x, layer.logits(x), routed, null);
+            return out.auxLoss as tf.Scalar;
+          }, [w]);
+          const result = { loss: (await value.data())[0], g: await grads[w.name].data() };
+          tf.dispose([value, grads[w.name], x]);
+          disposeRouted(routed);
+          layer.dispose();
+          setFusedExperts(true);
+          return result;
+        };
+        const host = await run(true);
+        const ops = await run(false);
+        ok(host.loss > 0);
+        assertAllClose([host.loss], [ops.loss], { atol: 1e-6, rtol: 1e-5 });
+        assertAllClose(host.g, ops.g, { atol: 1e-6, rtol: 1e-4 });
       },
     );
   }

@@ -311,9 +311,13 @@ export function fusedExpertsEnabled(): boolean {
 
 /** One expert's weights: `w1 [d, f]`, `b1 [f]`, `w2 [f, o]`, `b2 [o]`. */
 export interface ExpertWeights {
+  /** First layer weights `[d, f]`. */
   w1: Tensor;
+  /** First layer bias `[f]`. */
   b1: Tensor;
+  /** Second layer weights `[f, o]`. */
   w2: Tensor;
+  /** Second layer bias `[o]`. */
   b2: Tensor;
 }
 

@@ -17,6 +17,7 @@ import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
 import { expertFfn, expertFfnAvailable, fusedExpertsEnabled } from "./expert_ffn.ts";
+import { loadBalancingLoss as hostLoadBalancingLoss } from "./load_balance.ts";
 import type { FilterKind } from "../moge/filters.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
@@ -395,10 +396,9 @@ export class MoeLayer {
       const z = tf.softmax(logits) as Tensor2D; // [N, E] clean scores (regularizer input)
       const chosen = routed.chosen.reshape([N, k, E]); // [N, k, E]
       let gates: Tensor; // [N, k]
-      let importanceProbs: Tensor; // [N, E]
       // The importance term always uses the clean softmax(Wx) (V-MoE: importance
       // on the clean probabilities, load on the noisy logits).
-      importanceProbs = z;
+      const importanceProbs: Tensor = z; // [N, E]
       if (routingOrder === "softmax-topk") {
         const probs = routed.noise ? tf.softmax(noisy) : z; // [N, E] noisy gate probabilities
         gates = tf.sum(tf.mul(probs.expandDims(1), chosen), 2); // [N, k] not renormalized
@@ -473,9 +473,17 @@ export class MoeLayer {
       }
       const y = tf.sum(tf.mul(perChoice.reshape([N, k, o]), gates.expandDims(2)), 1) as Tensor2D; // [N, d_out]
 
-      const auxLoss = this.config.loadBalanceWeight > 0
-        ? this.loadBalancingLoss(logits, noisy, importanceProbs, chosen, routed.noise !== null)
-        : tf.scalar(0);
+      // On wasm and cpu the loss runs on the host (2 kernels instead of ~80).
+      const auxLoss = this.config.loadBalanceWeight === 0
+        ? tf.scalar(0)
+        : expertFfnAvailable() && fusedExpertsEnabled()
+        ? hostLoadBalancingLoss(
+          logits,
+          routed.noise,
+          Int32Array.from({ length: N }, (_, n) => plan.expert[n * k + k - 1]),
+          this.config.noiseStd,
+        )
+        : this.loadBalancingLoss(logits, noisy, importanceProbs, chosen, routed.noise !== null);
       const regularizer = reg
         ? tf.mean(groupSparsity(z, {
           sigma: reg.sigma,
