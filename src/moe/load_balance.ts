@@ -19,22 +19,26 @@ import type { Tensor, Tensor2D } from "../types.ts";
 
 const CV_EPS = 1e-10;
 
-/** erf in float64: Maclaurin series for |v| <= 2.5, the continued fraction of erfc beyond. */
-export function erf64(v: number): number {
-  if (v < 0) return -erf64(-v);
-  if (v > 2.5) {
-    let K = v;
-    for (let n = 60; n >= 1; n--) K = v + (n / 2) / K;
-    return 1 - Math.exp(-v * v) / (Math.sqrt(Math.PI) * K);
-  }
-  let sum = 0, term = v;
-  for (let n = 0; n < 80; n++) {
-    const add = term / (2 * n + 1);
-    sum += add;
-    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-    term *= -v * v / (n + 1);
-  }
-  return 2 / Math.sqrt(Math.PI) * sum;
+/**
+ * erfc by the Chebyshev fit of Numerical Recipes (`erfcc`, fractional error
+ * below 1.2e-7 everywhere): as exact as tfjs's float32 `erf` (Abramowitz &
+ * Stegun 7.1.26, absolute error 1.5e-7), at one `exp` per value.
+ *
+ * @example
+ * ```ts
+ * import { erfc } from "./load_balance.ts";
+ * erfc(0); // 1
+ * ```
+ */
+export function erfc(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(
+    -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+                  t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+                                  t * (-0.82215223 + t * 0.17087277)))))))),
+  );
+  return x >= 0 ? r : 2 - r;
 }
 
 /** cv²(v) and its gradient d cv² / dv. */
@@ -110,7 +114,7 @@ export function loadBalancingLoss(
         const kth = Math.fround(L[j] + eta[j]); // the noisy logit as float32, as the plan saw it
         for (let e = 0; e < E; e++) {
           const a = (kth - L[n * E + e]) / noiseStd;
-          P[e] += 1 - 0.5 * (1 + erf64(a / Math.SQRT2));
+          P[e] += 0.5 * erfc(a / Math.SQRT2); // 1 − Φ(a)
           phi[n * E + e] = Math.exp(-a * a / 2) / Math.sqrt(2 * Math.PI);
         }
       }
