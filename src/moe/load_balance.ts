@@ -114,6 +114,9 @@ export function loadBalancingLoss(
         const kth = Math.fround(L[j] + eta[j]); // the noisy logit as float32, as the plan saw it
         for (let e = 0; e < E; e++) {
           const a = (kth - L[n * E + e]) / noiseStd;
+          // Beyond 8 σ, 1 − Φ(a) < 1e-15 and φ(a) < 1e-14: zero in float32
+          // (as in the tfjs ops), and the common case when σ = 1/E is small.
+          if (a > 8) continue;
           P[e] += 0.5 * erfc(a / Math.SQRT2); // 1 − Φ(a)
           phi[n * E + e] = Math.exp(-a * a / 2) / Math.sqrt(2 * Math.PI);
         }
