@@ -1,6 +1,8 @@
 """PyTorch reference of the classifier's training step (optional; no test needs it).
 
-    python3 bench/pytorch_step.py [--experts 16,64,400] [--steps 20] [--warmup 3]
+    /usr/bin/python3 bench/pytorch_step.py [--experts 16,64,400] [--steps 20] [--warmup 3]
+
+(Debian's interpreter: the python3-torch package installs into it.)
 
 The same model and recipe as `deno task bench:step`'s classifier: batch 200
 Fashion-MNIST training images (a fixed seeded draw from moge's data cache,
