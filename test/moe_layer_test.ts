@@ -2,6 +2,7 @@ import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { disposeRouted, type MoeConfig, MoeLayer } from "../src/moe/moe_layer.ts";
 import { expertCapacity, planRouting } from "../src/moe/routing.ts";
+import { setFusedExperts } from "../src/moe/expert_ffn.ts";
 import { assertAllClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 
@@ -67,10 +68,13 @@ for (const backend of await availableBackends()) {
     const [order, compactExperts, expertCompute] of [
       ["softmax-topk", false, "looped"],
       ["topk-softmax", false, "looped"],
+      ["softmax-topk", false, "fused"],
+      ["topk-softmax", false, "fused"],
       ["softmax-topk", false, "batched"],
       ["topk-softmax", true, "batched"],
     ] as const
   ) {
+    if (expertCompute === "fused" && backend === "webgpu") continue; // wasm and cpu only
     const what = `${order}, ${expertCompute}${compactExperts ? ", compact" : ""}`;
     Deno.test(`MoeLayer (${backend}, ${what}) output equals a naive per-token loop`, async () => {
       await useBackend(backend);
@@ -240,3 +244,171 @@ Deno.test("MoeLayer with seed 0 is reproducible (tfjs treats a seed of 0 as no s
   a.dispose();
   b.dispose();
 });
+
+for (const backend of await availableBackends()) {
+  Deno.test(
+    `MoeLayer (${backend}) load-balancing loss: importance on the clean softmax, load on the noisy logits (V-MoE)`,
+    async () => {
+      await useBackend(backend);
+      // E = 4, N = 4, k = 1, noise std 0.25, router W = I so that the logits are x.
+      const layer = new MoeLayer({
+        inputDim: 4,
+        hiddenDim: 2,
+        numExperts: 4,
+        topK: 1,
+        routingOrder: "softmax-topk",
+        routerBias: false,
+        activation: "relu",
+        noiseStd: 0.25,
+        capacityFactor: 0,
+        loadBalanceWeight: 0.01,
+      }, { seed: 2 });
+      layer.params["moe.router.w"].assign(tf.eye(4));
+      const L = [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [1, 0, 0, 0]];
+      const noiseRows = [[0.3, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]];
+      const x = tf.tensor2d(L);
+      const noise = tf.tensor2d(noiseRows);
+      const logits = layer.logits(x);
+      const routed = await layer.route(logits, { training: true, noise });
+      deepEqual(Array.from(routed.plan.expert), [0, 1, 2, 0]);
+      const out = layer.apply(x, logits, routed, null);
+      const got = (await out.auxLoss.data())[0];
+
+      // Float64 reference, V-MoE (vmoe/nn/routing.py):
+      //   importance_e = Σ_n softmax(L_n)_e  (clean logits),  L_imp = cv²(importance)
+      //   P_ne = 1 − Φ((η_n,(k) − L_ne) / σ), η = L + noise, η_n,(k) the k-th largest of row n
+      //   L_load = cv²(Σ_n P_ne),  L_aux = ½ (L_imp + L_load),  cv² = var / mean² (population var)
+      const cv2 = (a: number[]) => {
+        const mean = a.reduce((s, v) => s + v, 0) / a.length;
+        return a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length / mean ** 2;
+      };
+      const softmax = (r: number[]) => {
+        const ex = r.map(Math.exp);
+        const s = ex.reduce((a, b) => a + b);
+        return ex.map((v) => v / s);
+      };
+      // erf by its Maclaurin series for |v| <= 2, by the continued fraction of
+      // erfc beyond (the series cancels catastrophically for large |v|).
+      const erf = (v: number): number => {
+        if (v < 0) return -erf(-v);
+        if (v > 2) {
+          let K = v;
+          for (let n = 80; n >= 1; n--) K = v + (n / 2) / K;
+          return 1 - Math.exp(-v * v) / (Math.sqrt(Math.PI) * K);
+        }
+        let sum = 0, term = v;
+        for (let n = 0; n < 60; n++) {
+          sum += term / (2 * n + 1);
+          term *= -v * v / (n + 1);
+        }
+        return 2 / Math.sqrt(Math.PI) * sum;
+      };
+      const phi = (v: number) => 0.5 * (1 + erf(v / Math.SQRT2));
+      const imp = [0, 1, 2, 3].map((e) => L.reduce((s, r) => s + softmax(r)[e], 0));
+      const load = [0, 1, 2, 3].map((e) =>
+        L.reduce((s, r, n) => {
+          const eta = r.map((v, i) => v + noiseRows[n][i]);
+          const kth = Math.max(...eta);
+          return s + 1 - phi((kth - r[e]) / 0.25);
+        }, 0)
+      );
+      const expected = 0.5 * (cv2(imp) + cv2(load));
+      assertAllClose([expected], [0.2288752], { atol: 5e-7 }); // the value V-MoE gives
+      // The old code took the importance from softmax(L + noise): 0.2366979.
+      assertAllClose([got], [expected], { atol: 2e-6 });
+      tf.dispose([x, noise, logits, out.y, out.z, out.auxLoss, out.regularizer, out.penalty]);
+      disposeRouted(routed);
+      layer.dispose();
+    },
+  );
+}
+
+for (const backend of (await availableBackends()).filter((b) => b !== "webgpu")) {
+  for (const activation of ["gelu", "relu", "tanh"] as const) {
+    Deno.test(
+      `MoeLayer (${backend}, ${activation}) fused experts: same output, loss and gradients as looped tfjs ops`,
+      async () => {
+        await useBackend(backend);
+        // Same seed, same batch, same noise: "fused" (one kernel for all experts,
+        // hand-written backward) against "looped" (tfjs ops and tfjs autodiff).
+        const run = async (expertCompute: "fused" | "looped") => {
+          const layer = new MoeLayer({ ...base, activation, expertCompute, capacityFactor: 1 }, {
+            seed: 5,
+          });
+          const x = tf.randomNormal([11, 6], 0, 1, "float32", 7) as tf.Tensor2D;
+          const logits0 = layer.logits(x);
+          const routed = await layer.route(logits0, { training: true, noiseSeed: 3 });
+          logits0.dispose();
+          const before = tf.memory().numTensors;
+          const { value, grads } = tf.variableGrads(() => {
+            const logits = layer.logits(x);
+            const out = layer.apply(x, logits, routed, null);
+            // A loss that weights every output differently (so no symmetry hides a wrong row).
+            const w = tf.range(1, out.y.size + 1).reshape(out.y.shape).div(out.y.size);
+            return tf.add(tf.sum(tf.mul(tf.square(out.y), w)), out.penalty) as tf.Scalar;
+          }, Object.values(layer.params));
+          const g: Record<string, Float32Array> = {};
+          for (const [name, v] of Object.entries(layer.params)) {
+            if (grads[v.name]) g[name] = await grads[v.name].data() as Float32Array;
+          }
+          const loss = (await value.data())[0];
+          tf.dispose([value, ...Object.values(grads)]);
+          const leaked = tf.memory().numTensors - before;
+          const dropped = routed.plan.dropped;
+          disposeRouted(routed);
+          layer.dispose();
+          x.dispose();
+          return { loss, g, leaked, dropped };
+        };
+        const fused = await run("fused");
+        const looped = await run("looped");
+        ok(fused.dropped > 0, "capacity 1 drops some choices (the zero rows are exercised)");
+        equal(fused.leaked, 0);
+        assertAllClose([fused.loss], [looped.loss], { atol: 1e-5, rtol: 1e-5 });
+        deepEqual(Object.keys(fused.g).sort(), Object.keys(looped.g).sort());
+        for (const name of Object.keys(looped.g)) {
+          assertAllClose(fused.g[name], looped.g[name], { atol: 1e-5, rtol: 1e-4 });
+        }
+      },
+    );
+  }
+}
+
+for (const backend of (await availableBackends()).filter((b) => b !== "webgpu")) {
+  for (const [topK, training] of [[1, true], [2, true], [2, false]] as const) {
+    Deno.test(
+      `MoeLayer (${backend}, k=${topK}, ${
+        training ? "noise" : "no noise"
+      }) host load-balancing loss: same value and router gradient as tfjs ops`,
+      async () => {
+        await useBackend(backend);
+        // The same step with the loss on the host (default on wasm/cpu) and as
+        // tfjs ops (setFusedExperts(false)); only the loss reaches the router here.
+        const run = async (host: boolean) => {
+          setFusedExperts(host);
+          const layer = new MoeLayer({ ...base, topK, noiseStd: 0.3 }, { seed: 9 });
+          const x = tf.randomNormal([13, 6], 0, 1, "float32", 4) as tf.Tensor2D;
+          const logits0 = layer.logits(x);
+          const routed = await layer.route(logits0, { training, noiseSeed: 8 });
+          logits0.dispose();
+          const w = layer.params["moe.router.w"];
+          const { value, grads } = tf.variableGrads(() => {
+            const out = layer.apply(x, layer.logits(x), routed, null);
+            return out.auxLoss as tf.Scalar;
+          }, [w]);
+          const result = { loss: (await value.data())[0], g: await grads[w.name].data() };
+          tf.dispose([value, grads[w.name], x]);
+          disposeRouted(routed);
+          layer.dispose();
+          setFusedExperts(true);
+          return result;
+        };
+        const host = await run(true);
+        const ops = await run(false);
+        ok(host.loss > 0);
+        assertAllClose([host.loss], [ops.loss], { atol: 1e-6, rtol: 1e-5 });
+        assertAllClose(host.g, ops.g, { atol: 1e-6, rtol: 1e-4 });
+      },
+    );
+  }
+}

@@ -2,7 +2,7 @@ import { AdamW } from "../src/train/optim.ts";
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { availableBackends } from "./backends.ts";
-import { assertAllClose, assertClose, deepEqual, equal, throws } from "./asserts.ts";
+import { assertAllClose, assertClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 
 const backends = await availableBackends();
 
@@ -250,3 +250,76 @@ Deno.test("optim: bad options, gradients and states are refused with clear error
   throws(() => opt.step({ w: g2 }, { w }), /disposed/);
   tf.dispose([w, g2, g3]);
 });
+
+for (const backend of backends.filter((b) => b !== "webgpu")) {
+  Deno.test(
+    `optim [${backend}]: the fused update equals the kernel path to float32 rounding, also on shared memory`,
+    async () => {
+      await useBackend(backend);
+      // Same start, same gradients, 10 steps: fused (one loop over the arrays)
+      // against fused: false (tfjs kernels, rounding after every operation).
+      const init = Array.from({ length: 301 }, (_, i) => Math.sin(i) * 2);
+      const grads = Array.from(
+        { length: 10 },
+        (_, s) =>
+          Array.from({ length: 301 }, (_, i) => Math.cos(i * (s + 1)) * (i % 7 === 0 ? 1e-4 : 1)),
+      );
+      const run = (fused: boolean) => {
+        const [w, b] = tf.tidy(() => [
+          tf.variable(tf.tensor1d(init)),
+          tf.variable(tf.tensor1d([0.25, -0.5])),
+        ]);
+        // A clone shares w's memory: the fused update must not write through it.
+        const snapshot = w.clone();
+        const opt = new AdamW({
+          learningRate: 0.01,
+          fused,
+          excludeFromWeightDecay: (n) => n === "b",
+        });
+        for (const [s, g] of grads.entries()) {
+          const gw = tf.tensor1d(g), gb = tf.tensor1d([g[0], g[1]]);
+          opt.step({ w: gw, b: gb }, { w, b }, 0.01 / (s + 1));
+          tf.dispose([gw, gb]);
+        }
+        const out = {
+          w: w.dataSync().slice(),
+          b: b.dataSync().slice(),
+          snap: snapshot.dataSync().slice(),
+        };
+        opt.dispose();
+        tf.dispose([w, b, snapshot]);
+        return out;
+      };
+      const before = tf.memory().numTensors;
+      const fused = run(true), kernels = run(false);
+      equal(tf.memory().numTensors, before);
+      assertAllClose(fused.snap, init, { atol: 1e-6 });
+      assertAllClose(fused.w, kernels.w, { atol: 1e-6, rtol: 1e-5 });
+      assertAllClose(fused.b, kernels.b, { atol: 1e-6, rtol: 1e-5 });
+      // ...and neither equals the start (the update ran).
+      ok(Math.abs(fused.w[1] - init[1]) > 1e-3);
+    },
+  );
+}
+
+for (const backend of backends.filter((b) => b !== "webgpu")) {
+  Deno.test(
+    `optim [${backend}]: a matmul after the fused update sees the new weights (tfjs-wasm caches packed weights by tensor)`,
+    async () => {
+      await useBackend(backend);
+      const w = tf.tidy(() => tf.variable(tf.tensor2d([[1, 2], [3, 4], [5, 6]])));
+      const x = tf.tensor2d([[1, -1, 2]]);
+      tf.matMul(x, w).dispose(); // the backend may now cache w's packed form
+      const opt = new AdamW({ learningRate: 0.5, weightDecay: 0 });
+      const g = tf.tensor2d([[1, -1], [1, -1], [1, -1]]);
+      opt.step({ w: g }, { w }); // the first Adam step moves every weight by lr·sign(g)
+      const wv = Array.from(w.dataSync());
+      assertAllClose(wv, [0.5, 2.5, 2.5, 4.5, 4.5, 6.5], { atol: 1e-6 });
+      // x·w by hand from the updated weights: [1·.5 − 2.5 + 2·4.5, 1·2.5 − 4.5 + 2·6.5]
+      const y = tf.matMul(x, w);
+      assertAllClose(await y.data(), [7, 11], { atol: 1e-5 });
+      tf.dispose([y, x, g, w]);
+      opt.dispose();
+    },
+  );
+}

@@ -3,16 +3,21 @@
  * top-k routing in both orders, routing noise, capacity with batch-prioritized
  * routing, the load-balancing loss, and the MoGE regularizer (eq. 9).
  *
- * Experts run as batched matmuls over `[E, slots, d]` buffers filled by
- * gathers (GShard / Switch / V-MoE style), so the work grows with
- * tokens · k · d · d_ff, never with a private weight copy per token.
+ * On wasm and cpu the experts run on exactly their tokens, packed expert
+ * after expert, in one fused kernel (forward and backward); on webgpu as
+ * batched matmuls over `[E, slots, d]` buffers filled by gathers (GShard /
+ * Switch / V-MoE style). Either way the work grows with tokens · k · d · d_ff,
+ * never with a private weight copy per token.
  *
  * @module
  */
 
 import { tf } from "../deps.ts";
+import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
+import { expertFfn, expertFfnAvailable, fusedExpertsEnabled } from "./expert_ffn.ts";
+import { loadBalancingLoss as hostLoadBalancingLoss } from "./load_balance.ts";
 import type { FilterKind } from "../moge/filters.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
@@ -57,13 +62,15 @@ export interface MoeConfig {
    */
   compactExperts?: boolean;
   /**
-   * How experts run (default "auto": "looped" on wasm and cpu, "batched" on
-   * webgpu). "looped": one 2-D matmul per expert that received tokens, on
+   * How experts run (default "auto": "fused" on wasm and cpu, "batched" on
+   * webgpu). "fused": the "looped" computation as one forward and one
+   * backward kernel for all experts (src/moe/expert_ffn.ts). "looped": one
+   * 2-D matmul per expert that received tokens, on
    * exactly its tokens (no padding); tfjs-wasm's 2-D matmul is about 8x
    * faster than its batched matmul. "batched": `[A, slots, d]` buffers and
    * batched matmuls over stacked expert weights (GShard / V-MoE style).
    */
-  expertCompute?: "auto" | "looped" | "batched";
+  expertCompute?: ExpertCompute;
 }
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
@@ -121,6 +128,17 @@ function activate(x: Tensor, kind: Activation): Tensor {
 
 /** The allowed activations. */
 export const ACTIVATIONS: readonly Activation[] = ["gelu", "relu", "tanh"];
+/**
+ * How the experts run: "fused" (all experts in one forward and one backward
+ * kernel; wasm and cpu), "looped" (tfjs ops expert after expert on exactly
+ * its tokens), "batched" (`[A, slots, d]` buffers and batched matmuls), or
+ * "auto" (fused on wasm and cpu, batched on webgpu).
+ */
+export type ExpertCompute = "auto" | "fused" | "looped" | "batched";
+
+/** The allowed expert computations. */
+export const EXPERT_COMPUTES: readonly ExpertCompute[] = ["auto", "fused", "looped", "batched"];
+
 /** The allowed routing orders. */
 export const ROUTING_ORDERS: readonly RoutingOrder[] = ["softmax-topk", "topk-softmax"];
 
@@ -144,6 +162,24 @@ export function validateMoeConfig(c: MoeConfig): void {
   if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
   checkNumber("capacityFactor", c.capacityFactor === Infinity ? 0 : c.capacityFactor, { min: 0 });
   checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
+  if (c.expertCompute !== undefined && !EXPERT_COMPUTES.includes(c.expertCompute)) {
+    throw new RangeError(
+      `expertCompute = "${c.expertCompute}" is invalid: allowed are ${EXPERT_COMPUTES.join(", ")}`,
+    );
+  }
+}
+
+/** Options of {@linkcode MoeLayer.route}. */
+export interface RouteOptions {
+  /** Training pass: add routing noise (std `noiseStd`). */
+  training: boolean;
+  /** Seed of the routing noise (unseeded when absent). */
+  noiseSeed?: number;
+  /**
+   * The routing noise to add, `[N, E]`, instead of drawing it (training only;
+   * the layer takes a copy). For replaying a step or reproducing reference code.
+   */
+  noise?: Tensor2D;
 }
 
 /** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
@@ -269,7 +305,7 @@ export class MoeLayer {
    */
   async route(
     logits: Tensor2D,
-    options: { training: boolean; noiseSeed?: number },
+    options: RouteOptions,
   ): Promise<RoutedBatch> {
     const { noise, selection } = this.#selection(logits, options);
     const scores = await selection.data();
@@ -282,7 +318,7 @@ export class MoeLayer {
    * gradient tape (multi-layer models). tfjs allows it on cpu and wasm only;
    * on webgpu this throws (plan with `route` in a no-tape pass first).
    */
-  routeSync(logits: Tensor2D, options: { training: boolean; noiseSeed?: number }): RoutedBatch {
+  routeSync(logits: Tensor2D, options: RouteOptions): RoutedBatch {
     if (tf.getBackend() === "webgpu") {
       throw new Error(
         "MoeLayer.routeSync: webgpu cannot read tensors synchronously; plan the routing with the" +
@@ -297,10 +333,19 @@ export class MoeLayer {
 
   #selection(
     logits: Tensor2D,
-    options: { training: boolean; noiseSeed?: number },
+    options: RouteOptions,
   ): { noise: Tensor2D | null; selection: Tensor2D } {
     const [N, E] = logits.shape;
-    const noise = options.training && this.config.noiseStd > 0
+    if (options.training && options.noise !== undefined) {
+      if (!tf.util.arraysEqual(options.noise.shape, [N, E])) {
+        throw new RangeError(
+          `route: options.noise has shape [${options.noise.shape}] but the logits are [${N},${E}]`,
+        );
+      }
+    }
+    const noise = options.training && options.noise !== undefined
+      ? options.noise.clone() as Tensor2D
+      : options.training && this.config.noiseStd > 0
       ? tf.randomNormal(
         [N, E],
         0,
@@ -314,8 +359,8 @@ export class MoeLayer {
 
   #routed(scores: Float32Array, N: number, noise: Tensor2D | null): RoutedBatch {
     const { topK: k, capacityFactor, numExperts: E, compactExperts, expertCompute } = this.config;
-    const looped = expertCompute === "looped" ||
-      (expertCompute === "auto" && tf.getBackend() !== "webgpu");
+    const looped = expertCompute !== "batched" &&
+      (expertCompute !== "auto" || tf.getBackend() !== "webgpu");
     const plan = planRouting(scores, N, E, { k, capacityFactor, compact: compactExperts });
     return {
       plan,
@@ -351,14 +396,15 @@ export class MoeLayer {
       const z = tf.softmax(logits) as Tensor2D; // [N, E] clean scores (regularizer input)
       const chosen = routed.chosen.reshape([N, k, E]); // [N, k, E]
       let gates: Tensor; // [N, k]
-      let importanceProbs: Tensor; // [N, E]
+      // The importance term always uses the clean softmax(Wx) (V-MoE: importance
+      // on the clean probabilities, load on the noisy logits).
+      const importanceProbs: Tensor = z; // [N, E]
       if (routingOrder === "softmax-topk") {
-        importanceProbs = tf.softmax(noisy); // [N, E]
-        gates = tf.sum(tf.mul(importanceProbs.expandDims(1), chosen), 2); // [N, k] not renormalized
+        const probs = routed.noise ? tf.softmax(noisy) : z; // [N, E] noisy gate probabilities
+        gates = tf.sum(tf.mul(probs.expandDims(1), chosen), 2); // [N, k] not renormalized
       } else {
         const picked = tf.sum(tf.mul(noisy.expandDims(1), chosen), 2); // [N, k]
         gates = tf.softmax(picked); // [N, k]
-        importanceProbs = z;
       }
 
       // Dispatch -> experts -> combine.
@@ -367,25 +413,50 @@ export class MoeLayer {
         // Looped: expert after expert on exactly its tokens (no padding).
         const { dispatch, combine, experts, sizes } = routed.packed;
         const buf = routeRows(x, dispatch); // [R, d], R = routed choices
-        const parts = experts.length === 1 ? [buf] : tf.split(buf, sizes, 0);
-        const pre = parts.map((part, j) =>
-          tf.add(
-            tf.matMul(part, this.expertParam("w1", experts[j])),
-            this.expertParam("b1", experts[j]),
-          )
-        ); // [n_j, d_ff] each
-        const hidden = activate(
-          pre.length === 1 ? pre[0] : tf.concat(pre, 0),
-          this.config.activation,
-        ); // [R, d_ff]
-        const hs = experts.length === 1 ? [hidden] : tf.split(hidden, sizes, 0);
-        const outs = hs.map((h, j) =>
-          tf.add(
-            tf.matMul(h, this.expertParam("w2", experts[j])),
-            this.expertParam("b2", experts[j]),
-          )
-        ); // [n_j, d_out] each
-        const out = (outs.length === 1 ? outs[0] : tf.concat(outs, 0)) as Tensor2D; // [R, d_out]
+        let out: Tensor2D; // [R, d_out]
+        const { expertCompute } = this.config;
+        if (expertCompute === "fused" && !expertFfnAvailable()) {
+          throw new Error(
+            `expertCompute "fused" runs on wasm and cpu, not on ${tf.getBackend()}: use "auto"`,
+          );
+        }
+        if (
+          expertCompute === "fused" ||
+          (expertCompute === "auto" && expertFfnAvailable() && fusedExpertsEnabled())
+        ) {
+          // wasm / cpu: every expert in one forward and one backward kernel.
+          out = expertFfn(
+            buf,
+            experts.map((e) => ({
+              w1: this.expertParam("w1", e),
+              b1: this.expertParam("b1", e),
+              w2: this.expertParam("w2", e),
+              b2: this.expertParam("b2", e),
+            })),
+            sizes,
+            this.config.activation,
+          );
+        } else {
+          const parts = experts.length === 1 ? [buf] : tf.split(buf, sizes, 0);
+          const pre = parts.map((part, j) =>
+            tf.add(
+              tf.matMul(part, this.expertParam("w1", experts[j])),
+              this.expertParam("b1", experts[j]),
+            )
+          ); // [n_j, d_ff] each
+          const hidden = activate(
+            pre.length === 1 ? pre[0] : tf.concat(pre, 0),
+            this.config.activation,
+          ); // [R, d_ff]
+          const hs = experts.length === 1 ? [hidden] : tf.split(hidden, sizes, 0);
+          const outs = hs.map((h, j) =>
+            tf.add(
+              tf.matMul(h, this.expertParam("w2", experts[j])),
+              this.expertParam("b2", experts[j]),
+            )
+          ); // [n_j, d_out] each
+          out = (outs.length === 1 ? outs[0] : tf.concat(outs, 0)) as Tensor2D;
+        }
         perChoice = routeRows(out, combine);
       } else {
         // Batched: [A, slots, d] buffers, stacked weights of the A buffered experts.
@@ -402,9 +473,17 @@ export class MoeLayer {
       }
       const y = tf.sum(tf.mul(perChoice.reshape([N, k, o]), gates.expandDims(2)), 1) as Tensor2D; // [N, d_out]
 
-      const auxLoss = this.config.loadBalanceWeight > 0
-        ? this.loadBalancingLoss(logits, noisy, importanceProbs, chosen, routed.noise !== null)
-        : tf.scalar(0);
+      // On wasm and cpu the loss runs on the host (2 kernels instead of ~80).
+      const auxLoss = this.config.loadBalanceWeight === 0
+        ? tf.scalar(0)
+        : expertFfnAvailable() && fusedExpertsEnabled()
+        ? hostLoadBalancingLoss(
+          logits,
+          routed.noise,
+          Int32Array.from({ length: N }, (_, n) => plan.expert[n * k + k - 1]),
+          this.config.noiseStd,
+        )
+        : this.loadBalancingLoss(logits, noisy, importanceProbs, chosen, routed.noise !== null);
       const regularizer = reg
         ? tf.mean(groupSparsity(z, {
           sigma: reg.sigma,
@@ -471,6 +550,8 @@ export class MoeLayer {
 }
 
 let uniqueId = 0;
+
+installFastWasmKernels();
 
 /**
  * The "looped" layout of a plan: routed choices packed expert after expert

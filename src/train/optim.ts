@@ -15,6 +15,16 @@
  *
  * with λ = 0 for variables excluded from decay (e.g. biases).
  *
+ * On the wasm and cpu backends the update runs fused: one pass over the
+ * Float32Arrays of w, g, m and v per variable, in plain TypeScript, instead
+ * of ~14 tfjs kernels per variable (about 1,000 kernels per step for a model
+ * of 64 experts). The fused loop computes each element in float64 and rounds
+ * once when it stores m, v and w, where the kernel path rounds to float32
+ * after every operation: the two agree to float32 rounding (tested), and the
+ * fused one is the closer to the exact update. (Rounding every operation with
+ * `Math.fround` made the loop 2x slower.) On webgpu the update runs as tfjs
+ * kernels.
+ *
  * @module
  */
 
@@ -39,6 +49,12 @@ export interface AdamWOptions {
    * (default: none excluded). Example: `(name) => name.endsWith("bias")`.
    */
   excludeFromWeightDecay?: (name: string) => boolean;
+  /**
+   * Run the update as one fused loop over the variables' memory on wasm and
+   * cpu (default true; webgpu always uses tfjs kernels). The paths agree to
+   * float32 rounding; `false` keeps the kernel path, e.g. to compare speed.
+   */
+  fused?: boolean;
 }
 
 /**
@@ -91,6 +107,11 @@ export class AdamW {
   readonly epsilon: number;
   /** Decoupled weight decay λ. */
   readonly weightDecay: number;
+  /**
+   * Whether the update runs fused on wasm and cpu (see {@linkcode AdamWOptions.fused});
+   * may be switched between steps (the state is the same either way).
+   */
+  fused: boolean;
   #exclude: (name: string) => boolean;
   #step = 0;
   #m = new Map<string, tf.Variable>();
@@ -116,6 +137,7 @@ export class AdamW {
       epsilon = 1e-8,
       weightDecay = 0.05,
       excludeFromWeightDecay = () => false,
+      fused = true,
     } = options;
     checkNumber("learningRate", learningRate, { min: 0, exclusiveMin: true });
     checkBeta("beta1", beta1);
@@ -134,6 +156,7 @@ export class AdamW {
     this.epsilon = epsilon;
     this.weightDecay = weightDecay;
     this.#exclude = excludeFromWeightDecay;
+    this.fused = fused;
   }
 
   /**
@@ -230,12 +253,17 @@ import type { Tensor } from "../types.ts";
     const b1 = this.beta1, b2 = this.beta2;
     const bc1 = 1 - b1 ** t;
     const bc2 = 1 - b2 ** t;
+    const memory = this.fused ? hostMemory() : null;
     for (const name of names) {
       const w = vars[name];
       const g = grads[name];
       const m = this.#moment(this.#m, "m", name, w);
       const v = this.#moment(this.#v, "v", name, w);
       const wd = this.decayFor(name);
+      if (memory && g.dtype === "float32") {
+        fusedAdamW(memory, w, g, m, v, { b1, b2, bc1, bc2, eps: this.epsilon, wd, lr });
+        continue;
+      }
       tf.tidy(() => {
         const gf = g.dtype === "float32" ? g : tf.cast(g, "float32");
         const newM = tf.add(tf.mul(m, b1), tf.mul(gf, 1 - b1));
@@ -369,5 +397,135 @@ function checkBeta(name: string, value: number): void {
   checkNumber(name, value, { min: 0 });
   if (value >= 1) {
     throw new RangeError(`${name} = ${value} is invalid: ${name} must be in [0, 1)`);
+  }
+}
+
+/** Where the new values of a tensor are written by {@linkcode fusedAdamW}. */
+interface Target {
+  /** The tensor to fill: the variable itself, or a new tensor to assign to it. */
+  tensor: Tensor;
+  /** True when `tensor` is the variable itself (nothing to commit). */
+  inPlace: boolean;
+}
+
+/** Direct access to tensors' float32 memory on the wasm and cpu backends. */
+interface HostMemory {
+  /**
+   * Where to write t's new values: its own memory when `inPlace` is allowed
+   * and nothing else shares it, otherwise a new tensor (allocated now).
+   */
+  target(t: tf.Variable, inPlace: boolean): Target;
+  /** A view of t's values; take views after all `target` calls (the wasm heap may move). */
+  view(t: Tensor): Float32Array;
+}
+
+interface WasmBackendLike {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
+  refCount(dataId: unknown): number;
+  makeOutput(shape: number[], dtype: string): tf.TensorInfo;
+}
+
+interface CpuBackendLike {
+  data: { get(dataId: unknown): { values?: unknown } };
+}
+
+function commit(t: tf.Variable, target: Target): void {
+  if (target.inPlace) return;
+  t.assign(target.tensor);
+  target.tensor.dispose();
+}
+
+/** The {@linkcode HostMemory} of the current backend, or null on webgpu. */
+function hostMemory(): HostMemory | null {
+  const name = tf.getBackend();
+  if (name === "wasm") {
+    const b = tf.backend() as unknown as WasmBackendLike;
+    return {
+      target: (t, inPlace) =>
+        inPlace && b.refCount(t.dataId) === 1 ? { tensor: t, inPlace: true } : {
+          tensor: tf.engine().makeTensorFromTensorInfo(b.makeOutput(t.shape, "float32")),
+          inPlace: false,
+        },
+      view: (t) =>
+        new Float32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(t.dataId).memoryOffset, t.size),
+    };
+  }
+  if (name === "cpu") {
+    // The cpu backend hands its own arrays to data()/dataSync() callers, so
+    // new arrays replace the old ones instead of writing into them.
+    const b = tf.backend() as unknown as CpuBackendLike;
+    return {
+      target: (t) => ({ tensor: tf.tensor(new Float32Array(t.size), t.shape), inPlace: false }),
+      view: (t) => {
+        const values = b.data.get(t.dataId).values;
+        return values instanceof Float32Array ? values : Float32Array.from(t.dataSync());
+      },
+    };
+  }
+  return null;
+}
+
+/**
+ * One AdamW update of one variable as a single loop (float64 arithmetic, one
+ * rounding to float32 per stored value):
+ * m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g²,
+ * w' = w − lr·((m'/bc1) / (sqrt(v'/bc2) + ε) + λ·w).
+ *
+ * The moments are updated in place where no other tensor shares them; the
+ * weights always go to a new tensor: tfjs-wasm caches the packed form of a
+ * matmul's weight operand by tensor id (XNNPACK), so writing a weight in
+ * place would leave its matmuls on the old values.
+ */
+function fusedAdamW(
+  memory: HostMemory,
+  w: tf.Variable,
+  g: Tensor,
+  m: tf.Variable,
+  v: tf.Variable,
+  c: { b1: number; b2: number; bc1: number; bc2: number; eps: number; wd: number; lr: number },
+): void {
+  const { b1, b2, bc1, bc2, eps, wd, lr } = c;
+  // Allocate first, then take the views, then no tfjs call until the loop ends.
+  const mt = memory.target(m, true), vt = memory.target(v, true), wt = memory.target(w, false);
+  const gv = memory.view(g), mv = memory.view(m), vv = memory.view(v), wv = memory.view(w);
+  const mo = memory.view(mt.tensor), vo = memory.view(vt.tensor), wo = memory.view(wt.tensor);
+  adamwLoop(gv, mv, vv, wv, mo, vo, wo, b1, 1 - b1, b2, 1 - b2, bc1, bc2, eps, wd, lr);
+  commit(m, mt);
+  commit(v, vt);
+  commit(w, wt);
+}
+
+/** The loop of {@linkcode fusedAdamW}, over plain arrays (monomorphic for the JIT). */
+function adamwLoop(
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  w: Float32Array,
+  mo: Float32Array,
+  vo: Float32Array,
+  wo: Float32Array,
+  b1: number,
+  a1: number,
+  b2: number,
+  a2: number,
+  bc1: number,
+  bc2: number,
+  eps: number,
+  wd: number,
+  lr: number,
+): void {
+  const n = w.length;
+  // (m/bc1) / (sqrt(v/bc2) + ε) with the constant factors taken out (float64:
+  // the same value to far below float32 rounding, two divisions fewer).
+  const c1 = 1 / bc1, c2 = 1 / Math.sqrt(bc2);
+  for (let i = 0; i < n; i++) {
+    const gi = g[i];
+    const mi = b1 * m[i] + a1 * gi;
+    const vi = b2 * v[i] + a2 * gi * gi;
+    const wi = w[i];
+    mo[i] = mi;
+    vo[i] = vi;
+    wo[i] = wi - lr * ((mi * c1) / (Math.sqrt(vi) * c2 + eps) + wd * wi);
   }
 }
