@@ -18,7 +18,8 @@ import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
 import { expertFfn, expertFfnAvailable, fusedExpertsEnabled } from "./expert_ffn.ts";
 import { loadBalancingLoss as hostLoadBalancingLoss } from "./load_balance.ts";
-import type { FilterKind } from "../moge/filters.ts";
+import type { FilterCentre, FilterKind } from "../moge/filters.ts";
+import type { Padding } from "../moge/padding.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
 import { planRouting, type RoutingPlan } from "./routing.ts";
@@ -83,6 +84,10 @@ export interface RegularizerSettings {
   filterSize: number;
   /** Filter shape. */
   filter: FilterKind;
+  /** Zero padding of the expert map (default "valid", Algorithm 1). */
+  padding?: Padding;
+  /** Centre tap of an even-h Gaussian (default "floor", the authors' code). */
+  filterCentre?: FilterCentre;
 }
 
 /** What one forward pass of the layer gives. */
@@ -489,6 +494,8 @@ export class MoeLayer {
           sigma: reg.sigma,
           filterSize: reg.filterSize,
           filter: reg.filter,
+          padding: reg.padding,
+          filterCentre: reg.filterCentre,
           checkFinite: false,
         }))
         : tf.scalar(0);

@@ -46,6 +46,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   gamma: 0.3,
   filter: "gaussian",
   filterSize: 3,
+  padding: "valid",
+  filterCentre: "floor",
   epochs: 3,
   batchSize: 200,
   learningRate: 1e-3,

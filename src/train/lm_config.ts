@@ -96,6 +96,8 @@ export const DEFAULT_LM_CONFIG: LmTrainConfig = {
   gamma: 0.3,
   filter: "gaussian",
   filterSize: 3,
+  padding: "valid",
+  filterCentre: "floor",
   steps: 300,
   batchSize: 16,
   learningRate: 2e-3,

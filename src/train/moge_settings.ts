@@ -8,7 +8,8 @@
  * @module
  */
 
-import type { FilterKind } from "../moge/filters.ts";
+import { FILTER_CENTRES, type FilterCentre, type FilterKind } from "../moge/filters.ts";
+import { type Padding, PADDINGS } from "../moge/padding.ts";
 import { isUsableE, topographicLayout } from "../moge/layout.ts";
 import { sigmaSchedule } from "../moge/sigma_schedule.ts";
 import type { RegularizerSettings } from "../moe/moe_layer.ts";
@@ -28,6 +29,14 @@ export interface MogeSettings {
   filter: FilterKind;
   /** h, the filter size. */
   filterSize: number;
+  /**
+   * Zero padding of the expert map: "valid" (Algorithm 1), "same" (tf.conv2d's
+   * meaning: r·c windows) or "full" (h − 1 zeros on every side: every expert
+   * lies in h·h windows). See `src/moge/padding.ts`.
+   */
+  padding: Padding;
+  /** Centre tap of an even-h Gaussian: "floor" (the authors' code) or "symmetric". */
+  filterCentre: FilterCentre;
 }
 
 /** The σ schedule and filter of the paper (Sec. 2.4, Appendix B). */
@@ -78,6 +87,21 @@ export function mogeFields<C extends MogeSettings>(
       help: "gaussian | average",
     },
     { field: "filterSize", flag: "filter-size", kind: "int", min: 1, help: "h, filter size" },
+    {
+      field: "padding",
+      flag: "padding",
+      kind: "choice",
+      choices: PADDINGS,
+      help: "zero padding of the expert map: valid (Algorithm 1) | same (r·c windows) | " +
+        "full (every expert in h·h windows; a departure from Algorithm 1)",
+    },
+    {
+      field: "filterCentre",
+      flag: "filter-centre",
+      kind: "choice",
+      choices: FILTER_CENTRES,
+      help: "centre of an even-h Gaussian: floor (the authors' code) | symmetric",
+    },
   ];
   return rows.map((r) =>
     paper[r.field] ? { ...r, paper: paper[r.field] } : r
@@ -129,6 +153,8 @@ export function regularizerSettings(
     sigma,
     filterSize: c.filterSize,
     filter: c.filter,
+    padding: c.padding,
+    filterCentre: c.filterCentre,
   };
 }
 

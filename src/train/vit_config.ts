@@ -88,6 +88,8 @@ export const DEFAULT_VIT_CONFIG: VitTrainConfig = {
   gamma: 0.3,
   filter: "gaussian",
   filterSize: 3,
+  padding: "valid",
+  filterCentre: "floor",
   dropout: 0,
   attentionDropout: 0,
   dropPath: 0.1,
