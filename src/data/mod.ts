@@ -13,6 +13,13 @@
  * @module
  */
 
+// The types the loaders' signatures name, so that this entry point documents itself.
+export type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
+export { Rng } from "../rng.ts";
+export { CacheFileError, defaultCacheDir } from "./cache.ts";
 export * from "./images.ts";
+export * from "./image_sources.ts";
+export * from "./image_batches.ts";
 export * from "./text.ts";
+export * from "./text_batches.ts";
 export * from "./augment.ts";
