@@ -103,6 +103,22 @@ export function defaultCacheDir(): string {
 }
 
 /**
+ * The path of one cache file, `CACHEDIR/STEM-vVERSION.bin`: the layout
+ * version is in the name, so that a new version builds its own file next to
+ * the old one.
+ *
+ * @example
+ * ```ts
+ * import { cacheFilePath } from "./cache.ts";
+ * const kind = { magic: "MOGEXX01", format: "moge-x", version: 2, what: "moge x file" };
+ * console.log(cacheFilePath("/tmp/c", "x", kind)); // "/tmp/c/x-v2.bin"
+ * ```
+ */
+export function cacheFilePath(cacheDir: string, stem: string, kind: CacheKind): string {
+  return join(cacheDir, `${stem}-v${kind.version}.bin`);
+}
+
+/**
  * Writes one cache file: magic, header length, the JSON header (`format` and
  * `version` from `kind`, then `fields`, then the payload's `checksum`) padded
  * to a multiple of 8 bytes, then the payload.
@@ -263,8 +279,8 @@ export interface CachedSource<T> {
 
 /**
  * Returns the cached value when its file is there and intact; otherwise
- * (no file, or a {@linkcode CacheFileError}: damaged, foreign, older
- * version) builds it, writes the file atomically and returns it. If the file
+ * (no file, a file where the cache directory should be, or a
+ * {@linkcode CacheFileError}: damaged, foreign, older version) builds it, writes the file atomically and returns it. If the file
  * cannot be written the value is still returned. `progress` gets one line
  * per stage (cache hit, build and why, write).
  *
@@ -297,7 +313,7 @@ export async function loadCached<T>(
     );
     return value;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
       progress(`${label}: no cache at ${path}; building it`);
     } else if (e instanceof CacheFileError) {
       progress(`${label}: cache ${path} is unusable (${e.message}); rebuilding it`);

@@ -3,7 +3,7 @@
  * image is one 784-pixel token, 10 classes): names, shapes and class names,
  * the {@linkcode Dataset} record, its binary cache file, the committed
  * fixtures, and per-split helpers. Where the full data sets come from and
- * how they are split: `image_sources.ts` ({@linkcode loadDataset}); batching:
+ * how they are split: `image_sources.ts` (`loadDataset`); batching:
  * `image_batches.ts`.
  *
  * Binary file: the cache format of `cache.ts` with magic `MOGEDS01`, format
@@ -16,21 +16,21 @@
  * @module
  */
 
+import { checkInteger } from "../validate.ts";
 import {
+  cacheFilePath,
   concatBytes,
   decodeCacheFile,
   defaultCacheDir,
   encodeCacheFile,
   readFixture,
 } from "./cache.ts";
-import { checkInteger } from "../validate.ts";
-import { join } from "node:path";
 
-/** The data sets {@linkcode loadDataset} knows. */
-export type DatasetName = "fashion-mnist" | "mnist";
+/** The data sets `loadDataset` (`image_sources.ts`) knows. */
+export const DATASET_NAMES = ["fashion-mnist", "mnist"] as const;
 
-/** All values of {@linkcode DatasetName}. */
-export const DATASET_NAMES: readonly DatasetName[] = ["fashion-mnist", "mnist"];
+/** One of {@linkcode DATASET_NAMES}. */
+export type DatasetName = typeof DATASET_NAMES[number];
 
 /** One half of a data set. */
 export type Split = "train" | "test";
@@ -129,7 +129,7 @@ function checkSplit(split: string): asserts split is Split {
  */
 export function cachePath(name: DatasetName, cacheDir: string = defaultCacheDir()): string {
   checkDatasetName(name);
-  return join(cacheDir, `${name}-v${KIND.version}.bin`);
+  return cacheFilePath(cacheDir, name, KIND);
 }
 
 /** The image header fields after `format` and `version` (see the module docs). */

@@ -35,6 +35,7 @@
 import { importMobyDick } from "../deps.ts";
 import { isLittleEndian } from "../checksum.ts";
 import {
+  cacheFilePath,
   concatBytes,
   decodeCacheFile,
   defaultCacheDir,
@@ -43,13 +44,12 @@ import {
   readFixture,
 } from "./cache.ts";
 import { checkInteger } from "../validate.ts";
-import { join } from "node:path";
 
 /** The text corpora {@linkcode loadTextCorpus} knows. */
-export type TextDatasetName = "moby-dick" | "fixture";
+export const TEXT_DATASET_NAMES = ["moby-dick", "fixture"] as const;
 
-/** All values of {@linkcode TextDatasetName}. */
-export const TEXT_DATASET_NAMES: readonly TextDatasetName[] = ["moby-dick", "fixture"];
+/** One of {@linkcode TEXT_DATASET_NAMES}. */
+export type TextDatasetName = typeof TEXT_DATASET_NAMES[number];
 
 /** One of the three splits of a corpus. */
 export type TextSplit = "train" | "valid" | "test";
@@ -269,7 +269,7 @@ function checkName(name: string): asserts name is TextDatasetName {
  * ```
  */
 export function textCachePath(cacheDir: string = defaultCacheDir()): string {
-  return join(cacheDir, `moby-dick-char-v${KIND.version}.bin`);
+  return cacheFilePath(cacheDir, "moby-dick-char", KIND);
 }
 
 /**
