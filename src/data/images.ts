@@ -26,25 +26,83 @@ import {
   readFixture,
 } from "./cache.ts";
 
-/** The data sets `loadDataset` (`image_sources.ts`) knows. */
+/**
+ * The data sets `loadDataset` (`image_sources.ts`) knows.
+ *
+ * @example
+ * ```ts
+ * import { DATASET_NAMES } from "./images.ts";
+ * console.log(DATASET_NAMES); // ["fashion-mnist", "mnist"]
+ * ```
+ */
 export const DATASET_NAMES = ["fashion-mnist", "mnist"] as const;
 
-/** One of {@linkcode DATASET_NAMES}. */
+/**
+ * One of {@linkcode DATASET_NAMES}.
+ *
+ * @example
+ * ```ts
+ * import type { DatasetName } from "./images.ts";
+ * const name: DatasetName = "mnist";
+ * console.log(name);
+ * ```
+ */
 export type DatasetName = typeof DATASET_NAMES[number];
 
-/** One half of a data set. */
+/**
+ * One half of a data set.
+ *
+ * @example
+ * ```ts
+ * import { loadFixture, type Split, splitOf } from "./images.ts";
+ * const split: Split = "test";
+ * console.log(splitOf(await loadFixture("mnist"), split).count); // 200
+ * ```
+ */
 export type Split = "train" | "test";
 
-/** Side of the square images (28). */
+/**
+ * Side of the square images (28).
+ *
+ * @example
+ * ```ts
+ * import { IMAGE_SIZE } from "./images.ts";
+ * console.log(IMAGE_SIZE); // 28
+ * ```
+ */
 export const IMAGE_SIZE = 28;
 
-/** Pixels per image (784), the token width of the MoGE Fashion-MNIST model. */
+/**
+ * Pixels per image (784), the token width of the MoGE Fashion-MNIST model.
+ *
+ * @example
+ * ```ts
+ * import { PIXELS } from "./images.ts";
+ * console.log(PIXELS); // 784
+ * ```
+ */
 export const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
 
-/** Number of classes (10). */
+/**
+ * Number of classes (10).
+ *
+ * @example
+ * ```ts
+ * import { NUM_CLASSES } from "./images.ts";
+ * console.log(NUM_CLASSES); // 10
+ * ```
+ */
 export const NUM_CLASSES = 10;
 
-/** Class names by label, per data set. */
+/**
+ * Class names by label, per data set.
+ *
+ * @example
+ * ```ts
+ * import { CLASS_NAMES } from "./images.ts";
+ * console.log(CLASS_NAMES["fashion-mnist"][9]); // "Ankle boot"
+ * ```
+ */
 export const CLASS_NAMES: Readonly<Record<DatasetName, readonly string[]>> = {
   "fashion-mnist": [
     "T-shirt/top",
@@ -61,7 +119,16 @@ export const CLASS_NAMES: Readonly<Record<DatasetName, readonly string[]>> = {
   mnist: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
 };
 
-/** A labelled image data set held as raw bytes. */
+/**
+ * A labelled image data set held as raw bytes.
+ *
+ * @example
+ * ```ts
+ * import { type Dataset, loadFixture } from "./images.ts";
+ * const ds: Dataset = await loadFixture("fashion-mnist");
+ * console.log(ds.trainImages.length / ds.trainLabels.length); // 784
+ * ```
+ */
 export interface Dataset {
   /** Which data set. */
   name: DatasetName;

