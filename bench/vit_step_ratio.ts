@@ -14,7 +14,7 @@
 import process from "node:process";
 import { tf } from "../src/deps.ts";
 import { type BackendRequest, describeBackend, useBackend } from "../src/backend.ts";
-import { loadDataset } from "../src/data/images.ts";
+import { loadDataset } from "../src/data/image_sources.ts";
 import { AdamW } from "../src/train/optim.ts";
 import { Rng } from "../src/rng.ts";
 import { VisionTransformer } from "../src/models/vit.ts";

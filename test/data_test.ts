@@ -1,19 +1,17 @@
 import {
-  batches,
   cachePath,
   classCounts,
   type Dataset,
   DATASET_NAMES,
   decodeDataset,
   encodeDataset,
-  FASHION_MNIST_SPLIT,
-  loadDataset,
   loadFixture,
-  makeBatch,
   PIXELS,
   splitOf,
   subsetPerClass,
 } from "../src/data/images.ts";
+import { FASHION_MNIST_SPLIT, loadDataset } from "../src/data/image_sources.ts";
+import { batches, makeBatch } from "../src/data/image_batches.ts";
 import { Rng } from "../src/rng.ts";
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";

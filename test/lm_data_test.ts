@@ -4,15 +4,13 @@ import {
   CharTokenizer,
   decodeCorpus,
   encodeCorpus,
-  evalWindows,
   loadTextCorpus,
   loadTextFixture,
-  makeLmBatch,
-  sampleWindows,
   splitSections,
   textCachePath,
   UNK_CHAR,
 } from "../src/data/text.ts";
+import { evalWindows, makeLmBatch, sampleWindows } from "../src/data/text_batches.ts";
 import { Rng } from "../src/rng.ts";
 import { deepEqual, equal, ok, rejects, throws } from "./asserts.ts";
 

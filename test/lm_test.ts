@@ -11,7 +11,8 @@ import {
   tokenNll,
   type VariantSettings,
 } from "../src/models/lm.ts";
-import { loadTextCorpus, makeLmBatch } from "../src/data/text.ts";
+import { loadTextCorpus } from "../src/data/text.ts";
+import { makeLmBatch } from "../src/data/text_batches.ts";
 import {
   DEFAULT_LM_CONFIG,
   evaluateLm,

@@ -17,7 +17,8 @@
  * @module
  */
 
-import { DATASET_NAMES, encodeDataset, loadDataset, subsetPerClass } from "../data/images.ts";
+import { DATASET_NAMES, encodeDataset, subsetPerClass } from "../data/images.ts";
+import { loadDataset } from "../data/image_sources.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";

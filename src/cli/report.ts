@@ -85,7 +85,8 @@ async function main(): Promise<void> {
   if (flags.invariance) {
     const { useBackend, describeBackend } = await import("../backend.ts");
     const { table1ForPair } = await import("../analysis/table1.ts");
-    const { loadDataset, loadFixture } = await import("../data/images.ts");
+    const { loadFixture } = await import("../data/images.ts");
+    const { loadDataset } = await import("../data/image_sources.ts");
     const backend = await useBackend(
       (flags.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu",
     );

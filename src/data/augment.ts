@@ -14,7 +14,16 @@ import type { Rng } from "../rng.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
 
-/** Shape of the images in a batch `[B, height · width · channels]` (row-major, channels last). */
+/**
+ * Shape of the images in a batch `[B, height · width · channels]` (row-major, channels last).
+ *
+ * @example
+ * ```ts
+ * import type { ImageShape } from "./augment.ts";
+ * const mnist: ImageShape = { height: 28, width: 28, channels: 1 };
+ * console.log(mnist.height * mnist.width * mnist.channels); // 784
+ * ```
+ */
 export interface ImageShape {
   /** Rows. */
   height: number;
@@ -24,7 +33,18 @@ export interface ImageShape {
   channels: number;
 }
 
-/** Where each output image reads from: `out[b, i, j] = in[b, i + dy[b], j' + dx[b]]`, j' = j or (outW − 1 − j) when flipped. */
+/**
+ * Where each output image reads from: `out[b, i, j] = in[b, i + dy[b], j' + dx[b]]`, j' = j or (outW − 1 − j) when flipped.
+ *
+ * @example
+ * ```ts
+ * import { cropFlipPlan } from "./augment.ts";
+ * import { Rng } from "../rng.ts";
+ * const shape = { height: 28, width: 28, channels: 1 };
+ * const plan = cropFlipPlan(2, shape, { padding: 4, flipProb: 0.5, rng: new Rng(1) });
+ * console.log(plan.dy.length, plan.dx.length, plan.flip.length); // 2 2 2
+ * ```
+ */
 export interface ShiftPlan {
   /** Row offset per image. */
   dy: Int32Array;
@@ -130,7 +150,17 @@ export function applyShift(
   });
 }
 
-/** Options of {@linkcode randomCropFlip}. */
+/**
+ * Options of {@linkcode randomCropFlip}.
+ *
+ * @example
+ * ```ts
+ * import type { CropFlipOptions } from "./augment.ts";
+ * import { Rng } from "../rng.ts";
+ * const o: CropFlipOptions = { padding: 4, flipProb: 0.5, rng: new Rng(0), outSize: 32 };
+ * console.log(o.padding); // 4
+ * ```
+ */
 export interface CropFlipOptions {
   /** Zero padding p on every side before the random crop (0: no crop). */
   padding: number;

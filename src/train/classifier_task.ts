@@ -18,7 +18,9 @@ import {
   type TrainConfig,
   validateConfig,
 } from "./classifier_config.ts";
-import { type Dataset, loadDataset, loadFixture, makeBatch } from "../data/images.ts";
+import { type Dataset, loadFixture } from "../data/images.ts";
+import { loadDataset } from "../data/image_sources.ts";
+import { makeBatch } from "../data/image_batches.ts";
 import { disposeRouted, type RegularizerSettings } from "../moe/moe_layer.ts";
 import type { RoutingPlan } from "../moe/routing.ts";
 import type { AdamW } from "./optim.ts";

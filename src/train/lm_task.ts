@@ -14,13 +14,8 @@
 
 import { tf } from "../deps.ts";
 import { disposeLmRouted, MoeLm, perplexity, tokenNll } from "../models/lm.ts";
-import {
-  evalWindows,
-  loadTextCorpus,
-  makeLmBatch,
-  sampleWindows,
-  type TextCorpus,
-} from "../data/text.ts";
+import { loadTextCorpus, type TextCorpus } from "../data/text.ts";
+import { evalWindows, makeLmBatch, sampleWindows } from "../data/text_batches.ts";
 import type { RegularizerSettings, RoutedBatch } from "../moe/moe_layer.ts";
 import type { AdamW } from "./optim.ts";
 import { Rng } from "../rng.ts";

@@ -11,7 +11,9 @@
  */
 
 import { tf } from "../deps.ts";
-import { type Dataset, loadDataset, loadFixture, makeBatch } from "../data/images.ts";
+import { type Dataset, loadFixture } from "../data/images.ts";
+import { loadDataset } from "../data/image_sources.ts";
+import { makeBatch } from "../data/image_batches.ts";
 import type { RegularizerSettings, RoutedBatch } from "../moe/moe_layer.ts";
 import type { RoutingPlan } from "../moe/routing.ts";
 import type { AdamW } from "./optim.ts";
