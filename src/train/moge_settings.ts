@@ -139,8 +139,11 @@ export function validateMogeLayout(
  * @example
  * ```ts
  * import { regularizerSettings } from "./moge_settings.ts";
- * regularizerSettings({ mode: "moe", experts: 16, lambda: 0.1, sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3, filter: "gaussian", filterSize: 3 }, 2);
- * // { lambda: 0, sigma: 2, filterSize: 3, filter: "gaussian" }
+ * regularizerSettings({
+ *   mode: "moe", experts: 16, lambda: 0.1, sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3,
+ *   filter: "gaussian", filterSize: 3, padding: "valid", filterCentre: "floor",
+ * }, 2);
+ * // { lambda: 0, sigma: 2, filterSize: 3, filter: "gaussian", padding: "valid", filterCentre: "floor" }
  * ```
  */
 export function regularizerSettings(
@@ -164,11 +167,14 @@ export function regularizerSettings(
  * @example
  * ```ts
  * import { sigmaScheduleOf } from "./moge_settings.ts";
- * const at = sigmaScheduleOf({ lambda: 0, sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3, filter: "gaussian", filterSize: 3 }, 100);
+ * const at = sigmaScheduleOf({ sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3 }, 100);
  * at(0); // 10
  * ```
  */
-export function sigmaScheduleOf(c: MogeSettings, totalSteps: number): (step: number) => number {
+export function sigmaScheduleOf(
+  c: Pick<MogeSettings, "sigmaMax" | "sigmaMin" | "gamma">,
+  totalSteps: number,
+): (step: number) => number {
   return sigmaSchedule({
     sigmaMax: c.sigmaMax,
     sigmaMin: c.sigmaMin,
