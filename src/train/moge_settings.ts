@@ -39,12 +39,33 @@ export interface MogeSettings {
   filterCentre: FilterCentre;
 }
 
-/** The σ schedule and filter of the paper (Sec. 2.4, Appendix B). */
-export const PAPER_SIGMA: Pick<MogeSettings, "sigmaMax" | "sigmaMin" | "gamma" | "filterSize"> = {
+/**
+ * The regularizer's settings every model starts from (λ differs per model and
+ * is set by each): the paper's σ schedule and 3x3 Gaussian, Algorithm 1's
+ * "valid" windows, the authors' filter centre.
+ *
+ * @example
+ * ```ts
+ * import { MOGE_DEFAULTS } from "./moge_settings.ts";
+ * console.log(MOGE_DEFAULTS.padding); // "valid"
+ * ```
+ */
+export const MOGE_DEFAULTS: Omit<MogeSettings, "lambda"> = {
   sigmaMax: 10,
   sigmaMin: 1.5,
   gamma: 0.3,
+  filter: "gaussian",
   filterSize: 3,
+  padding: "valid",
+  filterCentre: "floor",
+};
+
+/** The σ schedule and filter of the paper (Sec. 2.4, Appendix B). */
+export const PAPER_SIGMA: Pick<MogeSettings, "sigmaMax" | "sigmaMin" | "gamma" | "filterSize"> = {
+  sigmaMax: MOGE_DEFAULTS.sigmaMax,
+  sigmaMin: MOGE_DEFAULTS.sigmaMin,
+  gamma: MOGE_DEFAULTS.gamma,
+  filterSize: MOGE_DEFAULTS.filterSize,
 };
 
 /**
