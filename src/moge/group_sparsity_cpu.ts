@@ -146,26 +146,28 @@ const pool: Float32Array[] = [0, 1, 2, 3].map(() => new Float32Array(0));
 type Scratch = [Float32Array, Float32Array, Float32Array, Float32Array];
 
 /**
- * Four zero-filled scratch arrays of `length` floats each: views on the SIMD
- * module's memory when it is in use (grown on demand), else pooled arrays.
+ * Four scratch arrays of `length` floats each: views on the SIMD module's
+ * memory when it is in use (grown on demand), else pooled arrays. Array i is
+ * zero from index `zeroFrom[i]` on (default 0: all of it); what lies before
+ * is left from earlier calls, for arrays the caller overwrites anyway.
  */
-function scratch(length: number): Scratch {
+function scratch(length: number, zeroFrom: readonly number[] = [0, 0, 0, 0]): Scratch {
   const simd = simdWanted ? simdAxpy() : null;
+  let views: Float32Array[];
   if (simd) {
     const bytes = 4 * length * 4;
     const have = simd.memory.buffer.byteLength;
     if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
     const buffer = simd.memory.buffer;
-    const views = [0, 1, 2, 3].map((i) => new Float32Array(buffer, i * length * 4, length));
-    new Float32Array(buffer, 0, 4 * length).fill(0);
-    return views as Scratch;
+    views = [0, 1, 2, 3].map((i) => new Float32Array(buffer, i * length * 4, length));
+  } else {
+    views = [0, 1, 2, 3].map((i) => {
+      if (pool[i].length < length) pool[i] = new Float32Array(length);
+      return pool[i].subarray(0, length);
+    });
   }
-  return [0, 1, 2, 3].map((i) => {
-    if (pool[i].length < length) pool[i] = new Float32Array(length);
-    const a = pool[i].subarray(0, length);
-    a.fill(0);
-    return a;
-  }) as Scratch;
+  views.forEach((a, i) => a.fill(0, zeroFrom[i]));
+  return views as Scratch;
 }
 
 /**
@@ -272,7 +274,8 @@ function forward(p: Plan, z: Float32Array, N: number, eps: number) {
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
   if (flatPath(p)) {
-    const flat = forwardFlat(p, z, N, eps, ...scratch(L + slack));
+    // q and s are overwritten up to L (their slack must be zero), y and t accumulate.
+    const flat = forwardFlat(p, z, N, eps, ...scratch(L + slack, [L, 0, 0, L]));
     // Every score lies in some valid window, so all R_n are finite exactly when
     // z (and z²) is. Otherwise a token's non-finite values may have reached its
     // neighbours' masked positions (0·NaN = NaN): redo it on padded grids,
@@ -376,7 +379,8 @@ function backward(
   const { rows, cols, top, left, outRows, outCols } = p;
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
-  if (flat) return backwardFlat(p, z, inv, dy, N, ...scratch(L + slack));
+  // g and s are overwritten up to L (their slack must be zero), d and t accumulate.
+  if (flat) return backwardFlat(p, z, inv, dy, N, ...scratch(L + slack, [L, 0, 0, L]));
   const [g, d, t] = scratch(L + slack); // g: zero outside the valid windows
   for (let n = 0; n < N; n++) {
     const scale = dy[n];
