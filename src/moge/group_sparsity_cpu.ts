@@ -171,11 +171,17 @@ function scratch(length: number, zeroFrom: readonly number[] = [0, 0, 0, 0]): Sc
 }
 
 /**
- * y[k] = w · y[k] · x[k] for k < n, with the SIMD module (both arrays must
- * live in its memory; it may touch up to 3 floats past n, inside the slack).
+ * y[k] = w · y[k] · x[k] for k < n: with the SIMD module when both arrays
+ * live in its memory (it may touch up to 3 floats past n, inside the slack),
+ * else in TypeScript (a gradient whose forward ran before `useSimd(false)`).
  */
 function mulSimd(y: Float32Array, x: Float32Array, w: number, n: number) {
-  simdAxpy()!.mul(y.byteOffset, x.byteOffset, w, n);
+  const simd = simdAxpy();
+  if (simd && y.buffer === simd.memory.buffer && x.buffer === simd.memory.buffer) {
+    simd.mul(y.byteOffset, x.byteOffset, w, n);
+    return;
+  }
+  for (let k = 0; k < n; k++) y[k] = w * y[k] * x[k];
 }
 
 /** Whether the "valid" SIMD path applies: Algorithm 1's padding, where the grid is the map. */
