@@ -9,6 +9,12 @@
  * a markdown table beside it, and `bench/results/overhead.svg` (overhead %
  * against E, one line per backend, from the newest result of each backend).
  *
+ * The classifier runs at two expert widths (default d_ff 16, small enough
+ * that E = 1024 with AdamW fits tfjs-wasm's heap, and 64): R(z) costs the
+ * same at both, since it depends on E, not on d_ff. With `--models` it also
+ * alternates MoE and MoGE steps of the multi-layer `vit-tiny` and `lm-small`
+ * (`model_overhead.ts`).
+ *
  * @module
  */
 
@@ -21,8 +27,16 @@ import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "../src/cli/args.ts";
 import { formatDuration, ProgressLine } from "../src/cli/progress.ts";
 import { BENCH, benchBackend, benchBatch, type BenchModel, benchModel, warmUp } from "./setup.ts";
+import {
+  modelOverhead,
+  type ModelPoint,
+  OVERHEAD_MODELS,
+  type OverheadModel,
+} from "./model_overhead.ts";
 
 const RESULTS = new URL("./results/", import.meta.url).pathname;
+/** The name of a report file: `<date>-<backend>.json`. */
+const REPORT_FILE = /^\d{4}-\d{2}-\d{2}-(wasm|webgpu|cpu)\.json$/;
 /** tfjs-wasm's heap limit as observed here (E = 1024, d_ff 64 with AdamW aborts). */
 const WASM_HEAP_BYTES = 2 * 2 ** 30;
 
@@ -48,6 +62,14 @@ export interface Point {
   regularizerMs: number;
   /** regularizerMs / moeMedianMs: the overhead the regularizer's own kernels imply. */
   regularizerShare: number;
+  /**
+   * Median time of the same harness (tf.grad of λ·mean of a [N] function of
+   * z, and the gradient's readback) with a plain row sum in place of R(z):
+   * what any fwd+bwd timing of a function of z pays besides the function.
+   */
+  harnessMs?: number;
+  /** (regularizerMs − harnessMs) / moeMedianMs: R(z)'s own share, net of the harness. */
+  regularizerNetShare?: number;
 }
 
 /** A report file (`bench/results/<date>-<backend>.json`). */
@@ -59,6 +81,10 @@ export interface Report {
   command: string;
   points: Point[];
   skipped: { experts: number; hidden: number; parameters: number; reason: string }[];
+  /** The multi-layer models' A/B figures (`--models`). */
+  models?: ModelPoint[];
+  /** `Deno.loadavg()` at the start and at the end of the run. */
+  loadAverage?: { start: number[]; end: number[] };
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -76,8 +102,14 @@ async function timed(m: BenchModel): Promise<number> {
   return performance.now() - t0;
 }
 
-/** Median time of R(z) forward + backward alone, as the training step runs it. */
-async function regularizerMs(experts: number, reps: number): Promise<number> {
+/**
+ * Median time of R(z) forward + backward alone, as the training step runs it,
+ * alternated with the same harness around a plain row sum (see `harnessMs`).
+ */
+async function regularizerMs(
+  experts: number,
+  reps: number,
+): Promise<{ regularizerMs: number; harnessMs: number }> {
   const z = tf.tidy(() => tf.softmax(tf.randomNormal([BENCH.batch, experts], 0, 1, "float32", 5))); // [N, E]
   const opts = {
     sigma: BENCH.sigma,
@@ -85,18 +117,23 @@ async function regularizerMs(experts: number, reps: number): Promise<number> {
     filter: "gaussian" as const,
     checkFinite: false,
   };
-  const once = async () => {
+  const once = async (f: (t: tf.Tensor) => tf.Tensor) => {
     const t0 = performance.now();
-    const g = tf.grad((t: tf.Tensor) => tf.mul(BENCH.lambda, tf.mean(groupSparsity(t, opts))))(z);
+    const g = tf.grad((t: tf.Tensor) => tf.mul(BENCH.lambda, tf.mean(f(t))))(z);
     await g.data();
     g.dispose();
     return performance.now() - t0;
   };
-  for (let i = 0; i < 5; i++) await once();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) times.push(await once());
+  const reg = (t: tf.Tensor) => groupSparsity(t, opts); // [N]
+  const plain = (t: tf.Tensor) => tf.sum(t, 1); // [N]
+  for (let i = 0; i < 5; i++) await once(reg), await once(plain);
+  const times: number[] = [], floor: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    if (i % 2) times.push(await once(reg)), floor.push(await once(plain));
+    else floor.push(await once(plain)), times.push(await once(reg));
+  }
   z.dispose();
-  return median(times);
+  return { regularizerMs: median(times), harnessMs: median(floor) };
 }
 
 async function peakBytes(m: BenchModel): Promise<number> {
@@ -140,7 +177,7 @@ async function measure(
   await moge.step();
   const mogeHeld = tf.memory().numBytes;
   const sortedR = [...ratios].sort((x, y) => x - y);
-  const regMs = await regularizerMs(experts, 30);
+  const reg = await regularizerMs(experts, 40);
   moe.dispose();
   moge.dispose();
   tf.dispose([batch.x, batch.y]);
@@ -162,8 +199,10 @@ async function measure(
     moeHeldBytes: moeHeld,
     mogeHeldBytes: mogeHeld,
     rssBytes: Deno.memoryUsage().rss,
-    regularizerMs: regMs,
-    regularizerShare: regMs / median(tA),
+    regularizerMs: reg.regularizerMs,
+    regularizerShare: reg.regularizerMs / median(tA),
+    harnessMs: reg.harnessMs,
+    regularizerNetShare: (reg.regularizerMs - reg.harnessMs) / median(tA),
   };
 }
 
@@ -175,6 +214,9 @@ export function markdown(r: Report): string {
     `${p.ratioMedian.toFixed(4)} [${p.ratioQ1.toFixed(4)}, ${p.ratioQ3.toFixed(4)}] | ` +
     `${p.overheadPercent >= 0 ? "+" : ""}${p.overheadPercent.toFixed(2)} % | ` +
     `${p.regularizerMs.toFixed(2)} ms (${(100 * p.regularizerShare).toFixed(2)} %) | ` +
+    (p.harnessMs === undefined
+      ? "- | "
+      : `${p.harnessMs.toFixed(2)} ms (${(100 * p.regularizerNetShare!).toFixed(2)} %) | `) +
     `${mb(p.moePeakBytes)} | ` +
     `${p.extraPeakBytes >= 0 ? "+" : ""}${(p.extraPeakBytes / 1024).toFixed(1)} KiB (${
       p.extraPeakPercent.toFixed(3)
@@ -189,13 +231,22 @@ AdamW at learning rate 0 so that both models keep routing identically,
 MoE/MoGE pairs. Ratio: median of per-pair MoGE/MoE ratios [quartiles]. Peak: tfjs's peak tensor bytes
 during one step (\`tf.profile\`). RSS: the process's resident memory after the point. "R(z) alone":
 the median time of the regularizer's forward and backward pass by itself on the same [${r.settings.batch}, E]
-scores, and its share of the MoE step: the overhead its own kernels imply, free of the step-to-step noise
-that the A/B ratio carries on a busy machine.
+scores (tf.grad of λ·mean R(z) and the gradient's readback), and its share of the MoE step: the
+overhead its own kernels imply, free of the step-to-step noise that the A/B ratio carries on a busy
+machine. "Harness": the same timing around a plain row sum instead of R(z), alternated with it, and
+R(z)'s share net of that harness. Two expert widths: R(z)'s cost depends on E, not on d_ff (the
+smaller width lets E = 1024 with AdamW fit tfjs-wasm's heap).${
+    r.loadAverage
+      ? ` Load average (1, 5, 15 min) at the start ${
+        r.loadAverage.start.map((v) => v.toFixed(2)).join(", ")
+      }, at the end ${r.loadAverage.end.map((v) => v.toFixed(2)).join(", ")}.`
+      : ""
+  }
 
 Reproduce: \`${r.command}\`
 
-| E | d_ff | MoE ms | MoGE ms | MoGE/MoE | overhead | R(z) fwd+bwd alone (share of MoE step) | MoE peak MiB | MoGE extra peak | RSS MiB |
-|---|---|---|---|---|---|---|---|---|---|
+| E | d_ff | MoE ms | MoGE ms | MoGE/MoE | overhead | R(z) fwd+bwd alone (share of MoE step) | harness alone (R(z) net share) | MoE peak MiB | MoGE extra peak | RSS MiB |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 ${
     r.skipped.length
@@ -208,13 +259,34 @@ ${
           .join("; ")
       }.\n`
       : ""
-  }`;
+  }${r.models?.length ? modelsMarkdown(r.models) : ""}`;
+}
+
+/** The multi-layer models' table. */
+function modelsMarkdown(models: ModelPoint[]): string {
+  const rows = models.map((m) =>
+    `| ${m.model} | ${m.experts} | ${m.moeLayers} | ${m.moeMedianMs.toFixed(1)} | ${
+      m.mogeMedianMs.toFixed(1)
+    } | ${m.ratioMedian.toFixed(4)} [${m.ratioQ1.toFixed(4)}, ${m.ratioQ3.toFixed(4)}] | ${
+      m.overheadPercent >= 0 ? "+" : ""
+    }${m.overheadPercent.toFixed(2)} % | ${m.pairs} |`
+  );
+  return `
+## Multi-layer models
+
+One training step (learning rate 0) of each model with and without the regularizer in every MoE
+layer, alternated; same seed, batch and step seeds.
+
+| model | E | MoE layers | MoE ms | MoGE ms | MoGE/MoE [quartiles] | overhead | pairs |
+|---|---|---|---|---|---|---|---|
+${rows.join("\n")}
+`;
 }
 
 async function plot(): Promise<void> {
   const newest = new Map<string, Report>();
   for await (const e of Deno.readDir(RESULTS)) {
-    if (!e.name.endsWith(".json") || e.name.endsWith(".vl.json")) continue; // not chart specs
+    if (!REPORT_FILE.test(e.name)) continue; // not chart specs or other benchmarks' results
     const r = JSON.parse(await Deno.readTextFile(RESULTS + e.name)) as Report;
     const key = r.backend.backend;
     if (!newest.has(key) || newest.get(key)!.date < r.date) newest.set(key, r);
@@ -253,6 +325,8 @@ async function main(): Promise<void> {
     warmup: { type: "string" },
     quick: { type: "boolean" },
     rewrite: { type: "boolean" },
+    models: { type: "string" },
+    "model-pairs": { type: "string" },
   });
   if (flags.help) {
     console.log(`Measures MoGE's overhead over MoE per training step as E grows; writes
@@ -261,18 +335,20 @@ bench/results/<date>-<backend>.json and .md, and bench/results/overhead.svg.
 Usage: deno task bench:report [flags]
 
   --backends LIST   comma-separated: webgpu, wasm, cpu [default wasm]
-  --experts LIST    E values [default 16,32,64,128,256,400,1024]
-  --hidden LIST     expert widths d_ff [default 64 at every E, and 512 at E = 16, 32, 64]
-  --pairs N         alternating MoE/MoGE step pairs per point [default 40]
+  --experts LIST    E values [default 16,32,64,128,256,400,512,1024]
+  --hidden LIST     expert widths d_ff, each at every E that fits the heap [default 16,64]
+  --pairs N         alternating MoE/MoGE step pairs per point [default 30]
   --warmup N        warm-up steps per model before timing [default 3]
-  --quick           E = 16,64,256, d_ff 64, 10 pairs: well under two minutes on wasm
+  --models LIST     multi-layer models to A/B as well: vit, lm, or none [default vit,lm]
+  --model-pairs N   alternating pairs per multi-layer model [default 8]
+  --quick           E = 16,64,256, d_ff 16, 10 pairs, no multi-layer models: about a minute
   --rewrite         only rewrite the .md files and overhead.svg from the .json results
   -h, --help        this text`);
     return;
   }
   if (flags.rewrite) {
     for await (const e of Deno.readDir(RESULTS)) {
-      if (!e.name.endsWith(".json") || e.name.endsWith(".vl.json")) continue; // not chart specs
+      if (!REPORT_FILE.test(e.name)) continue; // not chart specs or other benchmarks' results
       const r = JSON.parse(await Deno.readTextFile(RESULTS + e.name)) as Report;
       await writeFileAtomic(RESULTS + e.name.replace(/\.json$/, ".md"), markdown(r));
     }
@@ -289,9 +365,22 @@ Usage: deno task bench:report [flags]
       throw new UsageError(`--backends: "${b}" is invalid: allowed are webgpu, wasm, cpu`);
     }
   }
-  const experts = list(flags.experts, quick ? "16,64,256" : "16,32,64,128,256,400,1024");
-  const hiddens = list(flags.hidden, "64,512");
-  const pairs = numberFlag("pairs", String(flags.pairs ?? (quick ? 10 : 40)));
+  const experts = list(flags.experts, quick ? "16,64,256" : "16,32,64,128,256,400,512,1024");
+  const hiddens = list(flags.hidden, quick ? "16" : "16,64");
+  const pairs = numberFlag("pairs", String(flags.pairs ?? (quick ? 10 : 30)));
+  const modelPairs = numberFlag("model-pairs", String(flags["model-pairs"] ?? 8));
+  const modelList = String(flags.models ?? (quick ? "none" : "vit,lm")).split(",")
+    .map((s) => s.trim()).filter((s) => s !== "none" && s !== "");
+  for (const m of modelList) {
+    if (!(OVERHEAD_MODELS as readonly string[]).includes(m)) {
+      throw new UsageError(
+        `--models: "${m}" is invalid: allowed are ${OVERHEAD_MODELS.join(", ")}, none`,
+      );
+    }
+  }
+  if (!Number.isInteger(modelPairs) || modelPairs < 2) {
+    throw new UsageError(`--model-pairs ${modelPairs}: must be an integer >= 2`);
+  }
   const warmup = numberFlag("warmup", String(flags.warmup ?? 3));
   for (const E of experts) {
     if (!Number.isInteger(E) || E < 9) {
@@ -306,12 +395,9 @@ Usage: deno task bench:report [flags]
   for (const backend of backends) {
     const { info, label } = await benchBackend(backend);
     console.log(`backend: ${label}`);
-    // Explicit --hidden: every (E, d_ff). Default: d_ff 64 at every E, 512 at E = 32, 128, 400.
-    const cases = flags.hidden !== undefined
-      ? experts.flatMap((E) => hiddens.map((h) => [E, h] as const))
-      : experts.flatMap((E) =>
-        (quick || ![32, 128, 400].includes(E) ? [64] : [64, 512]).map((h) => [E, h] as const)
-      );
+    const loadStart = Deno.loadavg();
+    // Every (E, d_ff) in turn, the widths side by side at each E.
+    const cases = experts.flatMap((E) => hiddens.map((h) => [E, h] as const));
     const points: Point[] = [];
     const skipped: { experts: number; hidden: number; parameters: number; reason: string }[] = [];
     const t0 = performance.now();
@@ -350,7 +436,21 @@ Usage: deno task bench:report [flags]
           ` extra peak ${(p.extraPeakBytes / 1024).toFixed(1)} KiB, R(z) alone ${
             p.regularizerMs.toFixed(2)
           } ms` +
-          ` (${(100 * p.regularizerShare).toFixed(2)} % of the MoE step)`,
+          ` (${(100 * p.regularizerShare).toFixed(2)} % of the MoE step;` +
+          ` net of the ${p.harnessMs!.toFixed(2)} ms harness ${
+            (100 * p.regularizerNetShare!).toFixed(2)
+          } %)`,
+      );
+    }
+    const models: ModelPoint[] = [];
+    for (const m of modelList as OverheadModel[]) {
+      line.update(`${backend}: ${m} (${formatDuration((performance.now() - t0) / 1000)})`, true);
+      const p = await modelOverhead(m, modelPairs, 2);
+      models.push(p);
+      line.done();
+      console.log(
+        `  ${p.model}: MoE ${p.moeMedianMs.toFixed(1)} ms, MoGE ${p.mogeMedianMs.toFixed(1)} ms,` +
+          ` ratio ${p.ratioMedian.toFixed(4)} [${p.ratioQ1.toFixed(4)}, ${p.ratioQ3.toFixed(4)}]`,
       );
     }
     const date = new Date().toISOString();
@@ -361,9 +461,13 @@ Usage: deno task bench:report [flags]
       settings: { ...BENCH, warmup, pairs },
       command: `deno task bench:report --backends ${backend} --experts ${
         experts.join(",")
-      } --hidden ${hiddens.join(",")} --pairs ${pairs}`,
+      } --hidden ${hiddens.join(",")} --pairs ${pairs} --models ${
+        modelList.join(",") || "none"
+      } --model-pairs ${modelPairs}`,
       points,
       skipped,
+      models,
+      loadAverage: { start: loadStart, end: Deno.loadavg() },
     };
     const base = `${RESULTS}${date.slice(0, 10)}-${backend}`;
     await writeJsonAtomic(`${base}.json`, report);

@@ -87,3 +87,50 @@ Deno.test("sqrtinv(y, inv, ε, n): y ← sqrt(y + ε) (float32, correctly rounde
   equal(mem[0], 0);
   equal(mem[4], Infinity);
 });
+
+Deno.test("mul(y, x, w, n) = (y ⊙ x)·w in float32 for the first n entries, leaves y beyond n + 3 alone; mul(y, y, 1, n) squares (law: an elementwise product pass in groups of four)", () => {
+  const k = simd!;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 70 }).chain((n) =>
+        fc.record({
+          n: fc.constant(n),
+          y: floats(n + 8),
+          x: floats(n + 8),
+          w: fc.double({ min: -10, max: 10, noNaN: true }),
+          yAt: fc.integer({ min: 0, max: 50 }),
+          xAt: fc.integer({ min: 0, max: 50 }),
+        })
+      ),
+      ({ n, y, x, w, yAt, xAt }) => {
+        const mem = new Float32Array(k.memory.buffer, 0, 400);
+        mem.fill(7);
+        mem.set(y, yAt);
+        mem.set(x, 200 + xAt);
+        k.mul(4 * yAt, 4 * (200 + xAt), w, n);
+        const w32 = Math.fround(w);
+        // f32x4.mul(y, x) then f32x4.mul(·, w): each rounded to float32.
+        const expected = Array.from(
+          { length: n },
+          (_, i) => Math.fround(Math.fround(y[i] * x[i]) * w32),
+        );
+        assertAllClose(mem.subarray(yAt, yAt + n), expected, { atol: 0, rtol: 0 });
+        const untouched = Math.ceil(n / 4) * 4;
+        for (let i = yAt + untouched; i < yAt + n + 8; i++) equal(mem[i], y[i - yAt], `y[${i}]`);
+        for (let i = 0; i < yAt; i++) equal(mem[i], 7, `before y: ${i}`);
+        // In place, x = y: the square of each entry.
+        mem.set(x, 0);
+        k.mul(0, 0, 1, n);
+        assertAllClose(
+          mem.subarray(0, n),
+          Array.from(x.subarray(0, n), (v) => Math.fround(v * v)),
+          {
+            atol: 0,
+            rtol: 0,
+          },
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
+});

@@ -182,3 +182,45 @@ if ((await availableBackends()).includes("webgpu")) {
     z.dispose();
   });
 }
+
+for (const b of cpuBackends) {
+  Deno.test(`[${b}] the "valid" SIMD path: a gradient whose forward ran with SIMD equals the all-SIMD gradient when SIMD is turned off in between, and a non-finite token leaves its neighbours finite`, async () => {
+    await useBackend(b);
+    const rows = 5, cols = 5, E = rows * cols; // E = 25: not a multiple of SIMD's 4 lanes
+    const H = makeFilter("gaussian", 3, 1.5);
+    const z = tf.tensor2d(Float32Array.from({ length: 3 * E }, (_, i) => Math.sin(i) + 1.5), [
+      3,
+      E,
+    ]);
+    const w = tf.tensor1d([1, -2, 0.5]);
+    const loss = (x: Tensor) =>
+      tf.sum(tf.mul(cpuGroupSparsity(x as Tensor2D, { rows, cols }, H, 1e-8), w));
+    try {
+      useSimd(true);
+      const g1 = tf.grad(loss)(z);
+      const expected = await g1.data();
+      // tf.grad runs the forward, then the gradient; switch SIMD off in between.
+      const g2 = tf.grad((x: Tensor) => {
+        const l = loss(x);
+        useSimd(false);
+        return l;
+      })(z);
+      assertAllClose(await g2.data(), expected, { atol: 1e-6, rtol: 1e-5 });
+      tf.dispose([g1, g2]);
+      useSimd(true);
+      // A NaN in token 1 may reach the masked positions of tokens 0 and 2 on the flat grid;
+      // the routine then redoes the forward on padded grids, so only token 1 is NaN.
+      const values = await z.data();
+      const bad = Float32Array.from(values);
+      bad[E + 7] = NaN;
+      const zb = tf.tensor2d(bad, [3, E]);
+      const r = cpuGroupSparsity(zb, { rows, cols }, H, 1e-8);
+      const [r0, r1, r2] = await r.data();
+      ok(Number.isFinite(r0) && Number.isNaN(r1) && Number.isFinite(r2), `${r0}, ${r1}, ${r2}`);
+      tf.dispose([zb, r]);
+    } finally {
+      useSimd(true);
+      tf.dispose([z, w]);
+    }
+  });
+}

@@ -1,10 +1,11 @@
 /**
- * Two WebAssembly SIMD functions (four float32 lanes per instruction) for the
+ * Three WebAssembly SIMD functions (four float32 lanes per instruction) for the
  * fused R(z) routine on cpu and wasm (`group_sparsity_cpu.ts`): `axpy`,
  * y += w·x, its one inner loop (every filter tap is one such pass over all
- * tokens), and `sqrtinv`, y = sqrt(y + ε) with 1/y beside it (the roots of
- * Algorithm 1 and the factor of its gradient). Plain TypeScript runs these
- * loops about 5x slower.
+ * tokens), `sqrtinv`, y = sqrt(y + ε) with 1/y beside it (the roots of
+ * Algorithm 1 and the factor of its gradient), and `mul`, y = w·y⊙x (the
+ * squared map z⊙z, the gradient's z⊙(H ⋆ᵀ g) and masks). Plain TypeScript
+ * runs these loops about 5x slower.
  *
  * The module is written out byte by byte below, next to its text format; it
  * exports its memory, in which the caller places the arrays. Where the
@@ -41,10 +42,23 @@
  *         (v128.store (local.get $inv) (f32x4.div (local.get $one) (local.get $r)))
  *         (local.set $y (i32.add (local.get $y) (i32.const 16)))
  *         (local.set $inv (i32.add (local.get $inv) (i32.const 16)))
+ *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n))))))
+ *   (func (export "mul") (param $y i32) (param $x i32) (param $w f32) (param $n i32)
+ *     (local $w4 v128)
+ *     (local.set $w4 (f32x4.splat (local.get $w)))
+ *     (local.set $n (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))))
+ *     (block
+ *       (br_if 0 (i32.ge_u (local.get $y) (local.get $n)))
+ *       (loop
+ *         (v128.store (local.get $y)
+ *           (f32x4.mul (f32x4.mul (v128.load (local.get $y)) (v128.load (local.get $x)))
+ *                      (local.get $w4)))
+ *         (local.set $y (i32.add (local.get $y) (i32.const 16)))
+ *         (local.set $x (i32.add (local.get $x) (i32.const 16)))
  *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n)))))))
  * ```
  *
- * Both work in groups of four: for n not a multiple of 4 they read and write
+ * All three work in groups of four: for n not a multiple of 4 they read and write
  * up to 3 floats past the end of each array, which the caller must own.
  *
  * @module
@@ -91,6 +105,27 @@ const SQRTINV_BODY = [
   0x0b, 0x0b, 0x0b, // end loop, end block, end function
 ];
 
+/** The code section body of `mul` (see the text format above). */
+// deno-fmt-ignore
+const MUL_BODY = [
+  0x01, 0x01, 0x7b, // one local: v128 $w4
+  0x20, 0x02, 0xfd, 0x13, 0x21, 0x04, // $w4 = f32x4.splat($w)
+  0x20, 0x00, 0x20, 0x03, 0x41, 0x02, 0x74, 0x6a, 0x21, 0x03, // $n = $y + ($n << 2)
+  0x02, 0x40, // block
+  0x20, 0x00, 0x20, 0x03, 0x4f, 0x0d, 0x00, // br_if 0 ($y >= $n)
+  0x03, 0x40, // loop
+  0x20, 0x00, // address for the store: $y
+  0x20, 0x00, 0xfd, 0x00, 0x00, 0x00, // v128.load $y
+  0x20, 0x01, 0xfd, 0x00, 0x00, 0x00, // v128.load $x
+  0xfd, 0xe6, 0x01, // f32x4.mul
+  0x20, 0x04, 0xfd, 0xe6, 0x01, // $w4, f32x4.mul
+  0xfd, 0x0b, 0x00, 0x00, // v128.store
+  0x20, 0x00, 0x41, 0x10, 0x6a, 0x21, 0x00, // $y += 16
+  0x20, 0x01, 0x41, 0x10, 0x6a, 0x21, 0x01, // $x += 16
+  0x20, 0x00, 0x20, 0x03, 0x49, 0x0d, 0x00, // br_if 0 ($y < $n)
+  0x0b, 0x0b, 0x0b, // end loop, end block, end function
+];
+
 /** n as an unsigned LEB128 number (how WebAssembly writes sizes). */
 function leb128(n: number): number[] {
   const out: number[] = [];
@@ -102,13 +137,15 @@ function leb128(n: number): number[] {
   return out;
 }
 
-/** The code section's contents: two bodies, each prefixed with its size. */
+/** The code section's contents: three bodies, each prefixed with its size. */
 const CODE = [
-  0x02,
+  0x03,
   ...leb128(AXPY_BODY.length),
   ...AXPY_BODY,
   ...leb128(SQRTINV_BODY.length),
   ...SQRTINV_BODY,
+  ...leb128(MUL_BODY.length),
+  ...MUL_BODY,
 ];
 
 /** The whole module: header, type, function, memory, export and code sections. */
@@ -116,12 +153,13 @@ const CODE = [
 const AXPY_MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
   0x01, 0x08, 0x01, 0x60, 0x04, 0x7f, 0x7f, 0x7d, 0x7f, 0x00, // type: (i32 i32 f32 i32) -> ()
-  0x03, 0x03, 0x02, 0x00, 0x00, // functions 0 and 1 have type 0
+  0x03, 0x04, 0x03, 0x00, 0x00, 0x00, // functions 0, 1 and 2 have type 0
   0x05, 0x03, 0x01, 0x00, 0x01, // one memory, min 1 page
-  0x07, 0x18, 0x03, // three exports:
+  0x07, 0x1e, 0x04, // four exports:
   0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, // "mem": memory 0
   0x04, 0x61, 0x78, 0x70, 0x79, 0x00, 0x00, // "axpy": function 0
   0x07, 0x73, 0x71, 0x72, 0x74, 0x69, 0x6e, 0x76, 0x00, 0x01, // "sqrtinv": function 1
+  0x03, 0x6d, 0x75, 0x6c, 0x00, 0x02, // "mul": function 2
   0x0a, ...leb128(CODE.length), ...CODE, // code section
 ]);
 
@@ -133,6 +171,8 @@ export interface SimdAxpy {
   axpy: (y: number, x: number, w: number, n: number) => void;
   /** y[k] = sqrt(y[k] + eps) and inv[k] = 1 / y[k] for k < n (byte offsets into `memory`). */
   sqrtinv: (y: number, inv: number, eps: number, n: number) => void;
+  /** y[k] = w · y[k] · x[k] for k < n (byte offsets into `memory`; x may equal y). */
+  mul: (y: number, x: number, w: number, n: number) => void;
 }
 
 let instance: SimdAxpy | null | undefined;
@@ -164,6 +204,7 @@ export function simdAxpy(): SimdAxpy | null {
       memory: exports.mem as WebAssembly.Memory,
       axpy: exports.axpy as SimdAxpy["axpy"],
       sqrtinv: exports.sqrtinv as SimdAxpy["sqrtinv"],
+      mul: exports.mul as SimdAxpy["mul"],
     };
   } catch {
     instance = null;

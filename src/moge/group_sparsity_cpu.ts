@@ -13,6 +13,9 @@
  * other h x h filter is applied directly. Separability is tested on H, not
  * assumed. Each pass is a few y += w·x loops over all tokens at once, run by
  * a WebAssembly SIMD function (`axpy_simd.ts`) where the runtime has one.
+ * With "valid" padding (Algorithm 1) and SIMD, each token's grid is its map
+ * itself, so squaring, masking and the gradient's products are SIMD passes
+ * too and only the per-token sums loop in TypeScript.
  *
  * @module
  */
@@ -66,19 +69,34 @@ interface Plan extends PaddedWindows {
   H: Float64Array;
   /** The 1-D factors of H, when it is separable. */
   sep: { col: Float64Array; row: Float64Array } | null;
+  /** 1 where a grid position is a valid window, else 0 (one token's grid, "valid" padding). */
+  mask: Float32Array;
 }
 
+/** The plan of the last call (most callers use one map, filter and padding throughout). */
+let lastPlan: { key: string; plan: Plan } | null = null;
+
 function makePlan(layout: Layout, H: Filter, padding: Padding): Plan {
+  const key = `${layout.rows},${layout.cols},${padding},${H.map((r) => r.join(",")).join(";")}`;
+  if (lastPlan?.key === key) return lastPlan.plan;
   const h = H.length;
   const sep = separateFilter(H);
-  return {
+  const win = paddedWindows(layout.rows, layout.cols, h, padding);
+  const mask = new Float32Array(layout.rows * layout.cols); // [r·c]
+  for (let u = 0; u < win.outRows && u < layout.rows; u++) {
+    for (let v = 0; v < win.outCols && v < layout.cols; v++) mask[u * layout.cols + v] = 1;
+  }
+  const plan = {
     rows: layout.rows,
     cols: layout.cols,
     h,
-    ...paddedWindows(layout.rows, layout.cols, h, padding),
+    ...win,
     H: Float64Array.from(H.flat()),
     sep: sep && { col: Float64Array.from(sep.col), row: Float64Array.from(sep.row) },
+    mask,
   };
+  lastPlan = { key, plan };
+  return plan;
 }
 
 /*
@@ -122,29 +140,54 @@ export function useSimd(enabled: boolean): boolean {
 }
 
 /** Scratch arrays reused across calls (grown on demand, never shrunk), by slot. */
-const pool: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
+const pool: Float32Array[] = [0, 1, 2, 3].map(() => new Float32Array(0));
+
+/** Four scratch arrays. */
+type Scratch = [Float32Array, Float32Array, Float32Array, Float32Array];
 
 /**
- * Three zero-filled scratch arrays of `length` floats each: views on the SIMD
- * module's memory when it is in use (grown on demand), else pooled arrays.
+ * Four scratch arrays of `length` floats each: views on the SIMD module's
+ * memory when it is in use (grown on demand), else pooled arrays. Array i is
+ * zero from index `zeroFrom[i]` on (default 0: all of it); what lies before
+ * is left from earlier calls, for arrays the caller overwrites anyway.
  */
-function scratch(length: number): [Float32Array, Float32Array, Float32Array] {
+function scratch(length: number, zeroFrom: readonly number[] = [0, 0, 0, 0]): Scratch {
   const simd = simdWanted ? simdAxpy() : null;
+  let views: Float32Array[];
   if (simd) {
-    const bytes = 3 * length * 4;
+    const bytes = 4 * length * 4;
     const have = simd.memory.buffer.byteLength;
     if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
     const buffer = simd.memory.buffer;
-    const views = [0, 1, 2].map((i) => new Float32Array(buffer, i * length * 4, length));
-    new Float32Array(buffer, 0, 3 * length).fill(0);
-    return views as [Float32Array, Float32Array, Float32Array];
+    views = [0, 1, 2, 3].map((i) => new Float32Array(buffer, i * length * 4, length));
+  } else {
+    views = [0, 1, 2, 3].map((i) => {
+      if (pool[i].length < length) pool[i] = new Float32Array(length);
+      return pool[i].subarray(0, length);
+    });
   }
-  return [0, 1, 2].map((i) => {
-    if (pool[i].length < length) pool[i] = new Float32Array(length);
-    const a = pool[i].subarray(0, length);
-    a.fill(0);
-    return a;
-  }) as [Float32Array, Float32Array, Float32Array];
+  views.forEach((a, i) => a.fill(0, zeroFrom[i]));
+  return views as Scratch;
+}
+
+/**
+ * y[k] = w · y[k] · x[k] for k < n: with the SIMD module when both arrays
+ * live in its memory (it may touch up to 3 floats past n, inside the slack),
+ * else in TypeScript (a gradient whose forward ran before `useSimd(false)`).
+ */
+function mulSimd(y: Float32Array, x: Float32Array, w: number, n: number) {
+  const simd = simdAxpy();
+  if (simd && y.buffer === simd.memory.buffer && x.buffer === simd.memory.buffer) {
+    simd.mul(y.byteOffset, x.byteOffset, w, n);
+    return;
+  }
+  for (let k = 0; k < n; k++) y[k] = w * y[k] * x[k];
+}
+
+/** Whether the "valid" SIMD path applies: Algorithm 1's padding, where the grid is the map. */
+function flatPath(p: Plan): boolean {
+  return p.top === 0 && p.left === 0 && p.outRows + p.h - 1 === p.rows &&
+    p.outCols + p.h - 1 === p.cols && simdWanted && simdAxpy() !== null;
 }
 
 /**
@@ -236,6 +279,15 @@ function forward(p: Plan, z: Float32Array, N: number, eps: number) {
   const { rows, cols, top, left, outRows, outCols } = p;
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
+  if (flatPath(p)) {
+    // q and s are overwritten up to L (their slack must be zero), y and t accumulate.
+    const flat = forwardFlat(p, z, N, eps, ...scratch(L + slack, [L, 0, 0, L]));
+    // Every score lies in some valid window, so all R_n are finite exactly when
+    // z (and z²) is. Otherwise a token's non-finite values may have reached its
+    // neighbours' masked positions (0·NaN = NaN): redo it on padded grids,
+    // which keep the tokens apart.
+    if (flat.r.every(Number.isFinite)) return flat;
+  }
   const [q, y, t] = scratch(L + slack); // q: squared scores on the padded grids
   for (let n = 0; n < N; n++) {
     for (let i = 0; i < rows; i++) {
@@ -258,17 +310,83 @@ function forward(p: Plan, z: Float32Array, N: number, eps: number) {
     }
     r[n] = sum;
   }
-  return { r, inv };
+  return { r, inv, flat: false };
+}
+
+/**
+ * {@linkcode forward} for "valid" padding with the SIMD module: there each
+ * token's grid is its r x c map itself (M = E), so z is copied in whole and
+ * every step is a SIMD pass over all N·E entries; only the per-token sums
+ * loop in TypeScript. `inv` is returned on the whole grid `[N·E]`, zero
+ * outside the valid windows.
+ */
+function forwardFlat(
+  p: Plan,
+  z: Float32Array,
+  N: number,
+  eps: number,
+  q: Float32Array,
+  y: Float32Array,
+  t: Float32Array,
+  s: Float32Array,
+) {
+  const E = p.rows * p.cols, L = N * E;
+  q.set(z);
+  mulSimd(q, q, 1, L); // q = z ⊙ z
+  correlate(p, p.cols, L, q, y, t); // y = H ⋆ q
+  sqrtInv(y, q, eps, L); // y: the roots, q: their inverses
+  for (let n = 0; n < N; n++) s.set(p.mask, n * E);
+  mulSimd(y, s, 1, L); // zero outside the windows
+  mulSimd(q, s, 1, L);
+  const r = new Float32Array(N); // [N]
+  for (let n = 0, k = 0; n < N; n++) {
+    let sum = 0;
+    for (const end = k + E; k < end; k++) sum += y[k];
+    r[n] = sum;
+  }
+  return { r, inv: q.slice(0, L), flat: true };
+}
+
+/** {@linkcode backward} for "valid" padding with the SIMD module (see `forwardFlat`). */
+function backwardFlat(
+  p: Plan,
+  z: Float32Array,
+  inv: Float32Array,
+  dy: Float32Array,
+  N: number,
+  g: Float32Array,
+  d: Float32Array,
+  t: Float32Array,
+  s: Float32Array,
+) {
+  const E = p.rows * p.cols, L = N * E;
+  for (let n = 0; n < N; n++) s.fill(dy[n], n * E, (n + 1) * E);
+  g.set(inv);
+  mulSimd(g, s, 1, L); // g[n, ·] = dy_n / sqrt(Y + ε), zero outside the windows
+  correlateAdjoint(p, p.cols, L, g, d, t); // d = Hᵀ ⋆ g
+  s.set(z);
+  mulSimd(d, s, 1, L); // dz = z ⊙ d
+  // tfjs-wasm copies a new tensor's values into its own heap at once, so a
+  // view on the scratch will do there; the cpu backend keeps the array itself.
+  return tf.getBackend() === "wasm" ? d.subarray(0, L) : d.slice(0, L);
 }
 
 /**
  * dz[n, i] = dy_n · z[n, i] · Σ_windows∋i H / sqrt(Y + ε): the gradient of
  * {@linkcode forward} (∂sqrt(Y+ε)/∂z_i = H·z_i / sqrt(Y+ε)).
  */
-function backward(p: Plan, z: Float32Array, inv: Float32Array, dy: Float32Array, N: number) {
+function backward(
+  p: Plan,
+  z: Float32Array,
+  { inv, flat }: { inv: Float32Array; flat: boolean },
+  dy: Float32Array,
+  N: number,
+) {
   const { rows, cols, top, left, outRows, outCols } = p;
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
+  // g and s are overwritten up to L (their slack must be zero), d and t accumulate.
+  if (flat) return backwardFlat(p, z, inv, dy, N, ...scratch(L + slack, [L, 0, 0, L]));
   const [g, d, t] = scratch(L + slack); // g: zero outside the valid windows
   for (let n = 0; n < N; n++) {
     const scale = dy[n];
@@ -346,11 +464,11 @@ export function cpuGroupSparsity(
   const op = tf.customGrad((x) => {
     // The scores and 1/sqrt(Y + ε) stay in this closure for the gradient (no second readback).
     const zv = (x as Tensor).dataSync() as Float32Array; // [N·E]
-    const { r, inv } = forward(plan, zv, N, eps);
+    const fwd = forward(plan, zv, N, eps);
     return {
-      value: tf.tensor1d(r), // [N]
+      value: tf.tensor1d(fwd.r), // [N]
       gradFunc: (dy: Tensor1D) =>
-        tf.tensor2d(backward(plan, zv, inv, dy.dataSync() as Float32Array, N), [N, E]),
+        tf.tensor2d(backward(plan, zv, fwd, dy.dataSync() as Float32Array, N), [N, E]),
     };
   });
   return op(z) as Tensor1D;
