@@ -78,7 +78,7 @@ export function deviceTrainStep(
     if (r0.noise) tf.keep(r0.noise);
     if (r0.counts) tf.keep(r0.counts);
     routed = r0;
-    const r = model.forward(x, logits, r0 as unknown as RoutedBatch, y, o.reg);
+    const r = model.forward(x, r0 as unknown as RoutedBatch, y, o.reg);
     stats = tf.keep(tf.stack([r.loss, r.ce, r.aux, r.reg, r.correct]) as tf.Tensor1D);
     return r.loss as tf.Scalar;
   }, vars);

@@ -87,8 +87,8 @@ for (const backend of await availableBackends()) {
       );
       const x = tf.tensor2d(xs);
       const logits = layer.logits(x);
-      const routed = await layer.route(logits, { training: false });
-      const out = layer.apply(x, logits, routed, null);
+      const routed = await layer.route({ x }, { training: false });
+      const out = layer.apply({ x }, routed, null);
       const expected = await naiveForward(layer, xs, order);
       assertAllClose(await out.y.data(), expected.flat(), { atol: 1e-4, rtol: 1e-3 });
       equal(routed.plan.dropped, 0);
@@ -102,12 +102,9 @@ for (const backend of await availableBackends()) {
     await useBackend(backend);
     const layer = new MoeLayer({ ...base, compactExperts: backend === "wasm" }, { seed: 5 });
     const x = tf.randomNormal([4, 6], 0, 1, "float32", 7) as tf.Tensor2D; // 8 choices, 9 experts
-    const logits0 = layer.logits(x);
-    const routed = await layer.route(logits0, { training: true, noiseSeed: 11 });
-    logits0.dispose();
+    const routed = await layer.route({ x }, { training: true, noiseSeed: 11 });
     const { value, grads } = tf.variableGrads(() => {
-      const logits = layer.logits(x);
-      const out = layer.apply(x, logits, routed, {
+      const out = layer.apply({ x }, routed, {
         lambda: 0.1,
         sigma: 1.5,
         filterSize: 3,
@@ -148,12 +145,9 @@ for (const backend of await availableBackends()) {
     const opt = tf.train.adam(1e-2);
     const x = tf.randomNormal([16, 6], 0, 1, "float32", 9) as tf.Tensor2D;
     const step = async (i: number) => {
-      const logits0 = layer.logits(x);
-      const routed = await layer.route(logits0, { training: true, noiseSeed: i });
-      logits0.dispose();
+      const routed = await layer.route({ x }, { training: true, noiseSeed: i });
       const loss = opt.minimize(() => {
-        const logits = layer.logits(x);
-        const out = layer.apply(x, logits, routed, {
+        const out = layer.apply({ x }, routed, {
           lambda: 0.1,
           sigma: 2,
           filterSize: 3,
@@ -269,9 +263,9 @@ for (const backend of await availableBackends()) {
       const x = tf.tensor2d(L);
       const noise = tf.tensor2d(noiseRows);
       const logits = layer.logits(x);
-      const routed = await layer.route(logits, { training: true, noise });
+      const routed = await layer.route({ x }, { training: true, noise });
       deepEqual(Array.from(routed.plan.expert), [0, 1, 2, 0]);
-      const out = layer.apply(x, logits, routed, null);
+      const out = layer.apply({ x }, routed, null);
       const got = (await out.auxLoss.data())[0];
 
       // Float64 reference, V-MoE (vmoe/nn/routing.py):
@@ -336,13 +330,10 @@ for (const backend of (await availableBackends()).filter((b) => b !== "webgpu"))
             seed: 5,
           });
           const x = tf.randomNormal([11, 6], 0, 1, "float32", 7) as tf.Tensor2D;
-          const logits0 = layer.logits(x);
-          const routed = await layer.route(logits0, { training: true, noiseSeed: 3 });
-          logits0.dispose();
+          const routed = await layer.route({ x }, { training: true, noiseSeed: 3 });
           const before = tf.memory().numTensors;
           const { value, grads } = tf.variableGrads(() => {
-            const logits = layer.logits(x);
-            const out = layer.apply(x, logits, routed, null);
+            const out = layer.apply({ x }, routed, null);
             // A loss that weights every output differently (so no symmetry hides a wrong row).
             const w = tf.range(1, out.y.size + 1).reshape(out.y.shape).div(out.y.size);
             return tf.add(tf.sum(tf.mul(tf.square(out.y), w)), out.penalty) as tf.Scalar;
@@ -388,12 +379,10 @@ for (const backend of (await availableBackends()).filter((b) => b !== "webgpu"))
           setFusedExperts(host);
           const layer = new MoeLayer({ ...base, topK, noiseStd: 0.3 }, { seed: 9 });
           const x = tf.randomNormal([13, 6], 0, 1, "float32", 4) as tf.Tensor2D;
-          const logits0 = layer.logits(x);
-          const routed = await layer.route(logits0, { training, noiseSeed: 8 });
-          logits0.dispose();
+          const routed = await layer.route({ x }, { training, noiseSeed: 8 });
           const w = layer.params["moe.router.w"];
           const { value, grads } = tf.variableGrads(() => {
-            const out = layer.apply(x, layer.logits(x), routed, null);
+            const out = layer.apply({ x }, routed, null);
             return out.auxLoss as tf.Scalar;
           }, [w]);
           const result = { loss: (await value.data())[0], g: await grads[w.name].data() };

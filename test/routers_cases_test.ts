@@ -491,8 +491,8 @@ for (const routingOrder of ["softmax-topk", "topk-softmax"] as const) {
     const x = tf.randomNormal([N, d], 0, 1, "float32", 9) as Tensor2D;
     for (const training of [false, true]) {
       const logits = layer.logits(x);
-      const routed = await layer.route(logits, { training, noiseSeed: 11 });
-      const out = layer.apply(x, logits, routed, null);
+      const routed = await layer.route({ x }, { training, noiseSeed: 11 });
+      const out = layer.apply({ x }, routed, null);
       const dec = await route(router, { x }, { training, noiseSeed: 11 });
       const mine = router.forward({ x }, dec);
       deepEqual(Array.from(dec.plan.expert), Array.from(routed.plan.expert));

@@ -258,14 +258,13 @@ if (!backends.includes("webgpu")) {
       const x = tf.randomNormal([N, d], 0, 1, "float32", 11) as Tensor2D;
       const w = tf.randomNormal([N, d], 0, 1, "float32", 12) as Tensor2D;
       const vars = Object.values(layer.params);
-      const loss = (routed: RoutedBatch, logits: Tensor2D) => {
-        const out = layer.apply(x, logits, routed, reg);
+      const loss = (routed: RoutedBatch) => {
+        const out = layer.apply({ x }, routed, reg);
         return tf.add(tf.sum(tf.mul(out.y, w)), out.penalty) as TF.Scalar;
       };
       // CPU plan: routed outside the tape (one readback), as the classifier does today.
-      const cpuLogits = layer.logits(x);
-      const cpuRouted = await layer.route(cpuLogits, { training: true, noiseSeed });
-      const cpu = tf.variableGrads(() => loss(cpuRouted, layer.logits(x)), vars);
+      const cpuRouted = await layer.route({ x }, { training: true, noiseSeed });
+      const cpu = tf.variableGrads(() => loss(cpuRouted), vars);
       // Device plan: routed inside the tape from the same logits and noise (the layer's seeded draw).
       let dev: ReturnType<typeof deviceRoutedBatch> | null = null;
       const gpu = tf.variableGrads(() => {
@@ -286,13 +285,13 @@ if (!backends.includes("webgpu")) {
         }
         tf.keep(dev.chosen);
         tf.keep(noise);
-        return loss(dev as unknown as RoutedBatch, logits);
+        return loss(dev as unknown as RoutedBatch);
       }, vars);
       deepEqual(await gpu.value.data(), await cpu.value.data());
       for (const [name, g] of Object.entries(cpu.grads)) {
         deepEqual(await gpu.grads[name].data(), await g.data(), `gradient of ${name}`);
       }
-      tf.dispose([cpuLogits, x, w, cpu.value, gpu.value, ...Object.values(cpu.grads)]);
+      tf.dispose([x, w, cpu.value, gpu.value, ...Object.values(cpu.grads)]);
       tf.dispose(Object.values(gpu.grads));
       disposeRouted(cpuRouted);
       disposeDeviceRouted(dev!);

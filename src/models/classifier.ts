@@ -17,6 +17,7 @@ import {
   type RegularizerSettings,
   type RoutedBatch,
 } from "../moe/moe_layer.ts";
+import type { RouterName } from "../moe/routers/mod.ts";
 
 /** Shape of the classifier (a subset of the training config). */
 export interface ClassifierConfig {
@@ -38,6 +39,12 @@ export interface ClassifierConfig {
   loadBalanceWeight: number;
   /** Routing-noise std (default 1/E, the paper's gate noise 1.0 scaled by 1/E). */
   noiseStd?: number;
+  /** The router (default "topk"; "attention" needs an attention layer, which this model has not). */
+  router?: RouterName;
+  /** The router's own options. */
+  routerOptions?: Record<string, unknown>;
+  /** Weight of the ST-MoE router z-loss (default 0). */
+  zLossWeight?: number;
 }
 
 /** Losses and statistics of one batch, as tensors (read them once, together). */
@@ -52,8 +59,12 @@ export interface BatchResult {
   reg: Tensor;
   /** Correct predictions in the batch. */
   correct: Tensor;
-  /** Routing scores z `[N, E]` (noise-free). */
+  /** The router's score map z `[N, E]` (top-k: noise-free softmax). */
   z: Tensor2D;
+  /** Router z-loss (unweighted; 0 when its weight is 0). */
+  zLoss: Tensor;
+  /** Gates `[N, k]` of the plan's choices. */
+  gates: Tensor2D;
 }
 
 /**
@@ -68,8 +79,8 @@ export interface BatchResult {
  *   capacityFactor: 4, loadBalanceWeight: 0.01,
  * }, 1);
  * const x = tf.randomUniform([4, 16]) as Tensor2D;
- * const { logits, routed } = await model.route(x, false, 0);
- * const out = model.forward(x, logits, routed, tf.tensor1d([0, 1, 2, 0], "int32"), null);
+ * const routed = await model.route(x, false, 0);
+ * const out = model.forward(x, routed, tf.tensor1d([0, 1, 2, 0], "int32"), null);
  * console.log(out.ce.shape); // []
  * ```
  */
@@ -83,6 +94,12 @@ export class MoeClassifier {
 
   /** Creates the model's variables, seeded with `seed`. */
   constructor(config: ClassifierConfig, seed: number) {
+    if (config.router === "attention") {
+      throw new Error(
+        'router "attention" reuses the attention matrix of the sublayer before the MoE, and the' +
+          " classifier has no attention (one token per image): use it with --model vit or lm",
+      );
+    }
     this.config = config;
     this.moe = new MoeLayer({
       inputDim: config.inputDim,
@@ -95,6 +112,9 @@ export class MoeClassifier {
       noiseStd: config.noiseStd,
       capacityFactor: config.capacityFactor,
       loadBalanceWeight: config.loadBalanceWeight,
+      router: config.router,
+      routerOptions: config.routerOptions,
+      zLossWeight: config.zLossWeight,
     }, { seed, prefix: "moe" });
     const w = tf.randomNormal(
       [config.inputDim, config.numClasses],
@@ -112,31 +132,28 @@ export class MoeClassifier {
     tf.dispose([w, b]);
   }
 
-  /** Router logits and routing plan for a batch (outside the gradient tape). */
-  async route(
-    x: Tensor2D,
-    training: boolean,
-    noiseSeed: number,
-  ): Promise<{ logits: Tensor2D; routed: RoutedBatch }> {
-    const logits = this.moe.logits(x);
-    const routed = await this.moe.route(logits, { training, noiseSeed });
-    return { logits, routed };
+  /**
+   * The routing plan of a batch (outside the gradient tape). The images of
+   * the batch are one "sequence" for the graph-of-tokens routers (each
+   * image is one token).
+   */
+  route(x: Tensor2D, training: boolean, noiseSeed: number, step?: number): Promise<RoutedBatch> {
+    return this.moe.route({ x }, { training, noiseSeed, step });
   }
 
   /**
-   * The differentiable pass: `loss = CE + loadBalanceWeight·L_aux + λ·mean R(z)`
-   * (eq. 9 with one MoE layer). Pass `reg = null` to skip the regularizer
-   * entirely (E without a usable layout).
+   * The differentiable pass: `loss = CE + loadBalanceWeight·L_aux +
+   * zLossWeight·L_z + λ·mean R(z)` (eq. 9 with one MoE layer). Pass
+   * `reg = null` to skip the regularizer entirely (E without a usable layout).
    */
   forward(
     x: Tensor2D,
-    routerLogits: Tensor2D,
     routed: RoutedBatch,
     labels: Tensor,
     reg: RegularizerSettings | null,
   ): BatchResult {
     return tf.tidy(() => {
-      const out = this.moe.apply(x, routerLogits, routed, reg); // y [N, 784]
+      const out = this.moe.apply({ x }, routed, reg); // y [N, 784]
       const logits = tf.add(tf.matMul(out.y, this.params["head.w"]), this.params["head.b"]); // [N, 10]
       const onehot = tf.oneHot(labels as tf.Tensor1D, this.config.numClasses);
       const ce = tf.losses.softmaxCrossEntropy(onehot, logits);
@@ -148,6 +165,8 @@ export class MoeClassifier {
         reg: out.regularizer,
         correct,
         z: out.z,
+        zLoss: out.zLoss,
+        gates: out.gates,
       };
     });
   }

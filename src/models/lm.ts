@@ -64,6 +64,7 @@ import {
   type RegularizerSettings,
   type RoutedBatch,
 } from "../moe/moe_layer.ts";
+import type { RouterInput, RouterName } from "../moe/routers/mod.ts";
 import { Rng } from "../rng.ts";
 import type { Tensor, Tensor1D, Tensor2D, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
@@ -122,6 +123,15 @@ export interface LmConfig extends VariantSettings {
   loadBalanceWeight: number;
   /** Dropout rate on embeddings, attention probabilities and sublayer outputs. */
   dropout: number;
+  /**
+   * The router of every MoE layer (default "topk"). The LM is causal:
+   * "expert-choice" is refused (its routing looks at later tokens).
+   */
+  router?: RouterName;
+  /** The router's own options. */
+  routerOptions?: Record<string, unknown>;
+  /** Weight of the ST-MoE router z-loss of every MoE layer (default 0). */
+  zLossWeight?: number;
 }
 
 /** Checks an {@linkcode LmConfig}, throwing a `RangeError` naming the first bad field. */
@@ -225,16 +235,22 @@ export function residualStep(
   return { x, state: { p, m, v } };
 }
 
-/** What the forward generator yields: one MoE layer's router logits, to be routed. */
+/** What the forward generator yields: one MoE layer's router input, to be routed. */
 export interface RouteRequest {
   /** Block index. */
   layer: number;
-  /** Router logits `[N, E]` of that layer's tokens. */
-  logits: Tensor2D;
+  /**
+   * The router input: the layer's tokens `x` `[N, d]`, the sequence length
+   * T, and (router "attention") the block's head-averaged causal attention
+   * matrix `[B, T, T]`.
+   */
+  input: RouterInput;
   /** Training mode (routing noise on). */
   training: boolean;
   /** Seed of the routing noise. */
   noiseSeed: number;
+  /** Training step (SSR), if given. */
+  step?: number;
 }
 
 /** Options of one forward pass. */
@@ -252,6 +268,8 @@ export interface LmForwardOptions {
    * without one, each position's output depends on its prefix only.
    */
   capacityFactor?: number;
+  /** Training step (the SSR router decides per step whether it runs Sinkhorn). */
+  step?: number;
 }
 
 /** The result of a forward pass. */
@@ -382,6 +400,10 @@ export class MoeLm {
         noiseStd: config.noiseStd,
         capacityFactor: config.capacityFactor,
         loadBalanceWeight: config.loadBalanceWeight,
+        router: config.router,
+        routerOptions: config.routerOptions,
+        zLossWeight: config.zLossWeight,
+        causal: true,
       }, { seed: siteSeed(seed, 1000 + l), prefix: `l${l}.moe` });
       this.moes.push(moe);
       Object.assign(p, moe.params);
@@ -413,8 +435,19 @@ export class MoeLm {
     return tf.dropout(x, rate, undefined, siteSeed(opts.seed, site));
   }
 
-  /** Causal multi-head self-attention of `h` (`[B·T, d]`), `[B·T, d]`. */
-  #attention(l: number, h: Tensor2D, B: number, T: number, opts: LmForwardOptions): Tensor2D {
+  /**
+   * Causal multi-head self-attention of `h` (`[B·T, d]`), `[B·T, d]`; with
+   * `keep`, also the head-averaged attention matrix `[B, T, T]` (before
+   * dropout; rows sum to 1), the `attention` router's graph.
+   */
+  #attention(
+    l: number,
+    h: Tensor2D,
+    B: number,
+    T: number,
+    opts: LmForwardOptions,
+    keep: { matrix?: tf.Tensor3D } = {},
+  ): Tensor2D {
     const { hidden: d, heads: H } = this.config;
     const dh = d / H;
     const w = (n: string) => this.params[`l${l}.attn.${n}`];
@@ -424,7 +457,11 @@ export class MoeLm {
     const q = heads(w("wq")), k = heads(w("wk")), v = heads(w("wv"));
     const mask = T === this.config.contextLength ? this.#mask : this.#mask.slice([0, 0], [T, T]);
     const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask); // [B·H, T, T]
-    const probs = this.#dropout(tf.softmax(scores), opts, 10 + 4 * l);
+    const clean = tf.softmax(scores); // [B·H, T, T]
+    if (this.config.router === "attention") {
+      keep.matrix = tf.mean(clean.reshape([B, H, T, T]), 1) as tf.Tensor3D; // [B, T, T]
+    }
+    const probs = this.#dropout(clean, opts, 10 + 4 * l);
     const o = tf.matMul(probs as tf.Tensor3D, v); // [B·H, T, dh]
     const merged = tf.transpose(o.reshape([B, H, T, dh]), [0, 2, 1, 3]).reshape([B * T, d]);
     return tf.matMul(merged as Tensor2D, w("wo") as Tensor2D); // [B·T, d]
@@ -466,16 +503,18 @@ export class MoeLm {
     const penalties: Tensor[] = [];
     const regs: Tensor[] = [];
     for (let l = 0; l < this.config.layers; l++) {
-      const a = this.#attention(l, this.#layerNorm(x, `l${l}.ln1`), B, T, opts);
+      const att: { matrix?: tf.Tensor3D } = {};
+      const a = this.#attention(l, this.#layerNorm(x, `l${l}.ln1`), B, T, opts, att);
       const h = tf.add(x, this.#dropout(a, opts, 11 + 4 * l)) as Tensor2D; // [N, d]
       const u = this.#layerNorm(h, `l${l}.ln2`);
       const moe = this.moes[l];
-      const logits = moe.logits(u); // [N, E]
+      const input: RouterInput = { x: u, sequenceLength: T, attention: att.matrix }; // x [N, d]
       const r: RoutedBatch = yield {
         layer: l,
-        logits,
+        input,
         training: opts.training,
         noiseSeed: siteSeed(opts.seed, 12 + 4 * l),
+        step: opts.step,
       };
       if (!r || r.plan?.N !== N || r.plan.E !== this.config.experts) {
         throw new Error(
@@ -484,7 +523,7 @@ export class MoeLm {
         );
       }
       routed.push(r);
-      const out = moe.apply(u, logits, r, opts.reg);
+      const out = moe.apply(input, r, opts.reg);
       penalties.push(out.penalty);
       regs.push(out.regularizer);
       const f = this.#dropout(out.y, opts, 13 + 4 * l);
@@ -534,9 +573,10 @@ export class MoeLm {
       opts,
       (req) =>
         keepRouted(
-          this.#router(req.layer, opts).routeSync(req.logits, {
+          this.#router(req.layer, opts).routeSync(req.input, {
             training: req.training,
             noiseSeed: req.noiseSeed,
+            step: req.step,
           }),
         ),
     );
@@ -545,8 +585,8 @@ export class MoeLm {
   /**
    * The layer that plans block `l`'s routing: the block's MoE layer, or for
    * a capacity override (eval mode only) a routing-only twin with the same
-   * settings and that capacity (its own weights are tiny and unused: routing
-   * reads only the logits it is given).
+   * router settings and that capacity, its router weights copied from the
+   * block's (its experts are tiny and unused: routing reads only the router).
    */
   #router(l: number, opts: LmForwardOptions): MoeLayer {
     const cf = opts.capacityFactor;
@@ -560,7 +600,6 @@ export class MoeLm {
       twins = this.moes.map((m, i) =>
         new MoeLayer({
           ...m.config,
-          inputDim: 1,
           hiddenDim: 1,
           outputDim: 1,
           capacityFactor: cf,
@@ -568,6 +607,7 @@ export class MoeLm {
       );
       this.#routers.set(cf, twins);
     }
+    twins[l].copyRouterFrom(this.moes[l]);
     return twins[l];
   }
 
@@ -595,9 +635,10 @@ export class MoeLm {
       let r = gen.next();
       while (!r.done) {
         const req = r.value;
-        const routed = await this.#router(req.layer, opts).route(req.logits, {
+        const routed = await this.#router(req.layer, opts).route(req.input, {
           training: req.training,
           noiseSeed: req.noiseSeed,
+          step: req.step,
         });
         r = gen.next(keepRouted(routed));
       }

@@ -36,6 +36,7 @@ import {
   type RegularizerSettings,
   type RoutedBatch,
 } from "../moe/moe_layer.ts";
+import type { RouterInput, RouterName } from "../moe/routers/mod.ts";
 import { Rng, tfSeed } from "../rng.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
@@ -79,6 +80,12 @@ export interface VitConfig {
   noiseStd?: number;
   /** Give expert buffers only to experts that received tokens (MoeConfig.compactExperts; default false). */
   compactExperts?: boolean;
+  /** The router of every MoE layer (default "topk"). */
+  router?: RouterName;
+  /** The router's own options. */
+  routerOptions?: Record<string, unknown>;
+  /** Weight of the ST-MoE router z-loss of every MoE layer (default 0). */
+  zLossWeight?: number;
   /** Activation of the MLPs and experts (default "gelu", tanh approximation). */
   activation?: Activation;
   /** Dropout rate after the embedding, inside and after the MLP, after the attention projection. */
@@ -166,6 +173,8 @@ export interface VitForwardOptions {
   seed?: number;
   /** The MoGE regularizer's settings for every MoE layer (null: no R(z) at all). */
   reg: RegularizerSettings | null;
+  /** Training step (the SSR router decides per step whether it runs Sinkhorn). */
+  step?: number;
 }
 
 /** What the forward generator yields: one MoE layer asking for its routing. */
@@ -176,12 +185,18 @@ export interface VitRouteRequest {
   block: number;
   /** The layer. */
   layer: MoeLayer;
-  /** Its router logits `[B*T, E]` (owned by the generator: do not dispose). */
-  logits: Tensor2D;
+  /**
+   * Its router input (owned by the generator: do not dispose): the tokens
+   * `x` `[B*T, d]`, the sequence length T, and (router "attention") the
+   * block's head-averaged attention matrix `[B, T, T]`.
+   */
+  input: RouterInput;
   /** Route for training (noise on) or evaluation. */
   training: boolean;
   /** Seed of the routing noise. */
   noiseSeed: number;
+  /** Training step (SSR), if given. */
+  step?: number;
 }
 
 /** Per-MoE-layer terms of one forward pass (scalars). */
@@ -295,6 +310,7 @@ export function multiHeadAttention(
   numHeads: number,
   w: AttentionWeights,
   dropout?: { rate: number; seed: number },
+  keep?: { matrix?: tf.Tensor3D },
 ): Tensor2D {
   return tf.tidy(() => {
     const [N, d] = x.shape;
@@ -309,6 +325,10 @@ export function multiHeadAttention(
       ]);
     const [q, k, v] = tf.split(qkv, 3, 1).map(heads) as tf.Tensor3D[]; // [B*H, T, dh]
     let a = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh))); // [B*H, T, T]
+    if (keep) {
+      // The head-averaged matrix before dropout (rows sum to 1), for the attention router.
+      keep.matrix = tf.keep(tf.mean(a.reshape([B, numHeads, tokens, tokens]), 1)) as tf.Tensor3D; // [B, T, T]
+    }
     if (dropout && dropout.rate > 0) a = tf.dropout(a, dropout.rate, undefined, dropout.seed);
     const o = tf.matMul(a as tf.Tensor3D, v) // [B*H, T, dh]
       .reshape([B, numHeads, tokens, dh]).transpose([0, 2, 1, 3]).reshape([N, d]); // [B*T, d]
@@ -407,6 +427,9 @@ export class VisionTransformer {
           capacityFactor: c.capacityFactor,
           loadBalanceWeight: c.loadBalanceWeight,
           compactExperts: c.compactExperts,
+          router: c.router,
+          routerOptions: c.routerOptions,
+          zLossWeight: c.zLossWeight,
         }, { seed: (s += 16) % 2147483647, prefix: `block${i}.moe` });
         Object.assign(p, layer.params);
         moe.set(i, layer);
@@ -532,6 +555,8 @@ export class VisionTransformer {
       let index = 0;
       for (let i = 0; i < c.depth; i++) {
         const cur: Tensor2D = h!;
+        const att: { matrix?: tf.Tensor3D } = {};
+        const wantsAttention = this.moeLayers.get(i)?.config.router === "attention";
         swap(tf.tidy(() => {
           const a = multiHeadAttention(
             layerNorm(cur, this.#p(`block${i}.ln1.g`), this.#p(`block${i}.ln1.b`)) as Tensor2D,
@@ -544,6 +569,7 @@ export class VisionTransformer {
               projB: this.#p(`block${i}.attn.proj.b`),
             },
             drop(c.attentionDropout) ?? undefined,
+            wantsAttention ? att : undefined,
           );
           return tf.add(cur, dropPath(dropout(a, c.dropout), i)) as Tensor2D;
         }));
@@ -571,22 +597,30 @@ export class VisionTransformer {
           layerNorm(mid, this.#p(`block${i}.ln2.g`), this.#p(`block${i}.ln2.b`)) as Tensor2D
         );
         pending.push(xn);
-        const logits = layer.logits(xn); // [B*T, E]
-        pending.push(logits);
+        if (att.matrix) pending.push(att.matrix);
+        const input: RouterInput = { x: xn, sequenceLength: this.tokens, attention: att.matrix };
         const noiseSeed = training ? seed() : 0;
-        const routed: RoutedBatch = yield { index, block: i, layer, logits, training, noiseSeed };
+        const routed: RoutedBatch = yield {
+          index,
+          block: i,
+          layer,
+          input,
+          training,
+          noiseSeed,
+          step: opts.step,
+        };
         if (!routed || !routed.plan) {
           throw new TypeError(`VisionTransformer.forward: block ${i} was sent no RoutedBatch`);
         }
-        if (routed.plan.N !== logits.shape[0] || routed.plan.E !== c.experts) {
+        if (routed.plan.N !== xn.shape[0] || routed.plan.E !== c.experts) {
           throw new RangeError(
             `VisionTransformer.forward: block ${i}: the routed batch is for N = ${routed.plan.N},` +
               ` E = ${routed.plan.E}, but the layer has ${
-                logits.shape[0]
+                xn.shape[0]
               } tokens and ${c.experts} experts`,
           );
         }
-        const out = layer.apply(xn, logits, routed, opts.reg);
+        const out = layer.apply(input, routed, opts.reg);
         pending.push(out.y, out.z);
         terms.push({ block: i, aux: out.auxLoss, reg: out.regularizer });
         penalties.push(out.penalty);
@@ -659,7 +693,11 @@ export class VisionTransformer {
       opts,
       (req) =>
         keepRouted(
-          req.layer.routeSync(req.logits, { training: req.training, noiseSeed: req.noiseSeed }),
+          req.layer.routeSync(req.input, {
+            training: req.training,
+            noiseSeed: req.noiseSeed,
+            step: req.step,
+          }),
         ),
     );
   }
@@ -677,9 +715,10 @@ export class VisionTransformer {
     try {
       let r = gen.next();
       while (!r.done) {
-        const batch = await r.value.layer.route(r.value.logits, {
+        const batch = await r.value.layer.route(r.value.input, {
           training: r.value.training,
           noiseSeed: r.value.noiseSeed,
+          step: r.value.step,
         });
         routed.push(batch);
         if (routed.length === this.moeLayers.size) break;
@@ -717,9 +756,10 @@ export class VisionTransformer {
     try {
       let r = gen.next();
       while (!r.done) {
-        const batch = await r.value.layer.route(r.value.logits, {
+        const batch = await r.value.layer.route(r.value.input, {
           training: r.value.training,
           noiseSeed: r.value.noiseSeed,
+          step: r.value.step,
         });
         routed.push(batch);
         r = gen.next(batch);

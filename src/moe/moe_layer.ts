@@ -1,7 +1,10 @@
 /**
  * The sparse Mixture-of-Experts layer of MoGE (spec section 1; eq. 1-4) with
- * top-k routing in both orders, routing noise, capacity with batch-prioritized
- * routing, the load-balancing loss, and the MoGE regularizer (eq. 9).
+ * a router of the related work (`./routers/`: token-choice top-k in both
+ * orders with routing noise, capacity and batch-prioritized routing, the
+ * default; expert choice, Sinkhorn, SSR, X-MoE, similarity- and
+ * attention-aware), the router's auxiliary loss, the ST-MoE router z-loss,
+ * and the MoGE regularizer (eq. 9) on the router's score map z.
  *
  * On wasm and cpu the experts run on exactly their tokens, packed expert
  * after expert, in one fused kernel (forward and backward); on webgpu as
@@ -17,14 +20,27 @@ import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
 import { expertFfn, expertFfnAvailable, fusedExpertsEnabled } from "./expert_ffn.ts";
-import { loadBalancingLoss as hostLoadBalancingLoss } from "./load_balance.ts";
 import type { FilterCentre, FilterKind } from "../moge/filters.ts";
 import type { Padding } from "../moge/padding.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
-import { planRouting, type RoutingPlan } from "./routing.ts";
+import type { RoutingPlan } from "./routing.ts";
 import { tfSeed } from "../rng.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
+import {
+  createRouter,
+  disposeDecision,
+  type Router,
+  type RouterDecision,
+  type RouterInput,
+  type RouterName,
+  route as routeAsync,
+  ROUTER_NAMES,
+  routeSync as routeNow,
+  type RouterStats,
+  statsOf,
+  zLoss,
+} from "./routers/mod.ts";
 
 /** The order of top-k and softmax in the router. */
 export type RoutingOrder = "softmax-topk" | "topk-softmax";
@@ -72,6 +88,14 @@ export interface MoeConfig {
    * batched matmuls over stacked expert weights (GShard / V-MoE style).
    */
   expertCompute?: ExpertCompute;
+  /** The router (default "topk", the token-choice top-k router of MoGE and V-MoE). */
+  router?: RouterName;
+  /** The router's own options (see its factory in `./routers/`), e.g. `{ lambda: 0.5 }`. */
+  routerOptions?: Record<string, unknown>;
+  /** Weight of the ST-MoE router z-loss (default 0; the usual value is 1e-3). */
+  zLossWeight?: number;
+  /** The model is a causal decoder: routers whose routing looks ahead (expert choice) refuse it. */
+  causal?: boolean;
 }
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
@@ -94,13 +118,23 @@ export interface RegularizerSettings {
 export interface MoeOutput {
   /** Layer output `[N, d_out]` (dropped choices contribute zero). */
   y: Tensor2D;
-  /** Routing scores z = softmax(router logits), noise-free, `[N, E]`. */
+  /**
+   * The router's score map z `[N, E]` that R(z) applies to (top-k:
+   * softmax(router logits), noise-free; see `./routers/mod.ts` for the others).
+   */
   z: Tensor2D;
-  /** Load-balancing loss L_aux (scalar, unweighted). */
+  /** Gates `[N, k]` of the plan's choices (0 for dropped-or-padding choices' zero rows). */
+  gates: Tensor2D;
+  /** The router's auxiliary (load-balancing) loss (scalar, unweighted; 0 when it has none). */
   auxLoss: Tensor;
+  /** The ST-MoE router z-loss of the router logits (scalar, unweighted; 0 when its weight is 0). */
+  zLoss: Tensor;
   /** Batch mean of the MoGE regularizer R(z) (scalar, unweighted; 0 when not computed). */
   regularizer: Tensor;
-  /** The terms this layer adds to the loss: loadBalanceWeight·L_aux + λ·mean R(z) (scalar). */
+  /**
+   * The terms this layer adds to the loss: loadBalanceWeight·L_aux +
+   * zLossWeight·L_z + λ·mean R(z) (scalar).
+   */
   penalty: Tensor;
 }
 
@@ -172,6 +206,12 @@ export function validateMoeConfig(c: MoeConfig): void {
       `expertCompute = "${c.expertCompute}" is invalid: allowed are ${EXPERT_COMPUTES.join(", ")}`,
     );
   }
+  if (c.router !== undefined && !ROUTER_NAMES.includes(c.router)) {
+    throw new RangeError(
+      `router = "${c.router}" is invalid: allowed are ${ROUTER_NAMES.join(", ")}`,
+    );
+  }
+  if (c.zLossWeight !== undefined) checkNumber("zLossWeight", c.zLossWeight, { min: 0 });
 }
 
 /** Options of {@linkcode MoeLayer.route}. */
@@ -181,10 +221,13 @@ export interface RouteOptions {
   /** Seed of the routing noise (unseeded when absent). */
   noiseSeed?: number;
   /**
-   * The routing noise to add, `[N, E]`, instead of drawing it (training only;
-   * the layer takes a copy). For replaying a step or reproducing reference code.
+   * The routing noise to add, `[N, E]`, instead of drawing it (training only,
+   * top-k; the layer takes a copy). For replaying a step or reproducing
+   * reference code.
    */
   noise?: Tensor2D;
+  /** Training step (SSR decides per step whether it runs Sinkhorn). */
+  step?: number;
 }
 
 /** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
@@ -204,10 +247,17 @@ export interface RoutedBatch {
   chosen: Tensor2D;
   /** Routing noise added to the logits (`[N, E]`), or null at eval. */
   noise: Tensor2D | null;
+  /**
+   * The router's decision (plan, which choices are real, one-hot, noise);
+   * `chosen` and `noise` above are its tensors. Absent for a batch routed
+   * elsewhere (top-k only: every choice is real).
+   */
+  decision?: RouterDecision;
 }
 
 /** Frees the tensors of a {@linkcode RoutedBatch}. */
 export function disposeRouted(r: RoutedBatch): void {
+  if (r.decision) disposeDecision(r.decision);
   tf.dispose([r.dispatch.forward, r.dispatch.backward, r.combine.forward, r.combine.backward]);
   if (r.packed) {
     const { dispatch, combine } = r.packed;
@@ -219,13 +269,14 @@ export function disposeRouted(r: RoutedBatch): void {
 
 /**
  * A sparse MoE layer. Parameters are tfjs variables in {@linkcode MoeLayer.params}:
- * `router.w [d, E]`, `router.b [E]` (if routerBias), and for each expert e
+ * the router's (top-k: `router.w [d, E]`, `router.b [E]` if routerBias; see
+ * `./routers/` for the others, all named `router.*`), and for each expert e
  * `experts.w1.e [d, d_ff]`, `experts.b1.e [d_ff]`, `experts.w2.e [d_ff, d_out]`,
  * `experts.b2.e [d_out]` (one variable each, so that an expert's weights are
  * used in place, without copies).
  *
  * A training step is two calls: {@linkcode MoeLayer.route} (outside the
- * gradient tape: reads the scores back, plans top-k and capacity on the CPU)
+ * gradient tape: reads the router's selection scores back, plans on the CPU)
  * and {@linkcode MoeLayer.apply} (inside the tape: differentiable gates,
  * dispatch, experts, combine, losses).
  *
@@ -237,9 +288,8 @@ export function disposeRouted(r: RoutedBatch): void {
  *   routerBias: false, activation: "relu", capacityFactor: 4, loadBalanceWeight: 0.01,
  * }, { seed: 1 });
  * const x = tf.randomNormal([5, 8]) as Tensor2D; // [N, d]
- * const logits = layer.logits(x); // [N, E]
- * const routed = await layer.route(logits, { training: false });
- * const out = layer.apply(x, logits, routed, { lambda: 0, sigma: 1, filterSize: 3, filter: "gaussian" });
+ * const routed = await layer.route({ x }, { training: false });
+ * const out = layer.apply({ x }, routed, { lambda: 0, sigma: 1, filterSize: 3, filter: "gaussian" });
  * console.log(out.y.shape); // [5, 8]
  * ```
  */
@@ -248,9 +298,13 @@ export class MoeLayer {
   readonly config: Required<MoeConfig>;
   /** Trainable parameters by stable name (see class docs). */
   readonly params: Record<string, Variable>;
+  /** The router (its parameters are in `params` too). */
+  readonly router: Router;
 
   /**
-   * Creates the layer's variables (normal initialization, seeded).
+   * Creates the layer's variables (normal initialization, seeded). The
+   * router draws from `seed` on; the experts from `seed + 1` on, whatever
+   * the router (so that routers are compared on the same initial experts).
    *
    * @param config layer shape and routing settings
    * @param init `seed` for the initial weights; `prefix` for parameter names
@@ -264,19 +318,35 @@ export class MoeLayer {
       noiseStd: config.noiseStd ?? 1 / E,
       compactExperts: config.compactExperts ?? false,
       expertCompute: config.expertCompute ?? "auto",
+      router: config.router ?? "topk",
+      routerOptions: config.routerOptions ?? {},
+      zLossWeight: config.zLossWeight ?? 0,
+      causal: config.causal ?? false,
     };
     const { inputDim: d, hiddenDim: f, outputDim: o } = this.config;
     const prefix = init.prefix ?? "moe";
-    let seed = init.seed ?? 0;
+    const c = this.config;
+    this.router = createRouter(c.router, {
+      inputDim: d,
+      numExperts: E,
+      topK: c.topK,
+      capacityFactor: c.capacityFactor,
+      causal: c.causal,
+      compact: c.compactExperts,
+      routingOrder: c.routingOrder,
+      routerBias: c.routerBias,
+      noiseStd: c.noiseStd,
+      auxLoss: c.loadBalanceWeight > 0,
+      ...c.routerOptions,
+    }, { seed: init.seed ?? 0, prefix });
+    let seed = (init.seed ?? 0) + 1;
     const normal = (shape: number[], std: number) =>
       tf.randomNormal(shape, 0, std, "float32", tfSeed(seed++));
-    const p: Record<string, Variable> = {};
+    const p: Record<string, Variable> = { ...this.router.params };
     const v = (name: string, t: Tensor) => {
       p[`${prefix}.${name}`] = tf.variable(t, true, `${prefix}.${name}#${uniqueId++}`);
       t.dispose();
     };
-    v("router.w", normal([d, E], 1 / Math.sqrt(d)));
-    if (config.routerBias) v("router.b", tf.zeros([E]));
     for (let e = 0; e < E; e++) {
       v(`experts.w1.${e}`, normal([d, f], 1 / Math.sqrt(d)));
       v(`experts.b1.${e}`, tf.zeros([f]));
@@ -293,8 +363,17 @@ export class MoeLayer {
     return this.params[`${this.#prefix}.${name}`];
   }
 
-  /** Router logits W x (+ b), `[N, E]`; differentiable. */
+  /**
+   * Router logits W x (+ b), `[N, E]`, of the top-k router; differentiable.
+   * (The other routers compute their own scores in `route` and `apply`.)
+   */
   logits(x: Tensor2D): Tensor2D {
+    if (this.config.router !== "topk") {
+      throw new Error(
+        `MoeLayer.logits is the top-k router's; router "${this.config.router}" computes its` +
+          " scores in route() and apply()",
+      );
+    }
     return tf.tidy(() => {
       const w = tf.matMul(x, this.#param("router.w")); // [N, E]
       const b = this.config.routerBias ? this.#param("router.b") : null;
@@ -303,19 +382,17 @@ export class MoeLayer {
   }
 
   /**
-   * Plans the routing of a batch from its router logits: adds routing noise
-   * (training only, std `noiseStd`, seeded), reads the selection scores back
-   * (one readback per step), and plans top-k with capacity. Throws a clear
+   * Plans the routing of a batch with the layer's router: its selection
+   * scores (top-k: the logits plus routing noise in training, std
+   * `noiseStd`, seeded), one readback, the plan on the CPU. Throws a clear
    * error if the scores are not finite (a diverged router).
+   *
+   * @param input the router input: the tokens `x` `[N, d]` (the layer's
+   *   input), `sequenceLength` T, and for "attention" the preceding attention
+   *   sublayer's head-averaged matrix `[B, T, T]`
    */
-  async route(
-    logits: Tensor2D,
-    options: RouteOptions,
-  ): Promise<RoutedBatch> {
-    const { noise, selection } = this.#selection(logits, options);
-    const scores = await selection.data();
-    if (selection !== logits) selection.dispose();
-    return this.#routed(scores as Float32Array, logits.shape[0], noise);
+  async route(input: RouterInput, options: RouteOptions): Promise<RoutedBatch> {
+    return this.#routed(await routeAsync(this.router, input, this.#context(options)));
   }
 
   /**
@@ -323,58 +400,56 @@ export class MoeLayer {
    * gradient tape (multi-layer models). tfjs allows it on cpu and wasm only;
    * on webgpu this throws (plan with `route` in a no-tape pass first).
    */
-  routeSync(logits: Tensor2D, options: RouteOptions): RoutedBatch {
+  routeSync(input: RouterInput, options: RouteOptions): RoutedBatch {
     if (tf.getBackend() === "webgpu") {
       throw new Error(
         "MoeLayer.routeSync: webgpu cannot read tensors synchronously; plan the routing with the" +
           " async route() in a pass outside the gradient tape",
       );
     }
-    const { noise, selection } = this.#selection(logits, options);
-    const scores = selection.dataSync();
-    if (selection !== logits) selection.dispose();
-    return this.#routed(scores as Float32Array, logits.shape[0], noise);
+    return this.#routed(routeNow(this.router, input, this.#context(options)));
   }
 
-  #selection(
-    logits: Tensor2D,
-    options: RouteOptions,
-  ): { noise: Tensor2D | null; selection: Tensor2D } {
-    const [N, E] = logits.shape;
-    if (options.training && options.noise !== undefined) {
-      if (!tf.util.arraysEqual(options.noise.shape, [N, E])) {
-        throw new RangeError(
-          `route: options.noise has shape [${options.noise.shape}] but the logits are [${N},${E}]`,
-        );
-      }
-    }
-    const noise = options.training && options.noise !== undefined
-      ? options.noise.clone() as Tensor2D
-      : options.training && this.config.noiseStd > 0
-      ? tf.randomNormal(
-        [N, E],
-        0,
-        this.config.noiseStd,
-        "float32",
-        options.noiseSeed === undefined ? undefined : tfSeed(options.noiseSeed),
-      ) as Tensor2D
-      : null;
-    return { noise, selection: noise ? tf.add(logits, noise) as Tensor2D : logits }; // [N, E]
+  #context(options: RouteOptions) {
+    return {
+      training: options.training,
+      noiseSeed: options.noiseSeed,
+      noise: options.noise,
+      step: options.step,
+    };
   }
 
-  #routed(scores: Float32Array, N: number, noise: Tensor2D | null): RoutedBatch {
-    const { topK: k, capacityFactor, numExperts: E, compactExperts, expertCompute } = this.config;
+  #routed(decision: RouterDecision): RoutedBatch {
+    const { expertCompute } = this.config;
     const looped = expertCompute !== "batched" &&
       (expertCompute !== "auto" || tf.getBackend() !== "webgpu");
-    const plan = planRouting(scores, N, E, { k, capacityFactor, compact: compactExperts });
+    const { plan } = decision;
+    const k = plan.k; // expert choice: the batch's largest number of experts per token
     return {
       plan,
       dispatch: rowRoute(plan.tokenOfSlot, plan.slotOfChoice, k),
       combine: rowRoute(plan.slotOfChoice, plan.choiceOfSlot, 1),
       packed: looped ? packedRoutes(plan) : undefined,
-      chosen: tf.tidy(() => tf.oneHot(tf.tensor1d(plan.expert, "int32"), E).toFloat()) as Tensor2D,
-      noise,
+      chosen: decision.chosen,
+      noise: decision.noise,
+      decision,
     };
+  }
+
+  /**
+   * Copies the router weights of `other` (a layer with the same router and
+   * shapes) into this layer's router, e.g. into a routing-only twin that
+   * plans with another capacity factor.
+   */
+  copyRouterFrom(other: MoeLayer): void {
+    const mine = Object.values(this.router.params);
+    const theirs = Object.values(other.router.params);
+    if (other.router.name !== this.router.name || mine.length !== theirs.length) {
+      throw new Error(
+        `copyRouterFrom: router "${other.router.name}" does not match "${this.router.name}"`,
+      );
+    }
+    mine.forEach((v, i) => v.assign(theirs[i]));
   }
 
   /** Expert e's parameter `name` ("w1", "b1", "w2" or "b2"). */
@@ -384,33 +459,30 @@ export class MoeLayer {
 
   /**
    * The differentiable forward pass for a routed batch (run it inside the
-   * gradient tape). `logits` must be {@linkcode MoeLayer.logits} of the same
-   * `x` (computed once, used both for routing and here).
+   * gradient tape). `input` must be the router input `route` planned from
+   * (its `x` `[N, d]` is also the experts' input).
    */
   apply(
-    x: Tensor2D,
-    logits: Tensor2D,
+    input: RouterInput,
     routed: RoutedBatch,
     reg: RegularizerSettings | null,
   ): MoeOutput {
     const { plan } = routed;
-    const { N, E, k, slots } = plan;
-    const { inputDim: d, outputDim: o, routingOrder } = this.config;
+    const { N, k, slots } = plan;
+    const { inputDim: d, outputDim: o } = this.config;
+    const x = input.x;
+    const decision: RouterDecision = routed.decision ?? {
+      router: this.router.name,
+      mode: routed.noise ? "train" : "eval",
+      plan,
+      valid: new Uint8Array(N * k).fill(1),
+      leftBehind: 0,
+      chosen: routed.chosen,
+      noise: routed.noise,
+    };
     return tf.tidy(() => {
-      const noisy = routed.noise ? tf.add(logits, routed.noise) : logits; // [N, E]
-      const z = tf.softmax(logits) as Tensor2D; // [N, E] clean scores (regularizer input)
-      const chosen = routed.chosen.reshape([N, k, E]); // [N, k, E]
-      let gates: Tensor; // [N, k]
-      // The importance term always uses the clean softmax(Wx) (V-MoE: importance
-      // on the clean probabilities, load on the noisy logits).
-      const importanceProbs: Tensor = z; // [N, E]
-      if (routingOrder === "softmax-topk") {
-        const probs = routed.noise ? tf.softmax(noisy) : z; // [N, E] noisy gate probabilities
-        gates = tf.sum(tf.mul(probs.expandDims(1), chosen), 2); // [N, k] not renormalized
-      } else {
-        const picked = tf.sum(tf.mul(noisy.expandDims(1), chosen), 2); // [N, k]
-        gates = tf.softmax(picked); // [N, k]
-      }
+      const r = this.router.forward(input, decision);
+      const { z, gates, auxLoss } = r; // z [N, E], gates [N, k]
 
       // Dispatch -> experts -> combine.
       let perChoice: Tensor2D; // [N*k, d_out]
@@ -478,17 +550,8 @@ export class MoeLayer {
       }
       const y = tf.sum(tf.mul(perChoice.reshape([N, k, o]), gates.expandDims(2)), 1) as Tensor2D; // [N, d_out]
 
-      // On wasm and cpu the loss runs on the host (2 kernels instead of ~80).
-      const auxLoss = this.config.loadBalanceWeight === 0
-        ? tf.scalar(0)
-        : expertFfnAvailable() && fusedExpertsEnabled()
-        ? hostLoadBalancingLoss(
-          logits,
-          routed.noise,
-          Int32Array.from({ length: N }, (_, n) => plan.expert[n * k + k - 1]),
-          this.config.noiseStd,
-        )
-        : this.loadBalancingLoss(logits, noisy, importanceProbs, chosen, routed.noise !== null);
+      const { zLossWeight, loadBalanceWeight } = this.config;
+      const zl = zLossWeight > 0 ? zLoss(r.logits) : tf.scalar(0);
       const regularizer = reg
         ? tf.mean(groupSparsity(z, {
           sigma: reg.sigma,
@@ -499,50 +562,32 @@ export class MoeLayer {
           checkFinite: false,
         }))
         : tf.scalar(0);
-      const penalty = tf.add(
-        tf.mul(this.config.loadBalanceWeight, auxLoss),
+      let penalty = tf.add(
+        tf.mul(loadBalanceWeight, auxLoss),
         tf.mul(reg?.lambda ?? 0, regularizer),
       );
-      return { y, z, auxLoss, regularizer, penalty };
+      if (zLossWeight > 0) penalty = tf.add(penalty, tf.mul(zLossWeight, zl));
+      return { y, z, gates, auxLoss, zLoss: zl, regularizer, penalty };
     });
   }
 
-  /**
-   * The load-balancing loss of V-MoE (Riquelme et al. 2021; spec 1.7):
-   * L_aux = ½ (L_imp + L_load), L_imp = cv(Σ_x probs)², L_load = cv(Σ_x P_i(x))²
-   * with P_i(x) = 1 − Φ((η_(k)(x) − (W x)_i) / σ_n) the chance expert i stays
-   * in the top k under fresh noise (η the noisy logits). Without noise only
-   * the importance term is defined and used.
-   */
-  private loadBalancingLoss(
-    logits: Tensor,
-    noisy: Tensor,
-    probs: Tensor,
-    chosen: Tensor,
-    hasNoise: boolean,
-  ): Tensor {
-    const cv2 = (v: Tensor) => {
-      const { mean, variance } = tf.moments(v);
-      return tf.div(variance, tf.add(tf.square(mean), 1e-10));
-    };
-    const imp = cv2(tf.sum(probs, 0)); // importance, [E] -> scalar
-    if (!hasNoise) return imp;
-    const k = this.config.topK;
-    const kth = tf.sum(
-      tf.mul(noisy, chosen.slice([0, k - 1, 0], [-1, 1, -1]).squeeze([1])),
-      1,
-      true,
-    ); // [N, 1]
-    const arg = tf.div(tf.sub(kth, logits), this.config.noiseStd); // [N, E]
-    const pStay = tf.sub(1, tf.mul(0.5, tf.add(1, tf.erf(tf.div(arg, Math.SQRT2))))); // [N, E]
-    const load = cv2(tf.sum(pStay, 0));
-    return tf.mul(0.5, tf.add(imp, load));
-  }
-
-  /** Routing statistics of a routed batch. */
+  /** Routing statistics of a routed batch (from its plan alone). */
   static stats(routed: RoutedBatch): RoutingStats {
     const { load, demand, dropped, N, k } = routed.plan;
-    return { load, demand, dropped, dropRate: dropped / (N * k) };
+    const real = routed.decision ? routed.decision.valid.reduce((s, v) => s + v, 0) : N * k;
+    return { load, demand, dropped, dropRate: real > 0 ? dropped / real : 0 };
+  }
+
+  /**
+   * The router's statistics of a routed batch and its output (load, dead
+   * experts, dropped choices, tokens left behind, mean gate, routing
+   * entropy); reads the gates and z back.
+   */
+  static async routerStats(routed: RoutedBatch, out: MoeOutput): Promise<RouterStats> {
+    const [gates, z] = await Promise.all([out.gates.data(), out.z.data()]);
+    const { plan } = routed;
+    const valid = routed.decision?.valid ?? new Uint8Array(plan.N * plan.k).fill(1);
+    return statsOf({ plan, valid }, gates, z);
   }
 
   /** Checks that E fits the MoGE layout for a filter of size h (throws a clear error if not). */
@@ -550,7 +595,7 @@ export class MoeLayer {
     topographicLayout(this.config.numExperts, h);
   }
 
-  /** Frees the parameters. */
+  /** Frees the parameters (the router's too). */
   dispose(): void {
     for (const v of Object.values(this.params)) v.dispose();
   }

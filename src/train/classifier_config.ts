@@ -21,13 +21,19 @@ import {
   PAPER_SIGMA,
   validateMogeLayout,
 } from "./moge_settings.ts";
+import {
+  ROUTER_DEFAULTS,
+  routerFields,
+  type RouterSettings,
+  validateRouterSettings,
+} from "./router_settings.ts";
 
 export type { Mode } from "./config_fields.ts";
 /** Datasets of the image tasks. */
 export type TrainDataset = "fashion-mnist" | "mnist" | "fixture";
 
 /** Every knob of a classifier run: the shared settings, MoGE's, and these. */
-export interface TrainConfig extends CommonSettings, MogeSettings, EpochSettings {
+export interface TrainConfig extends CommonSettings, RouterSettings, MogeSettings, EpochSettings {
   /** "fixture" = the small committed subset (tests) */
   dataset: TrainDataset;
   /** d_ff, each expert is 784 -> d_ff -> 784 (paper: 64) */
@@ -46,6 +52,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   activation: "gelu",
   capacityFactor: 4,
   loadBalanceWeight: 0.01,
+  ...ROUTER_DEFAULTS,
   lambda: 0.1,
   ...MOGE_DEFAULTS,
   epochs: 3,
@@ -85,6 +92,7 @@ export const IMAGE_DATASETS = ["fashion-mnist", "mnist", "fixture"] as const;
 /** The field table of the classifier: flags, help, bounds (see `config_fields.ts`). */
 export const CLASSIFIER_FIELDS: FieldSpec<TrainConfig>[] = [
   ...commonFields<TrainConfig>({ topK: "k, experts per image" }),
+  ...routerFields<TrainConfig>(),
   {
     field: "dataset",
     flag: "dataset",
@@ -122,5 +130,6 @@ export const CLASSIFIER_FIELDS: FieldSpec<TrainConfig>[] = [
  */
 export function validateConfig(c: TrainConfig): void {
   validateFields(CLASSIFIER_FIELDS, c);
+  validateRouterSettings(c, "classifier");
   validateMogeLayout(c);
 }

@@ -85,6 +85,8 @@ export function buildModel(cfg: TrainConfig, data: Dataset): MoeClassifier {
     activation: cfg.activation,
     capacityFactor: cfg.capacityFactor,
     loadBalanceWeight: cfg.loadBalanceWeight,
+    router: cfg.router,
+    zLossWeight: cfg.zLossWeight,
   }, cfg.seed);
 }
 
@@ -108,15 +110,15 @@ export async function evaluate(
   for (let start = 0; start < n; start += cfg.batchSize) {
     const idx = Array.from(order.subarray(start, Math.min(n, start + cfg.batchSize)));
     const { x, y } = makeBatch(data.testImages, data.testLabels, idx);
-    const { logits, routed } = await model.route(x, false, 0);
-    const r = model.forward(x, logits, routed, y, regularizerSettings(cfg, sigma));
+    const routed = await model.route(x, false, 0);
+    const r = model.forward(x, routed, y, regularizerSettings(cfg, sigma));
     const b = idx.length;
     const next = tf.tidy(() => [
       tf.add(acc, r.correct),
       tf.add(ce, tf.mul(r.ce, b)),
       tf.add(reg, tf.mul(r.reg, b)),
     ]);
-    tf.dispose([acc, ce, reg, x, y, logits, r.loss, r.ce, r.aux, r.reg, r.correct, r.z]);
+    tf.dispose([acc, ce, reg, x, y, r.loss, r.ce, r.aux, r.reg, r.correct, r.z, r.zLoss, r.gates]);
     [acc, ce, reg] = next;
     routed.plan.load.forEach((v, e) => load[e] += v);
     disposeRouted(routed);
@@ -144,14 +146,12 @@ export async function trainStep(
   opt: AdamW,
   x: Tensor2D,
   y: Tensor1D,
-  o: { noiseSeed: number; reg: RegularizerSettings | null; lr: number },
+  o: { noiseSeed: number; reg: RegularizerSettings | null; lr: number; step?: number },
 ): Promise<StepResult> {
-  const { logits: routerLogits, routed } = await model.route(x, true, o.noiseSeed);
-  routerLogits.dispose();
+  const routed = await model.route(x, true, o.noiseSeed, o.step);
   let stats: tf.Tensor1D | null = null;
   applyGradients(model.params, opt, () => {
-    const logits = model.moe.logits(x);
-    const r = model.forward(x, logits, routed, y, o.reg);
+    const r = model.forward(x, routed, y, o.reg);
     stats = tf.keep(tf.stack([r.loss, r.ce, r.aux, r.reg, r.correct]) as tf.Tensor1D);
     return r.loss as tf.Scalar;
   }, o.lr);
@@ -234,6 +234,7 @@ export const classifierTask: Task<
           // a term weighted 0); its R(z) is measured on the test set instead.
           reg: cfg.mode === "moge" ? regularizerSettings(cfg, sigma) : null,
           lr,
+          step,
         });
         const weighted = tf.tidy(() => tf.mul(stats, tf.tensor1d([b, b, b, b, 1]))) as Tensor1D;
         tf.dispose([stats, x, y]);

@@ -31,6 +31,12 @@ import {
   type MogeSettings,
   validateMogeLayout,
 } from "./moge_settings.ts";
+import {
+  ROUTER_DEFAULTS,
+  routerFields,
+  type RouterSettings,
+  validateRouterSettings,
+} from "./router_settings.ts";
 import type { LmConfig } from "../models/lm.ts";
 import type { TextDatasetName } from "../data/text.ts";
 
@@ -43,7 +49,11 @@ export type LrDecay = "cosine" | "constant";
  * ε, fixed at 1e-8), and these.
  */
 export interface LmTrainConfig
-  extends CommonSettings, MogeSettings, Omit<LmConfig, "vocabSize" | "adamEps"> {
+  extends
+    CommonSettings,
+    RouterSettings,
+    MogeSettings,
+    Omit<LmConfig, "vocabSize" | "adamEps" | "router" | "zLossWeight"> {
   /** "moby-dick" (npm) or "fixture" (committed slice). */
   dataset: TextDatasetName;
   /** Optimizer steps. */
@@ -75,6 +85,7 @@ export interface LmTrainConfig
  */
 export const DEFAULT_LM_CONFIG: LmTrainConfig = {
   mode: "moge",
+  ...ROUTER_DEFAULTS,
   variant: "smoe",
   dataset: "moby-dick",
   layers: 3,
@@ -180,6 +191,7 @@ export const LM_FIELDS: FieldSpec<LmTrainConfig>[] = [
     capacityFactor: "C_f, expert capacity factor (0: no limit)",
     weightDecay: "AdamW decoupled weight decay (0: Adam)",
   }).map((f) => ({ ...f, paper: LM_PAPER[f.field] })),
+  ...routerFields<LmTrainConfig>(),
   {
     field: "variant",
     flag: "moe-variant",
@@ -275,6 +287,7 @@ export const LM_FIELDS: FieldSpec<LmTrainConfig>[] = [
  */
 export function validateLmTrainConfig(c: LmTrainConfig): void {
   validateFields(LM_FIELDS, c);
+  validateRouterSettings(c, "lm");
   if (c.hidden % c.heads !== 0) {
     throw new RangeError(`heads = ${c.heads} is invalid: hidden = ${c.hidden} must be a multiple`);
   }
@@ -285,8 +298,9 @@ export function validateLmTrainConfig(c: LmTrainConfig): void {
 export function lmModelConfig(cfg: LmTrainConfig, vocabSize: number): LmConfig {
   const { contextLength, layers, hidden, heads, experts, topK, expertHidden, activation } = cfg;
   const { capacityFactor, noiseStd, loadBalanceWeight, dropout, variant, mu } = cfg;
-  const { momentumGamma, adamBeta1, adamBeta2, adamGamma, adamLayers } = cfg;
+  const { momentumGamma, adamBeta1, adamBeta2, adamGamma, adamLayers, router, zLossWeight } = cfg;
   return {
+    ...{ router, zLossWeight },
     ...{ vocabSize, contextLength, layers, hidden, heads, experts, topK, expertHidden },
     ...{ activation, capacityFactor, noiseStd, loadBalanceWeight, dropout, variant, mu },
     ...{ momentumGamma, adamBeta1, adamBeta2, adamGamma, adamLayers, adamEps: 1e-8 },

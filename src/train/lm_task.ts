@@ -53,9 +53,9 @@ export async function lmTrainStep(
   opt: AdamW,
   x: Tensor2D,
   y: Tensor2D,
-  o: { seed: number; reg: RegularizerSettings | null; lr: number },
+  o: { seed: number; reg: RegularizerSettings | null; lr: number; step?: number },
 ): Promise<LmStepResult> {
-  const opts = { training: true, seed: o.seed, reg: o.reg };
+  const opts = { training: true, seed: o.seed, reg: o.reg, step: o.step };
   const plans = tf.getBackend() === "webgpu" ? await model.plan(x, opts) : null;
   let routed: RoutedBatch[] = plans ?? [];
   let stats: tf.Tensor1D | null = null;
@@ -258,6 +258,7 @@ export const lmTask: Task<LmTrainConfig, TextCorpus, LmEval, LmEvalMetrics, LmSu
           seed: deriveSeed(cfg.seed, 2, step),
           reg: regularizerSettings(cfg, sigma),
           lr,
+          step,
         });
         tf.dispose([x, y]);
         return { stats, count: 1, plans };

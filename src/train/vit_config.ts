@@ -14,6 +14,12 @@ import {
   type MogeSettings,
   validateMogeLayout,
 } from "./moge_settings.ts";
+import {
+  ROUTER_DEFAULTS,
+  routerFields,
+  type RouterSettings,
+  validateRouterSettings,
+} from "./router_settings.ts";
 import { IMAGE_DATASETS, type TrainDataset } from "./classifier_config.ts";
 import { lastEvenBlocks, type VitConfig, type VitPool } from "../models/vit.ts";
 import { Rng } from "../rng.ts";
@@ -29,7 +35,8 @@ import { checkInteger } from "../validate.ts";
 export type VitRouting = "auto" | "sync" | "async";
 
 /** Every knob of a ViT training run: the shared settings, MoGE's, and these. */
-export interface VitTrainConfig extends CommonSettings, MogeSettings, EpochSettings {
+export interface VitTrainConfig
+  extends CommonSettings, RouterSettings, MogeSettings, EpochSettings {
   /** "fixture" = the small committed Fashion-MNIST subset. */
   dataset: TrainDataset;
   /** Model input side; the 28x28 images are centred on a zero canvas of this size. */
@@ -74,6 +81,7 @@ export interface VitTrainConfig extends CommonSettings, MogeSettings, EpochSetti
  */
 export const DEFAULT_VIT_CONFIG: VitTrainConfig = {
   mode: "moge",
+  ...ROUTER_DEFAULTS,
   dataset: "fashion-mnist",
   imageSize: 28,
   patchSize: 7,
@@ -182,6 +190,7 @@ export const VIT_FIELDS: FieldSpec<VitTrainConfig>[] = [
     weightDecay: "AdamW decoupled weight decay (not on biases, norms, pos, cls)",
     loadBalanceWeight: "load-balancing loss weight, per MoE layer",
   }).map((f) => ({ ...f, paper: VIT_PAPER_COMMON[f.field] })),
+  ...routerFields<VitTrainConfig>(),
   {
     field: "dataset",
     flag: "dataset",
@@ -325,6 +334,7 @@ export function parseMoeBlocks(spec: string, depth: number): number[] {
 /** Checks every field, throwing a `RangeError` that names the field, the value and what is allowed. */
 export function validateVitTrainConfig(c: VitTrainConfig): void {
   validateFields(VIT_FIELDS, c);
+  validateRouterSettings(c, "vit");
   checkInteger("patchSize", c.patchSize, 1, c.imageSize);
   if (c.imageSize % c.patchSize !== 0) {
     throw new RangeError(
@@ -359,6 +369,8 @@ export function vitConfigOf(c: VitTrainConfig, numClasses = 10, channels = 1): V
     topK: c.topK,
     capacityFactor: c.capacityFactor,
     loadBalanceWeight: c.loadBalanceWeight,
+    router: c.router,
+    zLossWeight: c.zLossWeight,
     dropout: c.dropout,
     attentionDropout: c.attentionDropout,
     dropPath: c.dropPath,

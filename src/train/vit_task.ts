@@ -70,6 +70,8 @@ export function resolveRouting(r: VitRouting): "sync" | "async" {
 export interface VitStepOptions {
   /** Seed of the step's dropout, drop-path and routing noise. */
   seed: number;
+  /** The training step (the SSR router decides per step whether it runs Sinkhorn). */
+  step?: number;
   /** Regularizer settings (null: no R(z), plain MoE). */
   reg: RegularizerSettings | null;
   /** Learning rate of this step. */
@@ -118,7 +120,7 @@ export async function vitTrainStep(
   y: Tensor1D,
   o: VitStepOptions,
 ): Promise<VitStepResult> {
-  const fwd = { training: true, seed: o.seed, reg: o.reg };
+  const fwd = { training: true, seed: o.seed, reg: o.reg, step: o.step };
   const mode = resolveRouting(o.routing ?? "auto");
   const planned: RoutedBatch[] | null = mode === "async" ? await model.planRoutes(x, fwd) : null;
   let routed: RoutedBatch[] = planned ?? [];
@@ -351,6 +353,7 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
         const b = idx.length;
         const { stats, plans } = await vitTrainStep(model, opt, x, y, {
           seed: deriveSeed(cfg.seed, 2, step),
+          step,
           reg: vitRegSettings(cfg, sigma, trainReg),
           lr,
           labelSmoothing: cfg.labelSmoothing,

@@ -113,6 +113,12 @@ export interface RouterContext {
   noiseSeed?: number;
   /** Training step, for routers that change behaviour between steps (SSR). */
   step?: number;
+  /**
+   * Routing noise `[N, E]` to add instead of drawing it (training, top-k
+   * only; the router takes a copy): for replaying a step or reproducing
+   * reference code.
+   */
+  noise?: Tensor2D;
 }
 
 /** What {@linkcode Router.select} gives: tensors read back once, outside the tape. */

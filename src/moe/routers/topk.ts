@@ -17,6 +17,8 @@ import type { Tensor2D } from "../../types.ts";
 import { tfSeed } from "../../rng.ts";
 import { checkNumber } from "../../validate.ts";
 import { vmoeLoadBalancingLoss } from "./load_balance.ts";
+import { loadBalancingLoss as hostLoadBalancingLoss } from "../load_balance.ts";
+import { expertFfnAvailable, fusedExpertsEnabled } from "../expert_ffn.ts";
 import { tokenChoicePlan } from "./plan.ts";
 import {
   disposeParams,
@@ -45,6 +47,11 @@ export interface TopKRouterConfig extends RouterConfig {
   noiseStd?: number;
   /** Std of the kernel's normal initialization (default 1/√d, as `MoeLayer`). */
   initStd?: number;
+  /**
+   * Compute the load-balancing loss (default true; false gives 0, for a layer
+   * whose load-balancing weight is 0, which saves its kernels).
+   */
+  auxLoss?: boolean;
 }
 
 /**
@@ -86,7 +93,16 @@ export function topKRouter(config: TopKRouterConfig, init: RouterInit = {}): Rou
     batchDependentInTraining: false,
     select(input: RouterInput, ctx): Selection {
       const L = logits(input.x); // [N, E]
-      const noise = ctx.training && noiseStd > 0
+      if (ctx.training && ctx.noise) {
+        if (!tf.util.arraysEqual(ctx.noise.shape, L.shape)) {
+          throw new RangeError(
+            `route: the given noise has shape [${ctx.noise.shape}] but the logits are [${L.shape}]`,
+          );
+        }
+      }
+      const noise = ctx.training && ctx.noise
+        ? ctx.noise.clone() as Tensor2D
+        : ctx.training && noiseStd > 0
         ? tf.randomNormal(
           L.shape,
           0,
@@ -110,22 +126,26 @@ export function topKRouter(config: TopKRouterConfig, init: RouterInit = {}): Rou
         const noisy = decision.noise ? tf.add(L, decision.noise) as Tensor2D : L; // [N, E]
         const z = tf.softmax(L) as Tensor2D; // [N, E]
         let gates: Tensor2D; // [N, k]
-        let importance: Tensor2D; // [N, E]
         if (order === "softmax-topk") {
-          importance = tf.softmax(noisy) as Tensor2D;
-          gates = pickGates(importance, decision.chosen, k);
+          const probs = decision.noise ? tf.softmax(noisy) as Tensor2D : z; // [N, E] noisy gate probabilities
+          gates = pickGates(probs, decision.chosen, k);
         } else {
           gates = tf.softmax(pickGates(noisy, decision.chosen, k)) as Tensor2D;
-          importance = z;
         }
-        const auxLoss = vmoeLoadBalancingLoss(
-          L,
-          importance,
-          decision.noise ? noisy : null,
-          decision.chosen,
-          k,
-          noiseStd,
-        );
+        // The importance term uses the clean softmax(L) (V-MoE: importance on
+        // the clean probabilities, load on the noisy logits). On wasm and cpu
+        // the loss runs on the host (2 kernels instead of ~80).
+        const { N } = decision.plan;
+        const auxLoss = config.auxLoss === false
+          ? tf.scalar(0)
+          : expertFfnAvailable() && fusedExpertsEnabled()
+          ? hostLoadBalancingLoss(
+            L,
+            decision.noise,
+            Int32Array.from({ length: N }, (_, n) => decision.plan.expert[n * k + k - 1]),
+            noiseStd,
+          )
+          : vmoeLoadBalancingLoss(L, z, decision.noise ? noisy : null, decision.chosen, k, noiseStd);
         return { logits: L, z, gates, auxLoss };
       });
     },
