@@ -65,6 +65,8 @@ export interface BatchResult {
   zLoss: Tensor;
   /** Gates `[N, k]` of the plan's choices. */
   gates: Tensor2D;
+  /** Raw router logits `[N, E]`. */
+  routerLogits: Tensor2D;
 }
 
 /**
@@ -167,6 +169,7 @@ export class MoeClassifier {
         z: out.z,
         zLoss: out.zLoss,
         gates: out.gates,
+        routerLogits: out.routerLogits,
       };
     });
   }

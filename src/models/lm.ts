@@ -285,6 +285,12 @@ export interface LmForward {
    * with {@linkcode disposeLmRouted} after the step).
    */
   routed: RoutedBatch[];
+  /**
+   * Evaluation passes only: each layer's gates `[N, k]`, score map z
+   * `[N, E]` and router logits `[N, E]`, for routing statistics (the caller
+   * frees them).
+   */
+  router?: { gates: Tensor2D; z: Tensor2D; routerLogits: Tensor2D }[];
 }
 
 /** Frees the routed batches of a forward pass. */
@@ -502,6 +508,7 @@ export class MoeLm {
     const routed: RoutedBatch[] = [];
     const penalties: Tensor[] = [];
     const regs: Tensor[] = [];
+    const routers: { gates: Tensor2D; z: Tensor2D; routerLogits: Tensor2D }[] = [];
     for (let l = 0; l < this.config.layers; l++) {
       const att: { matrix?: tf.Tensor3D } = {};
       const a = this.#attention(l, this.#layerNorm(x, `l${l}.ln1`), B, T, opts, att);
@@ -526,6 +533,9 @@ export class MoeLm {
       const out = moe.apply(input, r, opts.reg);
       penalties.push(out.penalty);
       regs.push(out.regularizer);
+      if (!opts.training) {
+        routers.push({ gates: out.gates, z: out.z, routerLogits: out.routerLogits });
+      }
       const f = this.#dropout(out.y, opts, 13 + 4 * l);
       const step = residualStep(this.config, l, h, f, state);
       x = step.x as Tensor2D;
@@ -541,6 +551,7 @@ export class MoeLm {
       penalty: tf.addN(penalties),
       regularizer: tf.stack(regs) as Tensor1D,
       routed,
+      ...(opts.training ? {} : { router: routers }),
     };
   }
 
@@ -644,7 +655,16 @@ export class MoeLm {
       }
       out = r.value;
     } finally {
-      engine.endScope(out ? [out.logits, out.penalty, out.regularizer] : undefined);
+      engine.endScope(
+        out
+          ? [
+            out.logits,
+            out.penalty,
+            out.regularizer,
+            ...(out.router ?? []).flatMap((r) => [r.gates, r.z, r.routerLogits]),
+          ]
+          : undefined,
+      );
     }
     return out;
   }
@@ -657,6 +677,7 @@ export class MoeLm {
   async plan(tokens: Tensor2D, opts: LmForwardOptions): Promise<RoutedBatch[]> {
     const out = await this.forwardAsync(tokens, opts);
     tf.dispose([out.logits, out.penalty, out.regularizer]);
+    for (const r of out.router ?? []) tf.dispose([r.gates, r.z, r.routerLogits]);
     return out.routed;
   }
 

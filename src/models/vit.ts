@@ -207,6 +207,11 @@ export interface MoeLayerTerms {
   aux: Tensor;
   /** Batch mean of R(z) over the layer's tokens (unweighted; 0 when `reg` is null). */
   reg: Tensor;
+  /**
+   * In evaluation passes only: the layer's gates `[N, k]`, score map z
+   * `[N, E]` and router logits `[N, E]`, for routing statistics.
+   */
+  router?: { gates: Tensor2D; z: Tensor2D; routerLogits: Tensor2D };
 }
 
 /** The result of a forward pass. */
@@ -230,6 +235,7 @@ export interface RoutedForward {
 /** Frees the tensors of a {@linkcode VitOutput}. */
 export function disposeVitOutput(o: VitOutput): void {
   tf.dispose([o.logits, o.penalty, ...o.moe.flatMap((m) => [m.aux, m.reg])]);
+  for (const m of o.moe) if (m.router) tf.dispose(Object.values(m.router));
 }
 
 /** Marks the tensors of a routed batch as kept, so that a tidy (or a gradient tape's forward scope) leaves them alone. */
@@ -621,8 +627,15 @@ export class VisionTransformer {
           );
         }
         const out = layer.apply(input, routed, opts.reg);
-        pending.push(out.y, out.z);
-        terms.push({ block: i, aux: out.auxLoss, reg: out.regularizer });
+        pending.push(out.y, out.zLoss);
+        const router = { gates: out.gates, z: out.z, routerLogits: out.routerLogits };
+        if (training) pending.push(...Object.values(router));
+        terms.push({
+          block: i,
+          aux: out.auxLoss,
+          reg: out.regularizer,
+          ...(training ? {} : { router }),
+        });
         penalties.push(out.penalty);
         swap(tf.tidy(() => tf.add(mid, dropPath(dropout(out.y, c.dropout), i)) as Tensor2D));
         tf.dispose(pending);

@@ -30,14 +30,14 @@ import { checkInteger, checkNumber } from "../validate.ts";
 import {
   createRouter,
   disposeDecision,
+  route as routeAsync,
   type Router,
+  ROUTER_NAMES,
   type RouterDecision,
   type RouterInput,
   type RouterName,
-  route as routeAsync,
-  ROUTER_NAMES,
-  routeSync as routeNow,
   type RouterStats,
+  routeSync as routeNow,
   statsOf,
   zLoss,
 } from "./routers/mod.ts";
@@ -129,6 +129,8 @@ export interface MoeOutput {
   auxLoss: Tensor;
   /** The ST-MoE router z-loss of the router logits (scalar, unweighted; 0 when its weight is 0). */
   zLoss: Tensor;
+  /** The raw router logits `[N, E]` (the z-loss input). */
+  routerLogits: Tensor2D;
   /** Batch mean of the MoGE regularizer R(z) (scalar, unweighted; 0 when not computed). */
   regularizer: Tensor;
   /**
@@ -567,7 +569,7 @@ export class MoeLayer {
         tf.mul(reg?.lambda ?? 0, regularizer),
       );
       if (zLossWeight > 0) penalty = tf.add(penalty, tf.mul(zLossWeight, zl));
-      return { y, z, gates, auxLoss, zLoss: zl, regularizer, penalty };
+      return { y, z, gates, auxLoss, zLoss: zl, routerLogits: r.logits, regularizer, penalty };
     });
   }
 

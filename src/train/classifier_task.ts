@@ -33,6 +33,7 @@ import {
   epochBatch,
   epochSchedule,
   intervalMeans,
+  RouterFigures,
   type Task,
 } from "./task.ts";
 
@@ -68,6 +69,20 @@ export interface EpochMetrics {
   deadExperts: number;
   /** Fraction of (token, choice) pairs dropped by capacity. */
   dropRate: number;
+  /** The router. */
+  router: string;
+  /** (token, choice) pairs dropped by capacity this epoch. */
+  dropped: number;
+  /** Training tokens left behind this epoch (no choice reached an expert). */
+  leftBehind: number;
+  /** `leftBehind` over the epoch's training tokens. */
+  leftBehindRate: number;
+  /** Mean gate of the routed (image, expert) pairs on the test set. */
+  testMeanGate: number;
+  /** Routing entropy (nats) on the test set: mean over images of the entropy of z's row. */
+  testEntropy: number;
+  /** Router z-loss on the test set (whatever its weight). */
+  testZLoss: number;
   /** Wall-clock seconds of the epoch's training steps. */
   seconds: number;
   /** The tfjs backend. */
@@ -98,7 +113,7 @@ export async function evaluate(
   data: Dataset,
   cfg: TrainConfig,
   sigma: number,
-): Promise<{ acc: number; ce: number; reg: number; load: number[] }> {
+): Promise<ClassifierEval> {
   const n = data.testLabels.length;
   const load = new Array(cfg.experts).fill(0);
   let acc: tf.Tensor = tf.scalar(0);
@@ -107,25 +122,28 @@ export async function evaluate(
   // A fixed shuffle: the test set is stored by class, and a batch of one class
   // would overflow its experts' capacity (batch-prioritized routing drops tokens).
   const order = new Rng(EVAL_ORDER_SEED).permutation(n);
+  const figures = new RouterFigures(1);
   for (let start = 0; start < n; start += cfg.batchSize) {
     const idx = Array.from(order.subarray(start, Math.min(n, start + cfg.batchSize)));
     const { x, y } = makeBatch(data.testImages, data.testLabels, idx);
     const routed = await model.route(x, false, 0);
     const r = model.forward(x, routed, y, regularizerSettings(cfg, sigma));
     const b = idx.length;
+    await figures.add(0, routed.plan, routed.decision?.valid, r);
     const next = tf.tidy(() => [
       tf.add(acc, r.correct),
       tf.add(ce, tf.mul(r.ce, b)),
       tf.add(reg, tf.mul(r.reg, b)),
     ]);
-    tf.dispose([acc, ce, reg, x, y, r.loss, r.ce, r.aux, r.reg, r.correct, r.z, r.zLoss, r.gates]);
+    tf.dispose([acc, ce, reg, x, y, r.loss, r.ce, r.aux, r.reg, r.correct, r.z, r.zLoss]);
+    tf.dispose([r.gates, r.routerLogits]);
     [acc, ce, reg] = next;
     routed.plan.load.forEach((v, e) => load[e] += v);
     disposeRouted(routed);
   }
   const [a, c, g] = await Promise.all([acc.data(), ce.data(), reg.data()]);
   tf.dispose([acc, ce, reg]);
-  return { acc: a[0] / n, ce: c[0] / n, reg: g[0] / n, load };
+  return { acc: a[0] / n, ce: c[0] / n, reg: g[0] / n, load, router: figures.figures(0) };
 }
 
 /** The result of one {@linkcode trainStep}. */
@@ -169,6 +187,8 @@ export interface ClassifierEval {
   reg: number;
   /** Tokens per expert. */
   load: number[];
+  /** The router's mean gate, routing entropy and z-loss on the test set. */
+  router: { meanGate: number; entropy: number; zLoss: number };
 }
 
 /** The classifier's part of `summary.json`. */
@@ -179,6 +199,8 @@ export interface ClassifierSummary {
   testReg: number;
   /** Mean R(z) over all training batches (0 in MoE mode; compare `testReg`). */
   meanTrainReg: number;
+  /** The router and its final test-set mean gate, routing entropy and z-loss. */
+  router: { name: string; meanGate: number; entropy: number; zLoss: number };
 }
 
 /** What {@linkcode train} returns and writes as `summary.json`. */
@@ -254,6 +276,13 @@ export const classifierTask: Task<
         load: iv.tally.load[0],
         deadExperts: iv.tally.dead(0),
         dropRate: iv.tally.dropRate(0),
+        router: cfg.router,
+        dropped: iv.tally.dropped[0],
+        leftBehind: iv.tally.leftBehind[0],
+        leftBehindRate: iv.tally.leftBehindRate(0),
+        testMeanGate: ev.router.meanGate,
+        testEntropy: ev.router.entropy,
+        testZLoss: ev.router.zLoss,
         seconds: iv.seconds,
         backend: backend.backend,
       }),
@@ -263,6 +292,7 @@ export const classifierTask: Task<
           testAcc: last.acc,
           testReg: last.reg,
           meanTrainReg: st.totalSeen ? (st.totals[3] ?? 0) / st.totalSeen : NaN,
+          router: { name: cfg.router, ...last.router },
         };
       },
     };

@@ -23,7 +23,7 @@ import type { RoutingPlan } from "../moe/routing.ts";
 import type { Tensor1D, Tensor2D } from "../types.ts";
 import { regularizerSettings } from "./moge_settings.ts";
 import { type BaseSummary, type LoopOptions, trainAndEvaluate } from "./loop.ts";
-import { applyGradients, deriveSeed, intervalMeans, type Task } from "./task.ts";
+import { applyGradients, deriveSeed, intervalMeans, RouterFigures, type Task } from "./task.ts";
 import {
   DEFAULT_LM_CONFIG,
   LM_FIELDS,
@@ -87,6 +87,11 @@ export interface LmEval {
   tokens: number;
   /** Batch-mean R(z) per MoE layer, averaged over the batches. */
   reg: number[];
+  /**
+   * Per MoE layer: the router's mean gate over routed (token, expert) pairs,
+   * routing entropy (nats, mean over tokens) and z-loss (whatever its weight).
+   */
+  router: { meanGate: number; entropy: number; zLoss: number }[];
 }
 
 /**
@@ -111,6 +116,7 @@ export async function evaluateLm(
   }
   let nll = tf.scalar(0);
   let reg = tf.zeros([model.config.layers]);
+  const figures = new RouterFigures(model.config.layers);
   for (let b = 0; b < starts.length; b += o.batchSize) {
     const idx = starts.subarray(b, Math.min(starts.length, b + o.batchSize));
     const { x, y } = makeLmBatch(tokens, idx, T);
@@ -125,6 +131,10 @@ export async function evaluateLm(
       tf.add(reg, tf.mul(out.regularizer, idx.length)),
     ]);
     tf.dispose([nll, reg, x, y, out.logits, out.penalty, out.regularizer]);
+    for (const [l, r] of (out.router ?? []).entries()) {
+      await figures.add(l, out.routed[l].plan, out.routed[l].decision?.valid, r);
+      tf.dispose([r.gates, r.z, r.routerLogits]);
+    }
     disposeLmRouted(out.routed);
     [nll, reg] = next as [tf.Scalar, tf.Tensor1D];
   }
@@ -132,7 +142,8 @@ export async function evaluateLm(
   const total = (await nll.data())[0];
   const regs = Array.from(await reg.data(), (v) => v / starts.length);
   tf.dispose([nll, reg]);
-  return { nll: total / count, ppl: perplexity(total, count), tokens: count, reg: regs };
+  const router = regs.map((_, l) => figures.figures(l));
+  return { nll: total / count, ppl: perplexity(total, count), tokens: count, reg: regs, router };
 }
 
 /** One line of `metrics.jsonl`: one validation evaluation. */
@@ -169,6 +180,16 @@ export interface LmEvalMetrics {
   deadExperts: number[];
   /** Dropped (token, choice) pairs since the previous evaluation (capacity). */
   dropRate: number;
+  /** The router of every MoE layer. */
+  router: string;
+  /** Per layer: dropped (token, choice) pairs since the previous evaluation. */
+  dropped: number[];
+  /** Per layer: training tokens left behind (no choice reached an expert). */
+  leftBehind: number[];
+  /** Per layer: `leftBehind` over the training tokens. */
+  leftBehindRate: number[];
+  /** Per layer, on the validation tokens: mean gate, routing entropy, z-loss. */
+  validRouter: { meanGate: number; entropy: number; zLoss: number }[];
   /** Largest expert buffer / (N·k/E), mean over steps (1 = balanced). */
   maxSlotsFraction: number;
   /** Training seconds since the previous evaluation. */
@@ -212,7 +233,7 @@ export type LmTrainOptions = Omit<LoopOptions<TextCorpus, LmEvalMetrics>, "data"
   corpus: TextCorpus;
 };
 
-const NO_EVAL: LmEval = { nll: NaN, ppl: NaN, tokens: 0, reg: [] };
+const NO_EVAL: LmEval = { nll: NaN, ppl: NaN, tokens: 0, reg: [], router: [] };
 
 /** The language-model task: `deno task train --model lm`. */
 export const lmTask: Task<LmTrainConfig, TextCorpus, LmEval, LmEvalMetrics, LmSummary> = {
@@ -282,6 +303,11 @@ export const lmTask: Task<LmTrainConfig, TextCorpus, LmEval, LmEvalMetrics, LmSu
         load: iv.tally.load,
         deadExperts: iv.tally.load.map((_, l) => iv.tally.dead(l)),
         dropRate: iv.tally.dropRate(),
+        router: cfg.router,
+        dropped: iv.tally.dropped,
+        leftBehind: iv.tally.leftBehind,
+        leftBehindRate: iv.tally.leftBehind.map((_, l) => iv.tally.leftBehindRate(l)),
+        validRouter: valid.router,
         maxSlotsFraction: iv.tally.slotsFraction / iv.steps,
         seconds: iv.seconds,
         backend: backend.backend,

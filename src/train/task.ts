@@ -13,6 +13,7 @@ import { tf } from "../deps.ts";
 import type { Tensor, Tensor1D, Variable } from "../types.ts";
 import type { BackendInfo } from "../backend.ts";
 import type { RoutingPlan } from "../moe/routing.ts";
+import { statsOf } from "../moe/routers/stats.ts";
 import { Rng } from "../rng.ts";
 import type { AdamW } from "./optim.ts";
 import type { RunDir } from "./run_dir.ts";
@@ -119,7 +120,11 @@ export function applyGradients(
   tf.dispose([value, ...Object.values(named)]);
 }
 
-/** Per MoE layer: tokens per expert, dropped and total (token, choice) pairs. */
+/**
+ * Per MoE layer: tokens per expert, dropped and total (token, choice) pairs,
+ * tokens left behind (none of their choices reached an expert: expert
+ * choice's unpicked tokens, or all choices dropped by capacity).
+ */
 export class RoutingTally {
   /** `[layer][expert]` tokens processed. */
   readonly load: number[][];
@@ -127,6 +132,10 @@ export class RoutingTally {
   readonly dropped: number[];
   /** (token, choice) pairs per layer. */
   readonly choices: number[];
+  /** Tokens left behind per layer. */
+  readonly leftBehind: number[];
+  /** Tokens routed per layer. */
+  readonly tokens: number[];
   /** Σ over steps of the mean over layers of (largest buffer) / (N·k/E). */
   slotsFraction = 0;
 
@@ -135,6 +144,8 @@ export class RoutingTally {
     this.load = Array.from({ length: layers }, () => new Array(experts).fill(0));
     this.dropped = new Array(layers).fill(0);
     this.choices = new Array(layers).fill(0);
+    this.leftBehind = new Array(layers).fill(0);
+    this.tokens = new Array(layers).fill(0);
   }
 
   /** Adds one batch's plans (one per layer). */
@@ -143,6 +154,13 @@ export class RoutingTally {
       p.load.forEach((v, e) => this.load[l][e] += v);
       this.dropped[l] += p.dropped;
       this.choices[l] += p.N * p.k;
+      this.tokens[l] += p.N;
+      const empty = p.active.length * p.slots; // the slot of a dropped or padding choice
+      for (let n = 0; n < p.N; n++) {
+        let routed = false;
+        for (let j = 0; j < p.k && !routed; j++) routed = p.slotOfChoice[n * p.k + j] !== empty;
+        if (!routed) this.leftBehind[l]++;
+      }
       this.slotsFraction += p.slots / Math.max(1, (p.N * p.k) / p.E) / plans.length;
     });
   }
@@ -152,12 +170,86 @@ export class RoutingTally {
     return this.load[l].filter((v) => v === 0).length;
   }
 
+  /** The fraction of layer `l`'s tokens left behind (of all layers' when `l` is omitted). */
+  leftBehindRate(l?: number): number {
+    const sum = (a: number[]) => a.reduce((s, v) => s + v, 0);
+    const b = l === undefined ? sum(this.leftBehind) : this.leftBehind[l];
+    const n = l === undefined ? sum(this.tokens) : this.tokens[l];
+    return n ? b / n : 0;
+  }
+
   /** The dropped fraction of layer `l`'s pairs (of all layers' when `l` is omitted). */
   dropRate(l?: number): number {
     const sum = (a: number[]) => a.reduce((s, v) => s + v, 0);
     const d = l === undefined ? sum(this.dropped) : this.dropped[l];
     const c = l === undefined ? sum(this.choices) : this.choices[l];
     return c ? d / c : 0;
+  }
+}
+
+/**
+ * Per MoE layer, over an evaluation pass: the router's mean gate (over
+ * routed (token, expert) pairs), its routing entropy (mean over tokens of
+ * the entropy of z's row, nats) and its z-loss (mean over tokens of
+ * logsumexp(logits)², computed whatever the z-loss weight). Read back per
+ * evaluation batch, never in a training step.
+ */
+export class RouterFigures {
+  readonly #gateSum: number[];
+  readonly #pairs: number[];
+  readonly #entropy: number[];
+  readonly #zLoss: number[];
+  readonly #tokens: number[];
+
+  /** Empty figures for `layers` MoE layers. */
+  constructor(layers: number) {
+    this.#gateSum = new Array(layers).fill(0);
+    this.#pairs = new Array(layers).fill(0);
+    this.#entropy = new Array(layers).fill(0);
+    this.#zLoss = new Array(layers).fill(0);
+    this.#tokens = new Array(layers).fill(0);
+  }
+
+  /**
+   * Adds layer `l`'s batch: its plan, which choices are real (all when
+   * absent), and the layer's gates `[N, k]`, z `[N, E]` and router logits `[N, E]`.
+   */
+  async add(
+    l: number,
+    plan: RoutingPlan,
+    valid: Uint8Array | undefined,
+    out: { gates: Tensor; z: Tensor; routerLogits: Tensor },
+  ): Promise<void> {
+    const [gates, z, logits] = await Promise.all([
+      out.gates.data(),
+      out.z.data(),
+      out.routerLogits.data(),
+    ]);
+    const { N, E, k } = plan;
+    const v = valid ?? new Uint8Array(N * k).fill(1);
+    const s = statsOf({ plan, valid: v }, gates as Float32Array, z as Float32Array);
+    const empty = plan.active.length * plan.slots; // the slot of a dropped or padding choice
+    for (let c = 0; c < N * k; c++) if (v[c] && plan.slotOfChoice[c] !== empty) this.#pairs[l]++;
+    this.#gateSum[l] += s.confidence * N; // Σ of the routed gates
+    this.#entropy[l] += s.entropy * N;
+    for (let n = 0; n < N; n++) {
+      let m = -Infinity;
+      for (let e = 0; e < E; e++) m = Math.max(m, logits[n * E + e]);
+      let sum = 0;
+      for (let e = 0; e < E; e++) sum += Math.exp(logits[n * E + e] - m);
+      this.#zLoss[l] += (m + Math.log(sum)) ** 2;
+    }
+    this.#tokens[l] += N;
+  }
+
+  /** Layer `l`'s figures (0 before any batch). */
+  figures(l: number): { meanGate: number; entropy: number; zLoss: number } {
+    const n = this.#tokens[l];
+    return {
+      meanGate: this.#pairs[l] ? this.#gateSum[l] / this.#pairs[l] : 0,
+      entropy: n ? this.#entropy[l] / n : 0,
+      zLoss: n ? this.#zLoss[l] / n : 0,
+    };
   }
 }
 

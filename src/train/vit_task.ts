@@ -29,6 +29,7 @@ import {
   epochBatch,
   epochSchedule,
   intervalMeans,
+  RouterFigures,
   RoutingTally,
   type Task,
 } from "./task.ts";
@@ -184,6 +185,17 @@ export interface MoeLayerMetrics {
   deadExperts: number;
   /** Dropped fraction of all token choices. */
   dropRate: number;
+  /** Dropped (token, choice) pairs. */
+  dropped: number;
+  /** Tokens left behind (no choice reached an expert). */
+  leftBehind: number;
+  /** `leftBehind` over all tokens. */
+  leftBehindRate: number;
+  /**
+   * Test set only: the router's mean gate over routed (token, expert) pairs,
+   * routing entropy (nats, mean over tokens) and z-loss (whatever its weight).
+   */
+  router?: { meanGate: number; entropy: number; zLoss: number };
 }
 
 /** The result of {@linkcode evaluateVit}. */
@@ -214,6 +226,7 @@ export async function evaluateVit(
   const blocks = model.moeBlockIndices;
   const L = blocks.length;
   const tally = new RoutingTally(L, c.experts);
+  const figures = new RouterFigures(L);
   let sums = tf.zeros([3 + 2 * L]); // correct, ce·b, (aux·b, reg·b) per layer
   const reg = regularizerSettings({ ...c, mode: "moe" }, sigma);
   for (let start = 0; start < n; start += c.batchSize) {
@@ -235,13 +248,19 @@ export async function evaluateVit(
     sums.dispose();
     sums = next;
     tally.add(routed.map((r) => r.plan));
+    for (let l = 0; l < L; l++) {
+      const r = output.moe[l].router;
+      if (r) await figures.add(l, routed[l].plan, routed[l].decision?.valid, r);
+    }
     disposeVitOutput(output);
     model.disposeRouted(routed);
     tf.dispose([x, y]);
   }
   const d = await sums.data();
   sums.dispose();
-  return { acc: d[0] / n, ce: d[1] / n, moe: layerMetrics(blocks, tally, d, n, true) };
+  const moe = layerMetrics(blocks, tally, d, n, true)
+    .map((m, l) => ({ ...m, router: figures.figures(l) }));
+  return { acc: d[0] / n, ce: d[1] / n, moe };
 }
 
 /** Per-MoE-layer figures from a tally and sums laid out `[..3, (aux·b, reg·b) per layer]`. */
@@ -259,6 +278,9 @@ function layerMetrics(
     load: tally.load[l],
     deadExperts: tally.dead(l),
     dropRate: tally.dropRate(l),
+    dropped: tally.dropped[l],
+    leftBehind: tally.leftBehind[l],
+    leftBehindRate: tally.leftBehindRate(l),
   }));
 }
 
@@ -288,6 +310,8 @@ export interface VitEpochMetrics {
   meanStepSeconds: number;
   /** The tfjs backend. */
   backend: string;
+  /** The router of every MoE layer. */
+  router: string;
   /** Per MoE layer, on the training batches of the epoch. */
   trainMoe: MoeLayerMetrics[];
   /** Per MoE layer, on the test set. */
@@ -377,6 +401,7 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
         seconds: iv.seconds,
         meanStepSeconds: iv.seconds / Math.max(1, iv.steps),
         backend: backend.backend,
+        router: cfg.router,
         trainMoe: layerMetrics(blocks, iv.tally, iv.sums, iv.seen, trainReg),
         testMoe: ev.moe,
       }),

@@ -145,7 +145,14 @@ export function topKRouter(config: TopKRouterConfig, init: RouterInit = {}): Rou
             Int32Array.from({ length: N }, (_, n) => decision.plan.expert[n * k + k - 1]),
             noiseStd,
           )
-          : vmoeLoadBalancingLoss(L, z, decision.noise ? noisy : null, decision.chosen, k, noiseStd);
+          : vmoeLoadBalancingLoss(
+            L,
+            z,
+            decision.noise ? noisy : null,
+            decision.chosen,
+            k,
+            noiseStd,
+          );
         return { logits: L, z, gates, auxLoss };
       });
     },
