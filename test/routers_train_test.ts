@@ -23,6 +23,7 @@ import {
 } from "../src/train/lm_config.ts";
 import { trainLm } from "../src/train/lm_task.ts";
 import { loadFixture } from "../src/data/images.ts";
+import { readSavedConfig } from "../src/train/run_dir.ts";
 import { loadTextCorpus } from "../src/data/text.ts";
 import { ROUTER_NAMES, type RouterName } from "../src/moe/routers/mod.ts";
 import { equal, ok, throws } from "./asserts.ts";
@@ -128,4 +129,34 @@ Deno.test("the causal LM refuses --router expert-choice, saying why", () => {
     () => validateLmTrainConfig({ ...DEFAULT_LM_CONFIG, router: "expert-choice" }),
     /router = "expert-choice" is invalid for the causal LM: .*later tokens/,
   );
+});
+
+Deno.test("a run directory from before --router and --z-loss resumes with topk and z-loss 0", async () => {
+  const backendInfo = await useBackend("wasm");
+  const dir = await Deno.makeTempDir({ prefix: "moge-routers-test-" });
+  try {
+    const cfg = {
+      ...DEFAULT_CONFIG,
+      ...PRESETS.tiny,
+      epochs: 1,
+      trainLimit: 400,
+      backend: "wasm" as const,
+    };
+    const first = await train(cfg, { outDir: dir, data: images, backendInfo, stopAfterSteps: 2 });
+    ok(!first.completed);
+    // Make it an old run: its config.json has no router fields.
+    const saved = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    ok("router" in saved && "zLossWeight" in saved, "config.json holds the router fields");
+    delete saved.router;
+    delete saved.zLossWeight;
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(saved));
+    const old = await readSavedConfig(dir, DEFAULT_CONFIG);
+    equal(old.router, "topk");
+    equal(old.zLossWeight, 0);
+    const resumed = await train(old, { outDir: dir, data: images, backendInfo, resume: true });
+    ok(resumed.completed);
+    equal(resumed.steps, 4);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
