@@ -49,6 +49,7 @@ export * from "./src/moge/sigma_schedule.ts";
 export * from "./src/moe/routing.ts";
 export * from "./src/moe/dispatch.ts";
 export * from "./src/moe/moe_layer.ts";
+export * from "./src/moe/routers/mod.ts";
 export * from "./src/models/classifier.ts";
 export * from "./src/models/vit.ts";
 export * from "./src/models/lm.ts";

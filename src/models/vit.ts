@@ -36,7 +36,7 @@ import {
   type RegularizerSettings,
   type RoutedBatch,
 } from "../moe/moe_layer.ts";
-import type { RouterInput, RouterName } from "../moe/routers/mod.ts";
+import type { RouterInput, RouterName, Tensor3D } from "../moe/routers/mod.ts";
 import { Rng, tfSeed } from "../rng.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
@@ -295,6 +295,9 @@ export interface AttentionWeights {
  * @param x tokens `[B*T, d]`, image-major
  * @param tokens T (tokens per image)
  * @param dropout `{ rate, seed }` of the dropout on the attention weights (omit at eval)
+ * @param keep when given, receives the head-averaged attention matrix `[B, T, T]`
+ *   (before dropout, rows sum to 1; `tf.keep`-ed: the caller disposes it), the
+ *   graph of the `attention` router
  * @returns `[B*T, d]`
  *
  * @example
@@ -316,7 +319,7 @@ export function multiHeadAttention(
   numHeads: number,
   w: AttentionWeights,
   dropout?: { rate: number; seed: number },
-  keep?: { matrix?: tf.Tensor3D },
+  keep?: { matrix?: Tensor3D },
 ): Tensor2D {
   return tf.tidy(() => {
     const [N, d] = x.shape;
