@@ -16,26 +16,25 @@
  * {@linkcode route} (or {@linkcode routeSync}) outside the gradient tape, then
  * `router.forward(input, decision)` inside it.
  *
- * How `src/moe/moe_layer.ts` plugs a router in (phase 2; not done here):
- * 1. The layer owns a `Router` (from `createRouter` in `./mod.ts`) instead of
- *    its `router.w` / `router.b` variables; `params` gains `router.params`
- *    (the top-k router keeps the names `${prefix}.router.w` and
- *    `${prefix}.router.b`, so checkpoints stay loadable).
- * 2. `MoeLayer.route(x, ctx)` calls `await route(router, {x, ...}, ctx)` and
- *    builds its `RowRoute`s and packed layout from `decision.plan` exactly as
- *    `#routed` does now from `planRouting`'s plan; `chosen` and `noise` come
- *    from the decision (`RoutedBatch` can hold the decision).
- * 3. `MoeLayer.apply` replaces its gate, z and load-balancing code by
- *    `const r = router.forward(input, decision)`: `gates = r.gates` `[N, k]`
- *    (same contract as today: `y_n = Σ_j gates[n,j]·FFN(choice n·k+j)`, dropped
- *    and padding choices read the zero row), `z = r.z` for R(z),
- *    `auxLoss = r.auxLoss`, and adds `zLossWeight · zLoss(r.logits)` to the
- *    penalty.
- * 4. `disposeRouted` also calls {@linkcode disposeDecision}; `MoeLayer.stats`
- *    becomes `routerStats` of `./stats.ts`.
+ * How `src/moe/moe_layer.ts` plugs a router in:
+ * 1. The layer owns a `Router` (`MoeLayer.router`, from `createRouter` in
+ *    `./mod.ts`, named by `MoeConfig.router`, default "topk"); its `params`
+ *    include `router.params` (the top-k router keeps the names
+ *    `${prefix}.router.w` and `${prefix}.router.b` and the layer's seeds, so
+ *    checkpoints stay loadable and results identical).
+ * 2. `MoeLayer.route(input, options)` calls {@linkcode route} (or
+ *    {@linkcode routeSync}) and builds its `RowRoute`s and packed layout from
+ *    `decision.plan`; the `RoutedBatch` holds the decision.
+ * 3. `MoeLayer.apply(input, routed, reg)` runs `router.forward(input,
+ *    decision)`: `gates = r.gates` `[N, k]` (`y_n = Σ_j gates[n,j]·FFN(choice
+ *    n·k+j)`, dropped and padding choices read the zero row), R(z) on `r.z`,
+ *    and the penalty `loadBalanceWeight·r.auxLoss + zLossWeight·zLoss(r.logits)
+ *    + λ·mean R(z)`.
+ * 4. `disposeRouted` also calls {@linkcode disposeDecision};
+ *    `MoeLayer.routerStats` gives `statsOf` of `./stats.ts`.
  * 5. Models pass `sequenceLength` (ViT, LM) and, for `attention`, the
  *    preceding attention sublayer's head-averaged matrix `[B, T, T]`; the LM
- *    refuses routers whose `nonCausal` is true.
+ *    builds its layers with `causal: true`, which expert choice refuses.
  *
  * @module
  */
