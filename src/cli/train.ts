@@ -14,6 +14,7 @@
 import { describeBackend, useBackend } from "../backend.ts";
 import type { FieldSpec } from "../train/config_fields.ts";
 import type { MogeSettings } from "../train/moge_settings.ts";
+import type { RouterSettings } from "../train/router_settings.ts";
 import type { CommonSettings } from "../train/config_fields.ts";
 import { trainAndEvaluate } from "../train/loop.ts";
 import { checkRunDir, readSavedConfig, RunDirectoryError } from "../train/run_dir.ts";
@@ -54,7 +55,7 @@ export function modelFlag(args: readonly string[]): string | undefined {
   return undefined;
 }
 
-type AnyConfig = CommonSettings & MogeSettings;
+type AnyConfig = CommonSettings & RouterSettings & MogeSettings;
 
 /**
  * The `--help` text of a task: the view's prose around one row per field of
@@ -183,6 +184,8 @@ async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }
   const data = await task.load(cfg, (m) => console.log(m));
   console.log(`data: ${view.data(data, cfg)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   console.log(`model: ${view.model(cfg)}`);
+  const z = cfg.zLossWeight > 0 ? `, z-loss weight ${cfg.zLossWeight}` : "";
+  console.log(`router: ${cfg.router}${z}`);
   const interrupt = interruptOnSigint();
   const line = new ProgressLine();
   const summary = await trainAndEvaluate(task, cfg, {
