@@ -167,7 +167,10 @@ for (let i = 0; i < trials; i++) {
   let exited = false;
   child.status.then(() => exited = true);
   while (!exited) {
-    if (duringWrite ? await checkpointWriteInProgress(dir) : performance.now() >= deadline) break;
+    // During-write trials wait for the first checkpoint write after the deadline, so
+    // that later checkpoints (with an earlier one to fall back on) get hit too.
+    const due = performance.now() >= deadline;
+    if (due && (!duringWrite || await checkpointWriteInProgress(dir))) break;
     if (duringWrite && performance.now() - started > duration * 2000) break;
     await new Promise((r) => setTimeout(r, duringWrite ? 1 : 20));
   }
@@ -182,7 +185,11 @@ for (let i = 0; i < trials; i++) {
   await child.status;
   await child.stdout.cancel().catch(() => {});
   await child.stderr.cancel().catch(() => {});
-  const hadCheckpoint = await Deno.stat(`${dir}/checkpoint`).then(() => true, () => false);
+  // A complete checkpoint file (not just the directory with a half-written temporary file).
+  const hadCheckpoint = await Deno.stat(`${dir}/checkpoint/checkpoint.bin`).then(
+    () => true,
+    () => false,
+  );
   const res = await train(["--out", dir, "--resume"]).output();
   const dup = await duplicatedLines(dir);
   duplicated += dup;
@@ -200,7 +207,7 @@ for (let i = 0; i < trials; i++) {
     outcome = `resumed (summary ${same ? "identical to" : "differs from"} the uninterrupted run's)`;
   } else {
     failed++;
-    const err = new TextDecoder().decode(res.stderr).trim().split("\n").pop();
+    const err = new TextDecoder().decode(res.stderr).trim().split("\n")[0];
     outcome = `RESUME FAILED: exit ${res.code}: ${err}`;
   }
   console.log(`trial ${i + 1}: ${how}; ${outcome}; duplicated metrics lines: ${dup}`);

@@ -22,6 +22,8 @@ export * from "./task.ts";
 export * from "./run_dir.ts";
 export * from "./config_fields.ts";
 export * from "./moge_settings.ts";
+export * from "./router_settings.ts";
+export * from "./memory.ts";
 export * from "./classifier_config.ts";
 export * from "./classifier_task.ts";
 export * from "./vit_config.ts";
