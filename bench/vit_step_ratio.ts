@@ -1,6 +1,6 @@
 /**
  * `deno run -A bench/vit_step_ratio.ts [backend] [pairs] [warmup]`: the step
- * time of ViT-MoGE over ViT-MoE for the `vit-tiny` preset (issue 6), measured
+ * time of ViT-MoGE over ViT-MoE for the `vit-tiny` preset (the ViT), measured
  * by alternating one MoE step and one MoGE step (A B A B ...) on two models
  * with the same seed, the same Fashion-MNIST batches and the same step seeds,
  * so that drifts in machine load hit both alike. Reports wall-clock and

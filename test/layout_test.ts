@@ -48,7 +48,7 @@ function checkAgainstBruteForce(E: number, h: number): void {
   else ok(!/prime/.test(message), message);
 }
 
-Deno.test("topographicLayout() gives the spec's layouts (16, 32, 64, 128, 400; 8 with h = 2)", () => {
+Deno.test("topographicLayout() gives the squarest layouts (16, 32, 64, 128, 400; 8 with h = 2)", () => {
   deepEqual(topographicLayout(16), { rows: 4, cols: 4 });
   deepEqual(topographicLayout(32), { rows: 4, cols: 8 });
   deepEqual(topographicLayout(64), { rows: 8, cols: 8 });

@@ -1,8 +1,9 @@
 /**
- * Plain-TypeScript (float64) references for the tests, written from the spec
- * (shared/spec/MOGE.md section 2) and independent of `src/`: Algorithm 1,
- * its filters, the squarest layout by brute force, map flips and central
- * finite differences.
+ * Plain-TypeScript (float64) references for the tests, written from the paper
+ * (MoGE, arXiv 2504.09265, Algorithm 1) and the authors' layout rule (README,
+ * "Using it as a library"), independent of `src/`: Algorithm 1, its filters,
+ * the squarest layout by brute force, map flips and central finite
+ * differences.
  *
  * @module
  */

@@ -1,8 +1,8 @@
-// The hand-worked cases of the routers spec (EC-1, EC-2, SB-1, SSR-1, XM-1,
-// GT-1, Z-1) through the real routers, on every available backend. Each
-// expected value carries its derivation; tolerance 1e-4 as the spec asks
-// (the spec rounds to 4 decimals, so values are compared at atol 1e-4).
-// SSR-1 and GT-1 test the spec's proposed (unverified) formulas.
+// The hand-worked router cases of docs/routers.md (EC-1, EC-2, SB-1, SSR-1,
+// XM-1, GT-1, Z-1) through the real routers, on every available backend.
+// Each expected value carries its derivation; the values are rounded to 4
+// decimals, so they are compared at atol 1e-4. SSR-1 and GT-1 test this
+// project's proposed (unverified) formulas.
 
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";

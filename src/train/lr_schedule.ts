@@ -1,6 +1,7 @@
 /**
- * The learning-rate schedule of the MoGE recipe (MOGE.md section 3: "AdamW lr
- * 1e-3, cosine schedule with 10 warm-up epochs"): linear warm-up followed by
+ * The learning-rate schedule of the MoGE recipe (the Fashion-MNIST experiment
+ * of MoGE, Kang et al., arXiv 2504.09265, Sec. 2.4: "AdamW lr 1e-3, cosine
+ * schedule with 10 warm-up epochs"): linear warm-up followed by
  * cosine decay (Loshchilov & Hutter, "SGDR", 2017, without restarts).
  *
  * @module

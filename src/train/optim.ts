@@ -1,6 +1,6 @@
 /**
- * The optimizer of the MoGE recipe (MOGE.md section 3: "AdamW lr 1e-3, weight
- * decay 0.05"). tfjs ships Adam but not AdamW, so this is a small AdamW.
+ * The optimizer of the MoGE recipe (the Fashion-MNIST experiment of MoGE,
+ * Kang et al., arXiv 2504.09265, Sec. 2.4: "AdamW lr 1e-3, weight decay 0.05"). tfjs ships Adam but not AdamW, so this is a small AdamW.
  *
  * It implements AdamW with decoupled weight decay (Loshchilov & Hutter,
  * "Decoupled Weight Decay Regularization", ICLR 2019), in the form PyTorch's

@@ -30,8 +30,8 @@ export const ROUTER_DEFAULTS: RouterSettings = { router: "topk", zLossWeight: 0 
 /** One line per router for `--help` (proposals labelled). */
 function routerHelp(): string {
   const label = (r: RouterName) => PROPOSED_ROUTERS.includes(r) ? `${r} (proposal)` : r;
-  return `router: ${ROUTER_NAMES.map(label).join(" | ")}; topk is MoGE's; "proposal": the` +
-    " spec's reading, not confirmed from the authors' code";
+  return `router: ${ROUTER_NAMES.map(label).join(" | ")}; topk is MoGE's; "proposal": this` +
+    " project's reading (docs/routers.md), not confirmed from the authors' code";
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Attention-aware routing (Nguyen et al. 2025, arXiv 2505.00792; PROPOSAL,
- * the spec's reading of the abstract): the token graph is the head-averaged
+ * this project's reading of the abstract, docs/routers.md): the token graph is the head-averaged
  * attention matrix `Ā = (1/H)·Σ_h A_h` `[B, T, T]` of the attention sublayer
  * just before this MoE, passed in `RouterInput.attention`, and
  * `P̃ = λ·Ā·P + (1 − λ)·P`. With causal attention it is causal. Gradients flow

@@ -3,7 +3,7 @@
  * arXiv 2505.00792): a token's expert probabilities are mixed with those of
  * its neighbours, `P̃ = λ·M·P + (1 − λ)·P` with `P = softmax(L)` and M a
  * row-stochastic token graph per sequence (`[B, T, T]`). PROPOSAL: only the
- * abstract was readable; this is the spec's reading of it (section 4.3).
+ * abstract was readable; this is this project's reading of it (docs/routers.md).
  * Selection is top-k of P̃ with the layer's capacity and batch-prioritized
  * routing; gates are `P̃[n, idx]` (or renormalized over the k); the V-MoE
  * importance loss is computed on P̃. z = P̃ (rows sum to 1).

@@ -66,7 +66,7 @@ export const ROUTER_FACTORIES: Record<RouterName, RouterFactory> = {
 /** The router names, `topk` (the default) first. */
 export const ROUTER_NAMES: readonly RouterName[] = Object.keys(ROUTER_FACTORIES) as RouterName[];
 
-/** Routers that are the spec's proposals, not confirmed from the authors' code. */
+/** Routers that are this project's proposals (docs/routers.md), not confirmed from the authors' code. */
 export const PROPOSED_ROUTERS: readonly RouterName[] = ["ssr", "similarity", "attention"];
 
 /**

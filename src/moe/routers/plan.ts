@@ -109,7 +109,7 @@ export function expertChoiceCapacity(
  * @example
  * ```ts
  * import { expertChoicePlan } from "./plan.ts";
- * // EC-2: e0 picks token 0, e1 picks token 3; tokens 1 and 2 are left behind.
+ * // EC-2 (docs/routers.md): e0 picks token 0, e1 picks token 3; tokens 1 and 2 are left behind.
  * const S = [.8808, .1192, .7311, .2689, .3775, .6225, .2689, .7311];
  * const { plan, valid } = expertChoicePlan(S, 4, 2, { capacityFactor: 0.5, minCapacity: 1 });
  * plan.capacity; // 1

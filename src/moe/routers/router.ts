@@ -312,7 +312,7 @@ export function disposeDecision(d: RouterDecision): void {
 
 /**
  * Gates of the chosen experts read from a score tensor: `g[n, j] = Σ_e
- * scores[n, e]·chosen[n·k + j, e]` (spec 0.2: a one-hot mask instead of
+ * scores[n, e]·chosen[n·k + j, e]` (docs/routers.md, "Common conventions": a one-hot mask instead of
  * top-k values, differentiable on every backend). Padding choices give 0.
  *
  * @param scores `[N, E]` the values gates are read from

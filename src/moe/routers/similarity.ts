@@ -1,6 +1,6 @@
 /**
  * Similarity-aware routing (Nguyen et al. 2025, arXiv 2505.00792; PROPOSAL,
- * the spec's reading of the abstract): the token graph is
+ * this project's reading of the abstract, docs/routers.md): the token graph is
  * `M[i, j] = softmax_j(⟨u_i, u_j⟩ / τ_s)` over the tokens of the same sequence
  * (the whole batch for a model with one token per example), with later tokens
  * masked on a causal model, and `P̃ = λ·M·P + (1 − λ)·P`. `u` is the tokens

@@ -50,7 +50,7 @@ export interface SinkhornResult {
  * @example
  * ```ts
  * import { sinkhornPlan } from "./sinkhorn_transport.ts";
- * // SB-1: the plan moves token 2 to expert 1, for a 2:2 load.
+ * // SB-1 (docs/routers.md): the plan moves token 2 to expert 1, for a 2:2 load.
  * const { pi } = sinkhornPlan([2, 0, 1.5, 0, 1, 0, 0, 0.5], 4, 2);
  * pi[4] < pi[5]; // true
  * ```

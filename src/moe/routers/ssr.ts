@@ -1,7 +1,8 @@
 /**
  * Selective Sinkhorn Routing (SSR; Nguyen, Ta, Duc, Nguyen, Tran 2025,
  * arXiv 2511.08972). PROPOSAL: only the abstract was readable; this is the
- * spec's proposed reading, every knob configurable, not paper-exact.
+ * project's proposed reading (docs/routers.md), every knob configurable, not
+ * paper-exact.
  *
  * Verified from the abstract: the token-to-expert assignment is an optimal
  * transport problem solved with Sinkhorn, the gates come directly from the

@@ -1,7 +1,7 @@
 /**
  * X-MoE hypersphere routing (Chi et al., NeurIPS 2022, arXiv 2204.09179), as
  * torchscale releases it (`torchscale/component/xmoe/routing.py`), plus the
- * spec's options:
+ * the options of docs/routers.md:
  *
  * 1. `H = X·W_red` `[N, p]`, a projection to a low dimension p (16).
  * 2. Before each forward pass, with no gradient, every expert embedding row

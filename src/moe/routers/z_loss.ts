@@ -27,7 +27,7 @@ export const Z_LOSS_WEIGHT_USUAL = 1e-3;
  * ```ts
  * import { tf } from "../../deps.ts";
  * import { zLoss } from "./z_loss.ts";
- * // Z-1: lse = [ln 2, 1 + ln 2, ln(e² + 1)], mean of squares 2.6237.
+ * // Z-1 (docs/routers.md): lse = [ln 2, 1 + ln 2, ln(e² + 1)], mean of squares 2.6237.
  * zLoss(tf.tensor2d([[0, 0], [1, 1], [2, 0]])).print(); // 2.6237
  * ```
  */
