@@ -1,5 +1,5 @@
 /**
- * The MoGE language models (MOGE.md sections 1.5 and 3; issue 7): a
+ * The MoGE language models (MoGE, arXiv 2504.09265, Sec. 3.2 and Table 10; README "Language models"): a
  * decoder-only Transformer (causal multi-head self-attention, pre-norm)
  * whose feed-forward sublayers are sparse MoE layers, in three variants
  * after Teo & Nguyen, "MomentumSMoE: Integrating Momentum into Sparse
@@ -36,7 +36,7 @@
  * momentum acts on the MoE sublayers, as in the paper). The output is
  * `head(LN_f(x_L))`, logits over the vocabulary.
  *
- * Routing (MOGE.md 1.5): "top-k then softmax" (`routingOrder:
+ * Routing (MoGE Sec. 3.2): "top-k then softmax" (`routingOrder:
  * "topk-softmax"`), router with bias, no routing noise (the authors' SMoE
  * gate `CustomNaiveGate_Balance_SMoE` adds none), no capacity limit by
  * default (their fastmoe layer drops no tokens; evaluation can override the

@@ -1,5 +1,5 @@
 /**
- * The sparse Mixture-of-Experts layer of MoGE (spec section 1; eq. 1-4) with
+ * The sparse Mixture-of-Experts layer of MoGE (MoGE, arXiv 2504.09265, eq. 1-4) with
  * a router of the related work (`./routers/`: token-choice top-k in both
  * orders with routing noise, capacity and batch-prioritized routing, the
  * default; expert choice, Sinkhorn, SSR, X-MoE, similarity- and
@@ -59,7 +59,7 @@ export interface MoeConfig {
   numExperts: number;
   /** Experts per token k (1 <= k <= E). */
   topK: number;
-  /** "softmax-topk" (vision, eq. 1-4) or "topk-softmax" (language models, spec 1.5). */
+  /** "softmax-topk" (vision, eq. 1-4) or "topk-softmax" (language models, MoGE Sec. 3.2). */
   routingOrder: RoutingOrder;
   /** Router bias (vision: false; language models: true). */
   routerBias: boolean;
