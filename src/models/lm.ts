@@ -44,13 +44,13 @@
  * default; the MoGE regularizer takes z = softmax(router logits) over all E
  * experts, and the model's penalty is Σ_layers (λ·mean R(z_l) + w_lb·L_aux,l).
  *
- * A MoE layer plans its routing on the CPU, so the forward pass is a
- * generator ({@linkcode MoeLm.forward}) that yields each layer's router
- * logits and receives its {@linkcode RoutedBatch}; drivers:
- * {@linkcode MoeLm.forwardSync} (cpu, wasm: `routeSync` inside the gradient
- * tape), {@linkcode MoeLm.forwardAsync} (any backend, no tape: awaits
- * `route`) and {@linkcode MoeLm.forwardWithPlans} (replays the plans of an
- * earlier `forwardAsync` with the same seed; how webgpu trains).
+ * The forward pass is a generator ({@linkcode MoeLm.forward}) that yields
+ * each layer's router logits and receives its {@linkcode RoutedBatch}; the
+ * drivers (`transformer.ts`): {@linkcode MoeLm.forwardSync} (training, any
+ * backend: routes inside the gradient tape, `routeSync` on cpu and wasm,
+ * `routeDevice` on webgpu; one forward pass), {@linkcode MoeLm.forwardAsync}
+ * (any backend, no tape: awaits `route`) and {@linkcode MoeLm.forwardWith}
+ * (any other answer, e.g. a replay).
  *
  * @module
  */
@@ -65,6 +65,7 @@ import {
   type RoutedBatch,
 } from "../moe/moe_layer.ts";
 import { Rng } from "../rng.ts";
+import { attend, driveForward, driveForwardAsync, keepRouted, layerNorm, routeInTape } from "./transformer.ts";
 import type { Tensor, Tensor1D, Tensor2D, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
 
@@ -275,23 +276,6 @@ export function disposeLmRouted(routed: RoutedBatch[]): void {
 }
 
 /**
- * `tf.keep`s every tensor of a routed batch (found by walking it, so this
- * follows `RoutedBatch` as it grows), so that it outlives the scope it was
- * made in; `disposeRouted` frees it.
- */
-function keepRouted(r: RoutedBatch): RoutedBatch {
-  const walk = (v: unknown, depth: number): void => {
-    if (v instanceof tf.Tensor) {
-      tf.keep(v);
-    } else if (depth < 4 && v !== null && typeof v === "object" && !ArrayBuffer.isView(v)) {
-      for (const x of Array.isArray(v) ? v : Object.values(v)) walk(x, depth + 1);
-    }
-  };
-  walk(r, 0);
-  return r;
-}
-
-/**
  * A float32 one-hot `[N, depth]`. (tfjs 4.22's wasm kernel ignores
  * `oneHot`'s dtype argument and writes int32 bit patterns into a float32
  * tensor, so build it as int32 and cast.)
@@ -402,9 +386,7 @@ export class MoeLm {
   }
 
   #layerNorm(x: Tensor, name: string): Tensor2D {
-    const { mean, variance } = tf.moments(x, 1, true);
-    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5)));
-    return tf.add(tf.mul(normed, this.params[`${name}.g`]), this.params[`${name}.b`]) as Tensor2D;
+    return layerNorm(x, this.params[`${name}.g`], this.params[`${name}.b`], 1e-5) as Tensor2D;
   }
 
   #dropout(x: Tensor, opts: LmForwardOptions, site: number): Tensor {
@@ -414,20 +396,13 @@ export class MoeLm {
   }
 
   /** Causal multi-head self-attention of `h` (`[B·T, d]`), `[B·T, d]`. */
-  #attention(l: number, h: Tensor2D, B: number, T: number, opts: LmForwardOptions): Tensor2D {
-    const { hidden: d, heads: H } = this.config;
-    const dh = d / H;
-    const w = (n: string) => this.params[`l${l}.attn.${n}`];
-    const heads = (m: Tensor) =>
-      tf.transpose(tf.reshape(tf.matMul(h, m as Tensor2D), [B, T, H, dh]), [0, 2, 1, 3])
-        .reshape([B * H, T, dh]) as tf.Tensor3D; // [B·H, T, dh]
-    const q = heads(w("wq")), k = heads(w("wk")), v = heads(w("wv"));
+  #attention(l: number, h: Tensor2D, T: number, opts: LmForwardOptions): Tensor2D {
+    const w = (n: string) => tf.matMul(h, this.params[`l${l}.attn.${n}`] as Tensor2D) as Tensor2D; // [B·T, d]
     const mask = T === this.config.contextLength ? this.#mask : this.#mask.slice([0, 0], [T, T]);
-    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask); // [B·H, T, T]
-    const probs = this.#dropout(tf.softmax(scores), opts, 10 + 4 * l);
-    const o = tf.matMul(probs as tf.Tensor3D, v); // [B·H, T, dh]
-    const merged = tf.transpose(o.reshape([B, H, T, dh]), [0, 2, 1, 3]).reshape([B * T, d]);
-    return tf.matMul(merged as Tensor2D, w("wo") as Tensor2D); // [B·T, d]
+    const rate = opts.training ? this.config.dropout : 0;
+    const dropout = rate > 0 ? { rate, seed: siteSeed(opts.seed, 10 + 4 * l) } : undefined;
+    const o = attend(w("wq"), w("wk"), w("wv"), T, this.config.heads, { mask, dropout });
+    return tf.matMul(o, this.params[`l${l}.attn.wo`] as Tensor2D); // [B·T, d]
   }
 
   /**
@@ -466,7 +441,7 @@ export class MoeLm {
     const penalties: Tensor[] = [];
     const regs: Tensor[] = [];
     for (let l = 0; l < this.config.layers; l++) {
-      const a = this.#attention(l, this.#layerNorm(x, `l${l}.ln1`), B, T, opts);
+      const a = this.#attention(l, this.#layerNorm(x, `l${l}.ln1`), T, opts);
       const h = tf.add(x, this.#dropout(a, opts, 11 + 4 * l)) as Tensor2D; // [N, d]
       const u = this.#layerNorm(h, `l${l}.ln2`);
       const moe = this.moes[l];
@@ -505,41 +480,31 @@ export class MoeLm {
     };
   }
 
-  /** Runs the generator, answering each request with `answer`. */
-  #drive(
+  /**
+   * The training forward pass, on every backend, inside a gradient tape or
+   * `tf.tidy` (the intermediate tensors are left to the enclosing scope):
+   * each layer is routed in the pass ({@linkcode routeInTape}: `routeSync` on
+   * cpu and wasm, `routeDevice` on webgpu, no readback), so one forward pass
+   * makes the step.
+   */
+  forwardSync(tokens: Tensor2D, opts: LmForwardOptions): LmForward {
+    return this.forwardWith(
+      tokens,
+      opts,
+      (req) => routeInTape(this.#router(req.layer, opts), req.logits, req),
+    );
+  }
+
+  /**
+   * The forward pass answering each layer's request with `answer` (e.g. a
+   * replay of the batches of an earlier {@linkcode MoeLm.forwardAsync}).
+   */
+  forwardWith(
     tokens: Tensor2D,
     opts: LmForwardOptions,
     answer: (req: RouteRequest, index: number) => RoutedBatch,
   ): LmForward {
-    const gen = this.forward(tokens, opts);
-    let r = gen.next();
-    for (let i = 0; !r.done; i++) r = gen.next(answer(r.value, i));
-    return r.value;
-  }
-
-  /**
-   * The forward pass with synchronous routing (`MoeLayer.routeSync`), for
-   * cpu and wasm, inside a gradient tape or `tf.tidy` (the intermediate
-   * tensors are left to the enclosing scope). Throws on webgpu.
-   */
-  forwardSync(tokens: Tensor2D, opts: LmForwardOptions): LmForward {
-    if (tf.getBackend() === "webgpu") {
-      throw new Error(
-        "MoeLm.forwardSync: webgpu cannot read tensors synchronously; use forwardAsync, or" +
-          " plan() then forwardWithPlans() inside the gradient tape",
-      );
-    }
-    return this.#drive(
-      tokens,
-      opts,
-      (req) =>
-        keepRouted(
-          this.#router(req.layer, opts).routeSync(req.logits, {
-            training: req.training,
-            noiseSeed: req.noiseSeed,
-          }),
-        ),
-    );
+    return driveForward(this.forward(tokens, opts), answer, disposeLmRouted).output;
   }
 
   /**
@@ -591,52 +556,18 @@ export class MoeLm {
     engine.startScope();
     let out: LmForward | undefined;
     try {
-      const gen = this.forward(tokens, opts);
-      let r = gen.next();
-      while (!r.done) {
-        const req = r.value;
-        const routed = await this.#router(req.layer, opts).route(req.logits, {
-          training: req.training,
-          noiseSeed: req.noiseSeed,
-        });
-        r = gen.next(keepRouted(routed));
-      }
-      out = r.value;
+      const r = await driveForwardAsync(this.forward(tokens, opts), async (req) =>
+        keepRouted(
+          await this.#router(req.layer, opts).route(req.logits, {
+            training: req.training,
+            noiseSeed: req.noiseSeed,
+          }),
+        ), disposeLmRouted);
+      out = r.output;
     } finally {
       engine.endScope(out ? [out.logits, out.penalty, out.regularizer] : undefined);
     }
     return out;
-  }
-
-  /**
-   * Plans the routing of every layer for a pass (an untaped
-   * {@linkcode MoeLm.forwardAsync}); replay the plans inside the tape with
-   * {@linkcode MoeLm.forwardWithPlans} and the same tokens and options.
-   */
-  async plan(tokens: Tensor2D, opts: LmForwardOptions): Promise<RoutedBatch[]> {
-    const out = await this.forwardAsync(tokens, opts);
-    tf.dispose([out.logits, out.penalty, out.regularizer]);
-    return out.routed;
-  }
-
-  /**
-   * The forward pass replaying recorded plans (from {@linkcode MoeLm.plan}
-   * with the same tokens, options and weights, so every layer's input and
-   * router logits are the same); for use inside a gradient tape on any
-   * backend. `out.routed` is `plans`.
-   */
-  forwardWithPlans(tokens: Tensor2D, opts: LmForwardOptions, plans: RoutedBatch[]): LmForward {
-    if (plans.length !== this.config.layers) {
-      throw new RangeError(
-        `MoeLm.forwardWithPlans: got ${plans.length} plans for ${this.config.layers} layers`,
-      );
-    }
-    return this.#drive(tokens, opts, (req, i) => {
-      if (req.layer !== i) {
-        throw new Error(`MoeLm.forwardWithPlans: layer ${req.layer} came ${i}th`);
-      }
-      return plans[i];
-    });
   }
 
   /** Frees the parameters. */

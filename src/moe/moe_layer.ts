@@ -22,7 +22,8 @@ import type { FilterCentre, FilterKind } from "../moge/filters.ts";
 import type { Padding } from "../moge/padding.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
-import { planRouting, type RoutingPlan } from "./routing.ts";
+import { CAPACITY_RULES, type CapacityRule, planRouting, type RoutingPlan } from "./routing.ts";
+import { deviceRoutedBatch } from "./routing_webgpu_batch.ts";
 import { tfSeed } from "../rng.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
 
@@ -72,6 +73,11 @@ export interface MoeConfig {
    * batched matmuls over stacked expert weights (GShard / V-MoE style).
    */
   expertCompute?: ExpertCompute;
+  /**
+   * How the expert capacity C_e follows from C_f (default "tutel"; see
+   * `CapacityRule` in routing.ts). Both planners, CPU and device, use it.
+   */
+  capacityRule?: CapacityRule;
 }
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
@@ -167,6 +173,11 @@ export function validateMoeConfig(c: MoeConfig): void {
   if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
   checkNumber("capacityFactor", c.capacityFactor === Infinity ? 0 : c.capacityFactor, { min: 0 });
   checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
+  if (c.capacityRule !== undefined && !CAPACITY_RULES.includes(c.capacityRule)) {
+    throw new RangeError(
+      `capacityRule = "${c.capacityRule}" is invalid: allowed are ${CAPACITY_RULES.join(", ")}`,
+    );
+  }
   if (c.expertCompute !== undefined && !EXPERT_COMPUTES.includes(c.expertCompute)) {
     throw new RangeError(
       `expertCompute = "${c.expertCompute}" is invalid: allowed are ${EXPERT_COMPUTES.join(", ")}`,
@@ -185,12 +196,27 @@ export interface RouteOptions {
    * the layer takes a copy). For replaying a step or reproducing reference code.
    */
   noise?: Tensor2D;
+  /**
+   * {@linkcode MoeLayer.routeDevice} only: also count each expert's demand
+   * and load on the device (`RoutedBatch.counts`, for a `RoutingStatsLog`).
+   */
+  stats?: boolean;
 }
+
+/**
+ * The plan of a routed batch: the sizes every path has, and the CPU
+ * planner's per-choice arrays and statistics when the plan was made on the
+ * CPU (`route` / `routeSync`); a device plan (`routeDevice`) has only the
+ * sizes, its indices live in the batch's tensors.
+ */
+export type RoutedPlan =
+  & Pick<RoutingPlan, "N" | "E" | "k" | "capacity" | "slots" | "active">
+  & Partial<Omit<RoutingPlan, "N" | "E" | "k" | "capacity" | "slots" | "active">>;
 
 /** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
 export interface RoutedBatch {
-  /** The CPU routing plan. */
-  plan: RoutingPlan;
+  /** The routing plan: sizes always, the CPU planner's arrays when planned on the CPU. */
+  plan: RoutedPlan;
   /** Tokens into expert buffers. */
   dispatch: RowRoute;
   /** Expert buffer rows back to (token, choice) rows. */
@@ -204,6 +230,12 @@ export interface RoutedBatch {
   chosen: Tensor2D;
   /** Routing noise added to the logits (`[N, E]`), or null at eval. */
   noise: Tensor2D | null;
+  /**
+   * Demand and load per expert, int32 `[2, E]` on the device (`routeDevice`
+   * with `stats`), else null. Hand it to a `RoutingStatsLog` (which takes
+   * ownership) or it is freed with the batch.
+   */
+  counts?: Tensor2D | null;
 }
 
 /** Frees the tensors of a {@linkcode RoutedBatch}. */
@@ -215,6 +247,18 @@ export function disposeRouted(r: RoutedBatch): void {
   }
   tf.dispose(r.chosen);
   if (r.noise) r.noise.dispose();
+  if (r.counts) r.counts.dispose();
+}
+
+/** A CPU-planned plan (`route` / `routeSync`), or a clear error for a device plan. */
+export function hostPlan(plan: RoutedPlan, what: string): RoutingPlan {
+  if (plan.expert === undefined || plan.load === undefined) {
+    throw new Error(
+      `${what}: the batch was routed on the device (routeDevice), which keeps no CPU plan;` +
+        " read its counts through a RoutingStatsLog",
+    );
+  }
+  return plan as RoutingPlan;
 }
 
 /**
@@ -224,10 +268,12 @@ export function disposeRouted(r: RoutedBatch): void {
  * `experts.b2.e [d_out]` (one variable each, so that an expert's weights are
  * used in place, without copies).
  *
- * A training step is two calls: {@linkcode MoeLayer.route} (outside the
- * gradient tape: reads the scores back, plans top-k and capacity on the CPU)
- * and {@linkcode MoeLayer.apply} (inside the tape: differentiable gates,
- * dispatch, experts, combine, losses).
+ * A training step is two calls: a route ({@linkcode MoeLayer.route}: reads
+ * the scores back and plans top-k and capacity on the CPU, outside the tape;
+ * {@linkcode MoeLayer.routeSync}: the same inside the tape, cpu and wasm;
+ * {@linkcode MoeLayer.routeDevice}: plans on the GPU inside the tape, no
+ * readback, webgpu) and {@linkcode MoeLayer.apply} (inside the tape:
+ * differentiable gates, dispatch, experts, combine, losses).
  *
  * @example
  * ```ts
@@ -264,6 +310,7 @@ export class MoeLayer {
       noiseStd: config.noiseStd ?? 1 / E,
       compactExperts: config.compactExperts ?? false,
       expertCompute: config.expertCompute ?? "auto",
+      capacityRule: config.capacityRule ?? "tutel",
     };
     const { inputDim: d, hiddenDim: f, outputDim: o } = this.config;
     const prefix = init.prefix ?? "moe";
@@ -336,6 +383,36 @@ export class MoeLayer {
     return this.#routed(scores as Float32Array, logits.shape[0], noise);
   }
 
+  /**
+   * Plans the routing on the device, synchronously and without a readback
+   * (webgpu only): the same noise draw as {@linkcode MoeLayer.route}, then
+   * `planRoutingWebGPU` (routing_webgpu.ts) on the noisy logits. Call it inside
+   * the gradient tape, in the one forward pass; the batch runs the "batched"
+   * experts (all E experts, `slots = capacity`), whatever `expertCompute`
+   * says, since the looped and fused paths need the loads on the CPU. Its
+   * outputs and gradients equal those of a CPU-planned batch. With `stats`
+   * the batch carries the `[2, E]` demand and load counts.
+   */
+  routeDevice(logits: Tensor2D, options: RouteOptions): RoutedBatch {
+    if (tf.getBackend() !== "webgpu") {
+      throw new Error(
+        `MoeLayer.routeDevice: needs the webgpu backend, tfjs runs on "${tf.getBackend()}"`,
+      );
+    }
+    const { noise, selection } = this.#selection(logits, options);
+    const { topK: k, capacityFactor, capacityRule } = this.config;
+    try {
+      return deviceRoutedBatch(selection, noise, {
+        k,
+        capacityFactor,
+        capacityRule,
+        counts: options.stats ?? false,
+      });
+    } finally {
+      if (selection !== logits) selection.dispose();
+    }
+  }
+
   #selection(
     logits: Tensor2D,
     options: RouteOptions,
@@ -363,10 +440,16 @@ export class MoeLayer {
   }
 
   #routed(scores: Float32Array, N: number, noise: Tensor2D | null): RoutedBatch {
-    const { topK: k, capacityFactor, numExperts: E, compactExperts, expertCompute } = this.config;
+    const { topK: k, capacityFactor, numExperts: E, compactExperts, expertCompute, capacityRule } =
+      this.config;
     const looped = expertCompute !== "batched" &&
       (expertCompute !== "auto" || tf.getBackend() !== "webgpu");
-    const plan = planRouting(scores, N, E, { k, capacityFactor, compact: compactExperts });
+    const plan = planRouting(scores, N, E, {
+      k,
+      capacityFactor,
+      capacityRule,
+      compact: compactExperts,
+    });
     return {
       plan,
       dispatch: rowRoute(plan.tokenOfSlot, plan.slotOfChoice, k),
@@ -485,7 +568,7 @@ export class MoeLayer {
         ? hostLoadBalancingLoss(
           logits,
           routed.noise,
-          Int32Array.from({ length: N }, (_, n) => plan.expert[n * k + k - 1]),
+          Int32Array.from({ length: N }, (_, n) => hostPlan(plan, "apply").expert[n * k + k - 1]),
           this.config.noiseStd,
         )
         : this.loadBalancingLoss(logits, noisy, importanceProbs, chosen, routed.noise !== null);
@@ -541,7 +624,7 @@ export class MoeLayer {
 
   /** Routing statistics of a routed batch. */
   static stats(routed: RoutedBatch): RoutingStats {
-    const { load, demand, dropped, N, k } = routed.plan;
+    const { load, demand, dropped, N, k } = hostPlan(routed.plan, "MoeLayer.stats");
     return { load, demand, dropped, dropRate: dropped / (N * k) };
   }
 

@@ -19,11 +19,17 @@ import { evalWindows, makeLmBatch, sampleWindows } from "../data/text_batches.ts
 import type { RegularizerSettings, RoutedBatch } from "../moe/moe_layer.ts";
 import type { AdamW } from "./optim.ts";
 import { Rng } from "../rng.ts";
-import type { RoutingPlan } from "../moe/routing.ts";
 import type { Tensor1D, Tensor2D } from "../types.ts";
 import { regularizerSettings } from "./moge_settings.ts";
 import { type BaseSummary, type LoopOptions, trainAndEvaluate } from "./loop.ts";
-import { applyGradients, deriveSeed, intervalMeans, type Task } from "./task.ts";
+import {
+  applyGradients,
+  deriveSeed,
+  intervalMeans,
+  type StepRouting,
+  stepRouting,
+  type Task,
+} from "./task.ts";
 import {
   DEFAULT_LM_CONFIG,
   LM_FIELDS,
@@ -39,14 +45,14 @@ export * from "./lm_config.ts";
 export interface LmStepResult {
   /** `[loss, ce, Σ_l mean R(z_l)]` of the batch (the caller disposes it). */
   stats: Tensor1D;
-  /** Each layer's routing plan. */
-  plans: RoutingPlan[];
+  /** Each layer's routing (plan; device counts on webgpu; the loop's tally takes them). */
+  plans: StepRouting[];
 }
 
 /**
  * One optimizer step on a batch: the forward pass inside the gradient tape
- * (on cpu/wasm routing synchronously; on webgpu replaying plans made by an
- * untaped pass with the same seed), loss = mean CE + penalties, AdamW.
+ * (routing in the pass: on cpu/wasm synchronously, on webgpu planned on the
+ * device without a readback), loss = mean CE + penalties, AdamW.
  */
 export async function lmTrainStep(
   model: MoeLm,
@@ -56,12 +62,11 @@ export async function lmTrainStep(
   o: { seed: number; reg: RegularizerSettings | null; lr: number },
 ): Promise<LmStepResult> {
   const opts = { training: true, seed: o.seed, reg: o.reg };
-  const plans = tf.getBackend() === "webgpu" ? await model.plan(x, opts) : null;
-  let routed: RoutedBatch[] = plans ?? [];
+  let routed: RoutedBatch[] = [];
   let stats: tf.Tensor1D | null = null;
   try {
     applyGradients(model.params, opt, () => {
-      const out = plans ? model.forwardWithPlans(x, opts, plans) : model.forwardSync(x, opts);
+      const out = model.forwardSync(x, opts);
       routed = out.routed;
       const ce = tf.mean(tokenNll(out.logits, y));
       const loss = tf.add(ce, out.penalty) as tf.Scalar;
@@ -72,9 +77,9 @@ export async function lmTrainStep(
     disposeLmRouted(routed);
     throw e;
   }
-  const planList = routed.map((r) => r.plan);
+  const plans = stepRouting(routed);
   disposeLmRouted(routed);
-  return { stats: stats!, plans: planList };
+  return { stats: stats!, plans };
 }
 
 /** What {@linkcode evaluateLm} measures. */

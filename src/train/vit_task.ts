@@ -15,7 +15,6 @@ import { type Dataset, loadFixture } from "../data/images.ts";
 import { loadDataset } from "../data/image_sources.ts";
 import { makeBatch } from "../data/image_batches.ts";
 import type { RegularizerSettings, RoutedBatch } from "../moe/moe_layer.ts";
-import type { RoutingPlan } from "../moe/routing.ts";
 import type { AdamW } from "./optim.ts";
 import { Rng } from "../rng.ts";
 import { padImages, randomCropFlip, smoothedCrossEntropy } from "../data/augment.ts";
@@ -30,6 +29,8 @@ import {
   epochSchedule,
   intervalMeans,
   RoutingTally,
+  type StepRouting,
+  stepRouting,
   type Task,
 } from "./task.ts";
 import {
@@ -60,10 +61,13 @@ export function vitRegSettings(
   return withReg ? regularizerSettings(c, sigma) : null;
 }
 
-/** Resolves "auto" to the driver the current tfjs backend needs. */
-export function resolveRouting(r: VitRouting): "sync" | "async" {
-  if (r !== "auto") return r;
-  return tf.getBackend() === "webgpu" ? "async" : "sync";
+/**
+ * Resolves the routing option: every value now routes inside the tape, in
+ * the one forward pass (the planning pass of "async" is gone: webgpu plans on
+ * the device), so all resolve to "sync"; the option stays for old configs.
+ */
+export function resolveRouting(_r: VitRouting): "sync" {
+  return "sync";
 }
 
 /** Options of {@linkcode vitTrainStep}. */
@@ -88,8 +92,8 @@ export interface VitStepResult {
    * layer's L_aux and mean R(z) (0 when not computed). Caller disposes.
    */
   stats: Tensor1D;
-  /** Each MoE layer's routing plan (load, drops). */
-  plans: RoutingPlan[];
+  /** Each MoE layer's routing (plan; device counts on webgpu; the loop's tally takes them). */
+  plans: StepRouting[];
 }
 
 function lossAndStats(out: VitOutput, y: Tensor1D, smoothing: number) {
@@ -106,8 +110,8 @@ function lossAndStats(out: VitOutput, y: Tensor1D, smoothing: number) {
 }
 
 /**
- * One optimizer step of the ViT: route every MoE layer (in the tape on
- * cpu/wasm, or in a planning pass before it; see {@linkcode VitRouting}),
+ * One optimizer step of the ViT, one forward pass: route every MoE layer in
+ * the tape (synchronously on cpu/wasm, on the device on webgpu),
  * differentiate smoothed CE + Σ_layers penalties, apply AdamW, and free the
  * routed batches. MoE and MoGE run the same code; MoGE's `reg.lambda` > 0.
  */
@@ -119,25 +123,17 @@ export async function vitTrainStep(
   o: VitStepOptions,
 ): Promise<VitStepResult> {
   const fwd = { training: true, seed: o.seed, reg: o.reg };
-  const mode = resolveRouting(o.routing ?? "auto");
-  const planned: RoutedBatch[] | null = mode === "async" ? await model.planRoutes(x, fwd) : null;
-  let routed: RoutedBatch[] = planned ?? [];
+  let routed: RoutedBatch[] = [];
   try {
     let stats: Tensor1D | null = null;
     applyGradients(model.params, opt, () => {
-      let out: VitOutput;
-      if (planned) {
-        out = model.forwardReplay(x, fwd, planned);
-      } else {
-        const r = model.forwardSync(x, fwd);
-        routed = r.routed;
-        out = r.output;
-      }
-      const r = lossAndStats(out, y, o.labelSmoothing);
-      stats = tf.keep(r.stats);
-      return r.loss as tf.Scalar;
+      const r = model.forwardSync(x, fwd);
+      routed = r.routed;
+      const l = lossAndStats(r.output, y, o.labelSmoothing);
+      stats = tf.keep(l.stats);
+      return l.loss as tf.Scalar;
     }, o.lr);
-    return { stats: stats!, plans: routed.map((r) => r.plan) };
+    return { stats: stats!, plans: stepRouting(routed) };
   } finally {
     model.disposeRouted(routed);
   }
@@ -232,7 +228,7 @@ export async function evaluateVit(
     });
     sums.dispose();
     sums = next;
-    tally.add(routed.map((r) => r.plan));
+    tally.add(stepRouting(routed));
     disposeVitOutput(output);
     model.disposeRouted(routed);
     tf.dispose([x, y]);

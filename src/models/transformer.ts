@@ -1,0 +1,305 @@
+/**
+ * The Transformer parts the ViT (`vit.ts`) and the language model (`lm.ts`)
+ * share: layer normalization, scaled dot-product multi-head attention, and
+ * the routing drivers that run a model's forward generator, answering each
+ * MoE layer's request with a routed batch.
+ *
+ * A model's forward pass is a generator that yields one request per MoE
+ * layer (its router logits) and receives that layer's `RoutedBatch`. The
+ * drivers here answer it:
+ *
+ * - {@linkcode routeInTape}: inside the gradient tape, in the one forward
+ *   pass: `routeSync` on cpu and wasm (a synchronous readback is allowed
+ *   there), `routeDevice` on webgpu (planned on the GPU, no readback);
+ * - {@linkcode driveForward} / {@linkcode driveForwardAsync}: run a generator
+ *   with any answer (a replay of recorded batches, the async `route` for
+ *   evaluation), freeing the generator if the answer throws.
+ *
+ * @module
+ */
+
+import { tf } from "../deps.ts";
+import type { MoeLayer, RoutedBatch } from "../moe/moe_layer.ts";
+import type { Tensor, Tensor2D } from "../types.ts";
+
+type Tensor3D = tf.Tensor3D;
+
+export type { RoutedBatch } from "../moe/moe_layer.ts";
+export type { Tensor, Tensor2D } from "../types.ts";
+
+/**
+ * Layer normalization over the last axis (Ba et al. 2016):
+ * (x − mean) / sqrt(var + ε) · gain + bias (ε = 1e-6 as ViT; the LM uses 1e-5).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { layerNorm } from "./transformer.ts";
+ * const y = layerNorm(tf.tensor2d([[1, 3]]), tf.ones([2]), tf.zeros([2])); // ≈ [[-1, 1]]
+ * ```
+ */
+export function layerNorm(x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-6): Tensor {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias);
+  });
+}
+
+/**
+ * A dense MLP's activation: ReLU, tanh, or GELU in its tanh approximation
+ * (Hendrycks & Gimpel 2016), as the MoE layer's experts.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { activate } from "./transformer.ts";
+ * activate(tf.tensor1d([-1, 2]), "relu"); // [0, 2]
+ * ```
+ */
+export function activate(x: Tensor, kind: "gelu" | "relu" | "tanh"): Tensor {
+  if (kind === "relu") return tf.relu(x);
+  if (kind === "tanh") return tf.tanh(x);
+  const cube = tf.mul(tf.square(x), x); // cheaper than tf.pow on wasm
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, cube)));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}
+
+/** Options of {@linkcode attend}. */
+export interface AttendOptions {
+  /** Added to the scaled scores `[T, T]` (e.g. −1e9 above the diagonal: causal). */
+  mask?: Tensor;
+  /** Dropout on the attention weights `{ rate, seed }` (omit at eval). */
+  dropout?: { rate: number; seed: number };
+}
+
+/**
+ * Scaled dot-product attention of H heads (Vaswani et al. 2017, eq. 1):
+ * softmax(Q Kᵀ / sqrt(d/H) + mask) V per head, the heads concatenated (the
+ * output projection is the caller's).
+ *
+ * @param q queries `[B*T, d]`, sequence-major
+ * @param k keys `[B*T, d]`
+ * @param v values `[B*T, d]`
+ * @param tokens T (tokens per sequence)
+ * @param numHeads H (must divide d)
+ * @returns the concatenated heads `[B*T, d]`
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { attend } from "./transformer.ts";
+ * const x = tf.randomNormal([2 * 3, 4]) as tf.Tensor2D; // B = 2, T = 3, d = 4
+ * console.log(attend(x, x, x, 3, 2).shape); // [6, 4]
+ * ```
+ */
+export function attend(
+  q: Tensor2D,
+  k: Tensor2D,
+  v: Tensor2D,
+  tokens: number,
+  numHeads: number,
+  opts: AttendOptions = {},
+): Tensor2D {
+  return tf.tidy(() => {
+    const [N, d] = q.shape;
+    const B = N / tokens;
+    const dh = d / numHeads;
+    const heads = (t: Tensor) =>
+      t.reshape([B, tokens, numHeads, dh]).transpose([0, 2, 1, 3])
+        .reshape([B * numHeads, tokens, dh]) as Tensor3D; // [B*H, T, dh]
+    const scaled = tf.mul(tf.matMul(heads(q), heads(k), false, true), 1 / Math.sqrt(dh));
+    let a = tf.softmax(opts.mask ? tf.add(scaled, opts.mask) : scaled); // [B*H, T, T]
+    if (opts.dropout && opts.dropout.rate > 0) {
+      a = tf.dropout(a, opts.dropout.rate, undefined, opts.dropout.seed);
+    }
+    return tf.matMul(a as Tensor3D, heads(v)) // [B*H, T, dh]
+      .reshape([B, numHeads, tokens, dh]).transpose([0, 2, 1, 3]).reshape([N, d]) as Tensor2D;
+  });
+}
+
+/** Weights of one multi-head self-attention with a fused QKV projection. */
+export interface AttentionWeights {
+  /** `[d, 3d]`: the query, key and value projections side by side. */
+  qkvW: Tensor;
+  /** `[3d]`. */
+  qkvB: Tensor;
+  /** `[d, d]`: output projection. */
+  projW: Tensor;
+  /** `[d]`. */
+  projB: Tensor;
+}
+
+/**
+ * Multi-head self-attention with a fused, biased QKV projection and a biased
+ * output projection (ViT): {@linkcode attend} over `[B, T, d]` tokens, no mask.
+ *
+ * @param x tokens `[B*T, d]`, image-major
+ * @param tokens T (tokens per image)
+ * @param dropout `{ rate, seed }` of the dropout on the attention weights (omit at eval)
+ * @returns `[B*T, d]`
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { multiHeadAttention } from "./transformer.ts";
+ * const d = 4;
+ * const w = {
+ *   qkvW: tf.randomNormal([d, 3 * d]), qkvB: tf.zeros([3 * d]),
+ *   projW: tf.randomNormal([d, d]), projB: tf.zeros([d]),
+ * };
+ * const y = multiHeadAttention(tf.randomNormal([2 * 3, d]) as tf.Tensor2D, 3, 2, w);
+ * console.log(y.shape); // [6, 4]
+ * ```
+ */
+export function multiHeadAttention(
+  x: Tensor2D,
+  tokens: number,
+  numHeads: number,
+  w: AttentionWeights,
+  dropout?: { rate: number; seed: number },
+): Tensor2D {
+  return tf.tidy(() => {
+    const qkv = tf.add(tf.matMul(x, w.qkvW as Tensor2D), w.qkvB); // [B*T, 3d]
+    const [q, k, v] = tf.split(qkv, 3, 1) as Tensor2D[]; // [B*T, d] each
+    const o = attend(q, k, v, tokens, numHeads, { dropout }); // [B*T, d]
+    return tf.add(tf.matMul(o, w.projW as Tensor2D), w.projB) as Tensor2D;
+  });
+}
+
+/**
+ * `tf.keep`s every tensor of a routed batch (found by walking it, so this
+ * follows `RoutedBatch` as it grows), so that it outlives the scope it was
+ * made in (a tidy, or a gradient tape's forward scope); `disposeRouted`
+ * frees it.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { disposeRouted, MoeLayer } from "../moe/moe_layer.ts";
+ * import { keepRouted } from "./transformer.ts";
+ * const layer = new MoeLayer({ inputDim: 2, hiddenDim: 2, numExperts: 2, topK: 1,
+ *   routingOrder: "softmax-topk", routerBias: false, activation: "relu", capacityFactor: 0,
+ *   loadBalanceWeight: 0 });
+ * const r = tf.tidy(() => keepRouted(layer.routeSync(tf.tensor2d([[1, 0]]), { training: false })));
+ * disposeRouted(r);
+ * ```
+ */
+export function keepRouted(r: RoutedBatch): RoutedBatch {
+  const walk = (v: unknown, depth: number): void => {
+    if (v instanceof tf.Tensor) {
+      tf.keep(v);
+    } else if (depth < 4 && v !== null && typeof v === "object" && !ArrayBuffer.isView(v)) {
+      for (const x of Array.isArray(v) ? v : Object.values(v)) walk(x, depth + 1);
+    }
+  };
+  walk(r, 0);
+  return r;
+}
+
+/**
+ * Routes one MoE layer inside the gradient tape, in the one forward pass:
+ * `routeSync` (CPU plan after a synchronous readback) on cpu and wasm,
+ * `routeDevice` (GPU plan, no readback; with the `[2, E]` counts for a
+ * `RoutingStatsLog`) on webgpu. The batch's tensors are kept, so the
+ * tape's forward scope leaves them for the backward pass; free them with
+ * `disposeRouted` after the step.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { disposeRouted, MoeLayer } from "../moe/moe_layer.ts";
+ * import { routeInTape } from "./transformer.ts";
+ * const layer = new MoeLayer({ inputDim: 2, hiddenDim: 2, numExperts: 2, topK: 1,
+ *   routingOrder: "softmax-topk", routerBias: false, activation: "relu", capacityFactor: 0,
+ *   loadBalanceWeight: 0 });
+ * const logits = tf.tensor2d([[1, 0], [0, 1]]); // [N, E]
+ * const r = routeInTape(layer, logits, { training: false, noiseSeed: 0 });
+ * console.log(r.plan.N); // 2
+ * disposeRouted(r);
+ * ```
+ */
+export function routeInTape(
+  layer: MoeLayer,
+  logits: Tensor2D,
+  opts: { training: boolean; noiseSeed: number },
+): RoutedBatch {
+  const options = { training: opts.training, noiseSeed: opts.noiseSeed };
+  return keepRouted(
+    tf.getBackend() === "webgpu"
+      ? layer.routeDevice(logits, { ...options, stats: true })
+      : layer.routeSync(logits, options),
+  );
+}
+
+/**
+ * Runs a model's forward generator synchronously, answering request i with
+ * `answer(request, i)`; returns the model's output and the routed batches in
+ * order. If `answer` throws, the generator is returned (it frees what it
+ * holds) and the batches made so far stay the caller's problem no more:
+ * they are freed with `dispose`.
+ *
+ * @example
+ * ```ts
+ * import { driveForward } from "./transformer.ts";
+ * function* gen(): Generator<number, string, never> { return "done"; }
+ * console.log(driveForward(gen(), () => { throw new Error("no request"); }).output); // "done"
+ * ```
+ */
+export function driveForward<Req, Out, R = RoutedBatch>(
+  gen: Generator<Req, Out, R>,
+  answer: (req: Req, index: number) => R,
+  dispose: (r: R[]) => void = () => {},
+): { output: Out; routed: R[] } {
+  const routed: R[] = [];
+  let finished = false;
+  try {
+    let r = gen.next();
+    for (let i = 0; !r.done; i++) {
+      const batch = answer(r.value, i);
+      routed.push(batch);
+      r = gen.next(batch);
+    }
+    finished = true;
+    return { output: r.value, routed };
+  } finally {
+    if (!finished) {
+      gen.return(undefined as unknown as Out);
+      dispose(routed);
+    }
+  }
+}
+
+/**
+ * {@linkcode driveForward} with an asynchronous answer (e.g. `MoeLayer.route`,
+ * which awaits a readback): for passes outside a gradient tape.
+ *
+ * @example
+ * ```ts
+ * import { driveForwardAsync } from "./transformer.ts";
+ * function* gen(): Generator<number, string, number> { return `got ${yield 1}`; }
+ * console.log((await driveForwardAsync(gen(), async (q) => q + 1)).output); // "got 2"
+ * ```
+ */
+export async function driveForwardAsync<Req, Out, R = RoutedBatch>(
+  gen: Generator<Req, Out, R>,
+  answer: (req: Req, index: number) => Promise<R>,
+  dispose: (r: R[]) => void = () => {},
+): Promise<{ output: Out; routed: R[] }> {
+  const routed: R[] = [];
+  let finished = false;
+  try {
+    let r = gen.next();
+    for (let i = 0; !r.done; i++) {
+      const batch = await answer(r.value, i);
+      routed.push(batch);
+      r = gen.next(batch);
+    }
+    finished = true;
+    return { output: r.value, routed };
+  } finally {
+    if (!finished) {
+      gen.return(undefined as unknown as Out);
+      dispose(routed);
+    }
+  }
+}
