@@ -214,9 +214,9 @@ export type RoutedPlan =
   & Partial<Omit<RoutingPlan, "N" | "E" | "k" | "capacity" | "slots" | "active">>;
 
 /** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
-export interface RoutedBatch {
+export interface RoutedBatch<P extends RoutedPlan = RoutedPlan> {
   /** The routing plan: sizes always, the CPU planner's arrays when planned on the CPU. */
-  plan: RoutedPlan;
+  plan: P;
   /** Tokens into expert buffers. */
   dispatch: RowRoute;
   /** Expert buffer rows back to (token, choice) rows. */
@@ -237,6 +237,9 @@ export interface RoutedBatch {
    */
   counts?: Tensor2D | null;
 }
+
+/** A batch routed on the CPU (`route`, `routeSync`): its plan has every field. */
+export type HostRoutedBatch = RoutedBatch<RoutingPlan>;
 
 /** Frees the tensors of a {@linkcode RoutedBatch}. */
 export function disposeRouted(r: RoutedBatch): void {
@@ -358,7 +361,7 @@ export class MoeLayer {
   async route(
     logits: Tensor2D,
     options: RouteOptions,
-  ): Promise<RoutedBatch> {
+  ): Promise<HostRoutedBatch> {
     const { noise, selection } = this.#selection(logits, options);
     const scores = await selection.data();
     if (selection !== logits) selection.dispose();
@@ -370,7 +373,7 @@ export class MoeLayer {
    * gradient tape (multi-layer models). tfjs allows it on cpu and wasm only;
    * on webgpu this throws (plan with `route` in a no-tape pass first).
    */
-  routeSync(logits: Tensor2D, options: RouteOptions): RoutedBatch {
+  routeSync(logits: Tensor2D, options: RouteOptions): HostRoutedBatch {
     if (tf.getBackend() === "webgpu") {
       throw new Error(
         "MoeLayer.routeSync: webgpu cannot read tensors synchronously; plan the routing with the" +
@@ -439,7 +442,7 @@ export class MoeLayer {
     return { noise, selection: noise ? tf.add(logits, noise) as Tensor2D : logits }; // [N, E]
   }
 
-  #routed(scores: Float32Array, N: number, noise: Tensor2D | null): RoutedBatch {
+  #routed(scores: Float32Array, N: number, noise: Tensor2D | null): HostRoutedBatch {
     const { topK: k, capacityFactor, numExperts: E, compactExperts, expertCompute, capacityRule } =
       this.config;
     const looped = expertCompute !== "batched" &&
