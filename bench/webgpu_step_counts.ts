@@ -44,13 +44,18 @@
 
 import { tf } from "../src/deps.ts";
 import { trainStep } from "../src/train/classifier_task.ts";
-import { disposeRouted, type RoutedBatch } from "../src/moe/moe_layer.ts";
+import { disposeRouted } from "../src/moe/moe_layer.ts";
 import { applyGradients } from "../src/train/task.ts";
 import { AdamW } from "../src/train/optim.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../src/atomic.ts";
 import { disposeVitOutput, VisionTransformer } from "../src/models/vit.ts";
 import { disposeLmRouted, MoeLm, tokenNll } from "../src/models/lm.ts";
-import { DEFAULT_VIT_CONFIG, VIT_PRESETS, vitConfigOf, vitTrainStep } from "../src/train/vit_task.ts";
+import {
+  DEFAULT_VIT_CONFIG,
+  VIT_PRESETS,
+  vitConfigOf,
+  vitTrainStep,
+} from "../src/train/vit_task.ts";
 import { DEFAULT_LM_CONFIG, LM_PRESETS, lmModelConfig, lmTrainStep } from "../src/train/lm_task.ts";
 import { regularizerSettings } from "../src/train/moge_settings.ts";
 import { smoothedCrossEntropy } from "../src/data/augment.ts";
@@ -233,7 +238,10 @@ function vitTarget(): Target {
   const cfg = { ...DEFAULT_VIT_CONFIG, ...VIT_PRESETS["vit-tiny"], dataset: "fixture" as const };
   const B = Number(Deno.env.get("MOGE_VIT_BATCH") ?? 32);
   const model = new VisionTransformer(vitConfigOf(cfg), 1);
-  const opt = new AdamW({ learningRate: 1e-3, excludeFromWeightDecay: VisionTransformer.excludeFromWeightDecay });
+  const opt = new AdamW({
+    learningRate: 1e-3,
+    excludeFromWeightDecay: VisionTransformer.excludeFromWeightDecay,
+  });
   const x = tf.randomUniform([B, 784], 0, 1, "float32", 3) as tf.Tensor2D;
   const y = tf.tensor1d(Array.from({ length: B }, (_, i) => i % 10), "int32");
   const reg = regularizerSettings({ ...cfg, mode: "moge" }, 1.5);
@@ -259,14 +267,15 @@ function vitTarget(): Target {
         model.disposeRouted(planned.routed);
         return { stats: stats!, done: () => {} };
       },
-      after: async () => {
-        const r = await vitTrainStep(model, opt, x, y, {
+      after: () => {
+        const r = vitTrainStep(model, opt, x, y, {
           seed: seed++,
           reg,
           lr: 0,
           labelSmoothing: cfg.labelSmoothing,
         });
-        return { stats: r.stats, done: () => r.plans.forEach((p) => p.counts?.dispose()) };
+        const done = () => r.plans.forEach((p) => p.counts?.dispose());
+        return Promise.resolve({ stats: r.stats, done });
       },
     },
     dispose: () => {
@@ -306,9 +315,10 @@ function lmTarget(): Target {
         disposeLmRouted(planned.routed);
         return { stats: stats!, done: () => {} };
       },
-      after: async () => {
-        const r = await lmTrainStep(model, opt, x, y, { seed: seed++, reg, lr: 0 });
-        return { stats: r.stats, done: () => r.plans.forEach((p) => p.counts?.dispose()) };
+      after: () => {
+        const r = lmTrainStep(model, opt, x, y, { seed: seed++, reg, lr: 0 });
+        const done = () => r.plans.forEach((p) => p.counts?.dispose());
+        return Promise.resolve({ stats: r.stats, done });
       },
     },
     dispose: () => {

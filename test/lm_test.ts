@@ -195,7 +195,11 @@ for (const backend of backends) {
     assertAllClose(await replay[0].data(), await direct.logits.data(), { atol: 1e-5 });
     assertClose((await replay[1].data())[0], (await direct.penalty.data())[0], { atol: 1e-6 });
     for (let l = 0; l < 2; l++) {
-      equal(plans[l].plan.expert!.join(), direct.routed[l].plan.expert!.join(), `layer ${l} experts`);
+      equal(
+        plans[l].plan.expert!.join(),
+        direct.routed[l].plan.expert!.join(),
+        `layer ${l} experts`,
+      );
     }
     // The one taped pass (routeSync on cpu/wasm, the device plan on webgpu) computes the same.
     const sync = tf.tidy(() => {

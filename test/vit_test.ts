@@ -255,7 +255,11 @@ for (const backend of await availableBackends()) {
       ok(replay.plans.some((p) => (p.dropped ?? 0) > 0), "capacity drops choices (not vacuous)");
       assertClose(device.loss, replay.loss, { atol: 1e-5 });
       for (const name of Object.keys(replay.grads)) {
-        assertAllClose(device.grads[name], replay.grads[name], { atol: 1e-5, rtol: 1e-4, msg: name });
+        assertAllClose(device.grads[name], replay.grads[name], {
+          atol: 1e-5,
+          rtol: 1e-4,
+          msg: name,
+        });
       }
       tf.dispose([x, y]);
       model.dispose();

@@ -65,7 +65,14 @@ import {
   type RoutedBatch,
 } from "../moe/moe_layer.ts";
 import { Rng } from "../rng.ts";
-import { attend, driveForward, driveForwardAsync, keepRouted, layerNorm, routeInTape } from "./transformer.ts";
+import {
+  attend,
+  driveForward,
+  driveForwardAsync,
+  keepRouted,
+  layerNorm,
+  routeInTape,
+} from "./transformer.ts";
 import type { Tensor, Tensor1D, Tensor2D, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
 

@@ -241,7 +241,7 @@ export const classifierTask: Task<
       moeLayers: 1,
       excludeFromWeightDecay: (name) => /\.b\d?(\.\d+)?$/.test(name), // biases
       configExtras: () => ({}),
-      async step(step, { sigma, lr, opt }) {
+      step(step, { sigma, lr, opt }) {
         const idx = Array.from(epochBatch(cfg.seed, step, pool, cfg.batchSize));
         const { x, y } = makeBatch(data.trainImages, data.trainLabels, idx);
         const b = idx.length;
@@ -254,7 +254,7 @@ export const classifierTask: Task<
         });
         const weighted = tf.tidy(() => tf.mul(stats, tf.tensor1d([b, b, b, b, 1]))) as Tensor1D;
         tf.dispose([stats, x, y]);
-        return { stats: weighted, count: b, plans: [routing] };
+        return Promise.resolve({ stats: weighted, count: b, plans: [routing] });
       },
       progress: (d, seen) => ({ loss: d[0] / seen, acc: d[4] / seen }),
       evaluate: (_step, sigma) => evaluate(model, data, cfg, sigma),

@@ -54,13 +54,13 @@ export interface LmStepResult {
  * (routing in the pass: on cpu/wasm synchronously, on webgpu planned on the
  * device without a readback), loss = mean CE + penalties, AdamW.
  */
-export async function lmTrainStep(
+export function lmTrainStep(
   model: MoeLm,
   opt: AdamW,
   x: Tensor2D,
   y: Tensor2D,
   o: { seed: number; reg: RegularizerSettings | null; lr: number },
-): Promise<LmStepResult> {
+): LmStepResult {
   const opts = { training: true, seed: o.seed, reg: o.reg };
   let routed: RoutedBatch[] = [];
   let stats: tf.Tensor1D | null = null;
@@ -259,7 +259,7 @@ export const lmTask: Task<LmTrainConfig, TextCorpus, LmEval, LmEvalMetrics, LmSu
         const rng = new Rng(deriveSeed(cfg.seed, 1, step));
         const starts = sampleWindows(corpus.train.length, T, cfg.batchSize, rng);
         const { x, y } = makeLmBatch(corpus.train, starts, T);
-        const { stats, plans } = await lmTrainStep(model, opt, x, y, {
+        const { stats, plans } = lmTrainStep(model, opt, x, y, {
           seed: deriveSeed(cfg.seed, 2, step),
           reg: regularizerSettings(cfg, sigma),
           lr,

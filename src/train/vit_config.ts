@@ -274,8 +274,7 @@ export const VIT_FIELDS: FieldSpec<VitTrainConfig>[] = [
     kind: "choice",
     choices: ["auto", "sync", "async"],
     mutable: true,
-    help:
-      "auto | sync | async: all plan MoE routing in the tape (kept for old configs)",
+    help: "auto | sync | async: all plan MoE routing in the tape (kept for old configs)",
   },
 ];
 

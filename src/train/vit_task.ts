@@ -115,13 +115,13 @@ function lossAndStats(out: VitOutput, y: Tensor1D, smoothing: number) {
  * differentiate smoothed CE + Σ_layers penalties, apply AdamW, and free the
  * routed batches. MoE and MoGE run the same code; MoGE's `reg.lambda` > 0.
  */
-export async function vitTrainStep(
+export function vitTrainStep(
   model: VisionTransformer,
   opt: AdamW,
   x: Tensor2D,
   y: Tensor1D,
   o: VitStepOptions,
-): Promise<VitStepResult> {
+): VitStepResult {
   const fwd = { training: true, seed: o.seed, reg: o.reg };
   let routed: RoutedBatch[] = [];
   try {
@@ -345,7 +345,7 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
         const augment = new Rng(deriveSeed(cfg.seed, 3, step));
         const { x, y } = vitBatch(cfg, data.trainImages, data.trainLabels, idx, augment);
         const b = idx.length;
-        const { stats, plans } = await vitTrainStep(model, opt, x, y, {
+        const { stats, plans } = vitTrainStep(model, opt, x, y, {
           seed: deriveSeed(cfg.seed, 2, step),
           reg: vitRegSettings(cfg, sigma, trainReg),
           lr,
