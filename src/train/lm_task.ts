@@ -255,7 +255,7 @@ export const lmTask: Task<LmTrainConfig, TextCorpus, LmEval, LmEvalMetrics, LmSu
       excludeFromWeightDecay: (name) => /\.(b\d?|g)$/.test(name) || name.startsWith("emb."),
       isEvalStep: (step) => step % cfg.evalEvery === 0,
       configExtras: () => ({}),
-      async step(step, { sigma, lr, opt }) {
+      step(step, { sigma, lr, opt }) {
         const rng = new Rng(deriveSeed(cfg.seed, 1, step));
         const starts = sampleWindows(corpus.train.length, T, cfg.batchSize, rng);
         const { x, y } = makeLmBatch(corpus.train, starts, T);
@@ -265,7 +265,7 @@ export const lmTask: Task<LmTrainConfig, TextCorpus, LmEval, LmEvalMetrics, LmSu
           lr,
         });
         tf.dispose([x, y]);
-        return { stats, count: 1, plans };
+        return Promise.resolve({ stats, count: 1, plans });
       },
       progress: (d, seen) => ({ loss: d[0] / seen, ppl: Math.exp(d[1] / seen) }),
       evaluate: (_step, sigma) => score(corpus.valid, cfg.evalTokens, sigma),

@@ -340,7 +340,7 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
       moeLayers: L,
       excludeFromWeightDecay: VisionTransformer.excludeFromWeightDecay,
       configExtras: () => ({ moeBlockIndices: blocks, parameters: model.parameterCount }),
-      async step(step, { sigma, lr, opt }) {
+      step(step, { sigma, lr, opt }) {
         const idx = epochBatch(cfg.seed, step, trainIdx, cfg.batchSize);
         const augment = new Rng(deriveSeed(cfg.seed, 3, step));
         const { x, y } = vitBatch(cfg, data.trainImages, data.trainLabels, idx, augment);
@@ -355,7 +355,7 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
         const scale = tf.tensor1d([b, b, 1, ...new Array(2 * L).fill(b)]);
         const weighted = tf.mul(stats, scale) as Tensor1D;
         tf.dispose([stats, scale, x, y]);
-        return { stats: weighted, count: b, plans };
+        return Promise.resolve({ stats: weighted, count: b, plans });
       },
       progress: (d, seen) => ({ loss: d[0] / seen, acc: d[2] / seen }),
       evaluate: (_step, sigma) => evaluate(sigma),
