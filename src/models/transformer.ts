@@ -24,7 +24,8 @@ import type { Tensor, Tensor2D } from "../types.ts";
 
 type Tensor3D = tf.Tensor3D;
 
-export type { RoutedBatch } from "../moe/moe_layer.ts";
+export type { MoeLayer, RoutedBatch, RoutedPlan } from "../moe/moe_layer.ts";
+export type { RowRoute } from "../moe/dispatch.ts";
 export type { Tensor, Tensor2D } from "../types.ts";
 
 /**
@@ -231,18 +232,49 @@ export function routeInTape(
   );
 }
 
+/** A forward generator being driven: its pending request, and the batches sent so far. */
+class Drive<Req, Out, R> {
+  readonly routed: R[] = [];
+  #next: IteratorResult<Req, Out>;
+
+  constructor(readonly gen: Generator<Req, Out, R>, readonly dispose: (r: R[]) => void) {
+    this.#next = gen.next();
+  }
+
+  /** The pending request, or null once the pass has returned. */
+  get request(): Req | null {
+    return this.#next.done ? null : this.#next.value;
+  }
+
+  /** Answers the pending request. */
+  send(batch: R): void {
+    this.routed.push(batch);
+    this.#next = this.gen.next(batch);
+  }
+
+  /** The finished pass. */
+  result(): { output: Out; routed: R[] } {
+    return { output: this.#next.value as Out, routed: this.routed };
+  }
+
+  /** Abandons the pass: the generator frees what it holds, `dispose` the batches. */
+  abandon(): void {
+    this.gen.return(undefined as unknown as Out);
+    this.dispose(this.routed);
+  }
+}
+
 /**
  * Runs a model's forward generator synchronously, answering request i with
  * `answer(request, i)`; returns the model's output and the routed batches in
- * order. If `answer` throws, the generator is returned (it frees what it
- * holds) and the batches made so far stay the caller's problem no more:
- * they are freed with `dispose`.
+ * order. If anything throws, the generator is returned (it frees what it
+ * holds) and the batches made so far are freed with `dispose`.
  *
  * @example
  * ```ts
  * import { driveForward } from "./transformer.ts";
- * function* gen(): Generator<number, string, never> { return "done"; }
- * console.log(driveForward(gen(), () => { throw new Error("no request"); }).output); // "done"
+ * function* gen(): Generator<number, string, number> { return `got ${yield 1}`; }
+ * console.log(driveForward(gen(), (q) => q + 1).output); // "got 2"
  * ```
  */
 export function driveForward<Req, Out, R = RoutedBatch>(
@@ -250,22 +282,13 @@ export function driveForward<Req, Out, R = RoutedBatch>(
   answer: (req: Req, index: number) => R,
   dispose: (r: R[]) => void = () => {},
 ): { output: Out; routed: R[] } {
-  const routed: R[] = [];
-  let finished = false;
+  const d = new Drive(gen, dispose);
   try {
-    let r = gen.next();
-    for (let i = 0; !r.done; i++) {
-      const batch = answer(r.value, i);
-      routed.push(batch);
-      r = gen.next(batch);
-    }
-    finished = true;
-    return { output: r.value, routed };
-  } finally {
-    if (!finished) {
-      gen.return(undefined as unknown as Out);
-      dispose(routed);
-    }
+    for (let i = 0; d.request !== null; i++) d.send(answer(d.request, i));
+    return d.result();
+  } catch (e) {
+    d.abandon();
+    throw e;
   }
 }
 
@@ -285,21 +308,12 @@ export async function driveForwardAsync<Req, Out, R = RoutedBatch>(
   answer: (req: Req, index: number) => Promise<R>,
   dispose: (r: R[]) => void = () => {},
 ): Promise<{ output: Out; routed: R[] }> {
-  const routed: R[] = [];
-  let finished = false;
+  const d = new Drive(gen, dispose);
   try {
-    let r = gen.next();
-    for (let i = 0; !r.done; i++) {
-      const batch = await answer(r.value, i);
-      routed.push(batch);
-      r = gen.next(batch);
-    }
-    finished = true;
-    return { output: r.value, routed };
-  } finally {
-    if (!finished) {
-      gen.return(undefined as unknown as Out);
-      dispose(routed);
-    }
+    for (let i = 0; d.request !== null; i++) d.send(await answer(d.request, i));
+    return d.result();
+  } catch (e) {
+    d.abandon();
+    throw e;
   }
 }
