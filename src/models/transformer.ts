@@ -19,14 +19,15 @@
  */
 
 import { tf } from "../deps.ts";
-import type { MoeLayer, RoutedBatch } from "../moe/moe_layer.ts";
+import type { RoutedBatch } from "../moe/moe_layer.ts";
 import type { Tensor, Tensor2D } from "../types.ts";
 
 type Tensor3D = tf.Tensor3D;
 
-export type { MoeLayer, RoutedBatch, RoutedPlan } from "../moe/moe_layer.ts";
+export type { RoutedBatch, RoutedPlan } from "../moe/moe_layer.ts";
+export type { RoutingPlan } from "../moe/routing.ts";
 export type { RowRoute } from "../moe/dispatch.ts";
-export type { Tensor, Tensor2D } from "../types.ts";
+export type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 
 /**
  * Layer normalization over the last axis (Ba et al. 2016):
@@ -197,6 +198,20 @@ export function keepRouted(r: RoutedBatch): RoutedBatch {
   return r;
 }
 
+/** What {@linkcode routeInTape} needs of a MoE layer (a `MoeLayer` has it). */
+export interface InTapeRouter {
+  /** Plans on the CPU after a synchronous readback (cpu, wasm). */
+  routeSync(
+    logits: Tensor2D,
+    options: { training: boolean; noiseSeed?: number },
+  ): RoutedBatch;
+  /** Plans on the device, no readback (webgpu). */
+  routeDevice(
+    logits: Tensor2D,
+    options: { training: boolean; noiseSeed?: number; stats?: boolean },
+  ): RoutedBatch;
+}
+
 /**
  * Routes one MoE layer inside the gradient tape, in the one forward pass:
  * `routeSync` (CPU plan after a synchronous readback) on cpu and wasm,
@@ -220,7 +235,7 @@ export function keepRouted(r: RoutedBatch): RoutedBatch {
  * ```
  */
 export function routeInTape(
-  layer: MoeLayer,
+  layer: InTapeRouter,
   logits: Tensor2D,
   opts: { training: boolean; noiseSeed: number },
 ): RoutedBatch {
