@@ -253,7 +253,17 @@ export function disposeRouted(r: RoutedBatch): void {
   if (r.counts) r.counts.dispose();
 }
 
-/** A CPU-planned plan (`route` / `routeSync`), or a clear error for a device plan. */
+/**
+ * A CPU-planned plan (`route` / `routeSync`), or a clear error for a device
+ * plan (which keeps its per-choice indices and counts on the device).
+ *
+ * @example
+ * ```ts
+ * import { hostPlan } from "./moe_layer.ts";
+ * const sizes = { N: 1, E: 2, k: 1, capacity: 1, slots: 1, active: Int32Array.of(0, 1) };
+ * hostPlan(sizes, "stats"); // throws: "stats: the batch was routed on the device ..."
+ * ```
+ */
 export function hostPlan(plan: RoutedPlan, what: string): RoutingPlan {
   if (plan.expert === undefined || plan.load === undefined) {
     throw new Error(
