@@ -261,7 +261,11 @@ export function disposeRouted(r: RoutedBatch): void {
  * ```ts
  * import { hostPlan } from "./moe_layer.ts";
  * const sizes = { N: 1, E: 2, k: 1, capacity: 1, slots: 1, active: Int32Array.of(0, 1) };
- * hostPlan(sizes, "stats"); // throws: "stats: the batch was routed on the device ..."
+ * try {
+ *   hostPlan(sizes, "stats");
+ * } catch (e) {
+ *   console.log((e as Error).message); // "stats: the batch was routed on the device ..."
+ * }
  * ```
  */
 export function hostPlan(plan: RoutedPlan, what: string): RoutingPlan {
