@@ -393,7 +393,8 @@ export class MoeLm {
   }
 
   #layerNorm(x: Tensor, name: string): Tensor2D {
-    return layerNorm(x, this.params[`${name}.g`], this.params[`${name}.b`], 1e-5) as Tensor2D;
+    const [g, b] = [this.params[`${name}.g`], this.params[`${name}.b`]];
+    return layerNorm(x, g, b, 1e-5, "rsqrt") as Tensor2D;
   }
 
   #dropout(x: Tensor, opts: LmForwardOptions, site: number): Tensor {

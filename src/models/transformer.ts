@@ -32,6 +32,9 @@ export type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 /**
  * Layer normalization over the last axis (Ba et al. 2016):
  * (x − mean) / sqrt(var + ε) · gain + bias (ε = 1e-6 as ViT; the LM uses 1e-5).
+ * `scale` picks the float arithmetic: "div" divides by sqrt(var + ε) (the
+ * ViT's), "rsqrt" multiplies by rsqrt(var + ε) (the LM's); they differ in
+ * the last bits only, and each model keeps its own so its results stay put.
  *
  * @example
  * ```ts
@@ -40,10 +43,19 @@ export type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
  * const y = layerNorm(tf.tensor2d([[1, 3]]), tf.ones([2]), tf.zeros([2])); // ≈ [[-1, 1]]
  * ```
  */
-export function layerNorm(x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-6): Tensor {
+export function layerNorm(
+  x: Tensor,
+  gain: Tensor,
+  bias: Tensor,
+  eps = 1e-6,
+  scale: "div" | "rsqrt" = "div",
+): Tensor {
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias);
+    const normed = scale === "div"
+      ? tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps)))
+      : tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+    return tf.add(tf.mul(normed, gain), bias);
   });
 }
 
