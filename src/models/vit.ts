@@ -405,7 +405,7 @@ export class VisionTransformer {
    * routed batches stay the driver's to dispose, after the backward pass.
    *
    * Use a driver ({@linkcode VisionTransformer.forwardSync},
-   * {@linkcode VisionTransformer.forwardReplay},
+   * {@linkcode VisionTransformer.forwardWith},
    * {@linkcode VisionTransformer.forwardAsync}) unless you route differently.
    */
   *forward(
