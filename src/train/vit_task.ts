@@ -4,7 +4,7 @@
  * smoothing, random crop with padding and optional horizontal flip,
  * stochastic depth; MoGE adds λ·mean R(z) of every MoE layer (eq. 9). What
  * differs from the other models: the model, the augmented batches, the step
- * (sync or planned routing), the evaluation and the per-MoE-layer metrics.
+ * (routing in the one taped pass), the evaluation and the per-MoE-layer metrics.
  * The loop (`loop.ts`) does the rest.
  *
  * @module
