@@ -42,7 +42,8 @@ import {
   vitTrainStep,
 } from "../src/train/vit_task.ts";
 import { DEFAULT_LM_CONFIG, lmModelConfig, lmTrainStep } from "../src/train/lm_task.ts";
-import { loadDataset, makeBatch } from "../src/data/images.ts";
+import { loadDataset } from "../src/data/image_sources.ts";
+import { makeBatch } from "../src/data/image_batches.ts";
 import { BENCH, benchBatch, benchModel } from "./setup.ts";
 
 /** A path of the step: the fast one, or the one before this benchmark's changes. */

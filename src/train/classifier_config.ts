@@ -14,7 +14,13 @@ import {
   type FieldSpec,
   validateFields,
 } from "./config_fields.ts";
-import { mogeFields, type MogeSettings, PAPER_SIGMA, validateMogeLayout } from "./moge_settings.ts";
+import {
+  MOGE_DEFAULTS,
+  mogeFields,
+  type MogeSettings,
+  PAPER_SIGMA,
+  validateMogeLayout,
+} from "./moge_settings.ts";
 
 export type { Mode } from "./config_fields.ts";
 /** Datasets of the image tasks. */
@@ -41,13 +47,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   capacityFactor: 4,
   loadBalanceWeight: 0.01,
   lambda: 0.1,
-  sigmaMax: 10,
-  sigmaMin: 1.5,
-  gamma: 0.3,
-  filter: "gaussian",
-  filterSize: 3,
-  padding: "valid",
-  filterCentre: "floor",
+  ...MOGE_DEFAULTS,
   epochs: 3,
   batchSize: 200,
   learningRate: 1e-3,

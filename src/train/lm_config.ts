@@ -25,7 +25,12 @@ import {
   type FieldSpec,
   validateFields,
 } from "./config_fields.ts";
-import { mogeFields, type MogeSettings, validateMogeLayout } from "./moge_settings.ts";
+import {
+  MOGE_DEFAULTS,
+  mogeFields,
+  type MogeSettings,
+  validateMogeLayout,
+} from "./moge_settings.ts";
 import type { LmConfig } from "../models/lm.ts";
 import type { TextDatasetName } from "../data/text.ts";
 
@@ -91,13 +96,7 @@ export const DEFAULT_LM_CONFIG: LmTrainConfig = {
   adamGamma: 1,
   adamLayers: 1,
   lambda: 3e-3,
-  sigmaMax: 10,
-  sigmaMin: 1.5,
-  gamma: 0.3,
-  filter: "gaussian",
-  filterSize: 3,
-  padding: "valid",
-  filterCentre: "floor",
+  ...MOGE_DEFAULTS,
   steps: 300,
   batchSize: 16,
   learningRate: 2e-3,

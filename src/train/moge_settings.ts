@@ -39,12 +39,33 @@ export interface MogeSettings {
   filterCentre: FilterCentre;
 }
 
-/** The σ schedule and filter of the paper (Sec. 2.4, Appendix B). */
-export const PAPER_SIGMA: Pick<MogeSettings, "sigmaMax" | "sigmaMin" | "gamma" | "filterSize"> = {
+/**
+ * The regularizer's settings every model starts from (λ differs per model and
+ * is set by each): the paper's σ schedule and 3x3 Gaussian, Algorithm 1's
+ * "valid" windows, the authors' filter centre.
+ *
+ * @example
+ * ```ts
+ * import { MOGE_DEFAULTS } from "./moge_settings.ts";
+ * console.log(MOGE_DEFAULTS.padding); // "valid"
+ * ```
+ */
+export const MOGE_DEFAULTS: Omit<MogeSettings, "lambda"> = {
   sigmaMax: 10,
   sigmaMin: 1.5,
   gamma: 0.3,
+  filter: "gaussian",
   filterSize: 3,
+  padding: "valid",
+  filterCentre: "floor",
+};
+
+/** The σ schedule and filter of the paper (Sec. 2.4, Appendix B). */
+export const PAPER_SIGMA: Pick<MogeSettings, "sigmaMax" | "sigmaMin" | "gamma" | "filterSize"> = {
+  sigmaMax: MOGE_DEFAULTS.sigmaMax,
+  sigmaMin: MOGE_DEFAULTS.sigmaMin,
+  gamma: MOGE_DEFAULTS.gamma,
+  filterSize: MOGE_DEFAULTS.filterSize,
 };
 
 /**
@@ -139,8 +160,11 @@ export function validateMogeLayout(
  * @example
  * ```ts
  * import { regularizerSettings } from "./moge_settings.ts";
- * regularizerSettings({ mode: "moe", experts: 16, lambda: 0.1, sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3, filter: "gaussian", filterSize: 3 }, 2);
- * // { lambda: 0, sigma: 2, filterSize: 3, filter: "gaussian" }
+ * regularizerSettings({
+ *   mode: "moe", experts: 16, lambda: 0.1, sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3,
+ *   filter: "gaussian", filterSize: 3, padding: "valid", filterCentre: "floor",
+ * }, 2);
+ * // { lambda: 0, sigma: 2, filterSize: 3, filter: "gaussian", padding: "valid", filterCentre: "floor" }
  * ```
  */
 export function regularizerSettings(
@@ -164,11 +188,14 @@ export function regularizerSettings(
  * @example
  * ```ts
  * import { sigmaScheduleOf } from "./moge_settings.ts";
- * const at = sigmaScheduleOf({ lambda: 0, sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3, filter: "gaussian", filterSize: 3 }, 100);
+ * const at = sigmaScheduleOf({ sigmaMax: 10, sigmaMin: 1.5, gamma: 0.3 }, 100);
  * at(0); // 10
  * ```
  */
-export function sigmaScheduleOf(c: MogeSettings, totalSteps: number): (step: number) => number {
+export function sigmaScheduleOf(
+  c: Pick<MogeSettings, "sigmaMax" | "sigmaMin" | "gamma">,
+  totalSteps: number,
+): (step: number) => number {
   return sigmaSchedule({
     sigmaMax: c.sigmaMax,
     sigmaMin: c.sigmaMin,

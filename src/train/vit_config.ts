@@ -8,7 +8,12 @@
 
 import type { CommonSettings, EpochSettings, FieldSpec } from "./config_fields.ts";
 import { commonFields, epochFields, validateFields } from "./config_fields.ts";
-import { mogeFields, type MogeSettings, validateMogeLayout } from "./moge_settings.ts";
+import {
+  MOGE_DEFAULTS,
+  mogeFields,
+  type MogeSettings,
+  validateMogeLayout,
+} from "./moge_settings.ts";
 import { IMAGE_DATASETS, type TrainDataset } from "./classifier_config.ts";
 import { lastEvenBlocks, type VitConfig, type VitPool } from "../models/vit.ts";
 import { Rng } from "../rng.ts";
@@ -82,13 +87,7 @@ export const DEFAULT_VIT_CONFIG: VitTrainConfig = {
   capacityFactor: 4,
   loadBalanceWeight: 0.01,
   lambda: 4e-3,
-  sigmaMax: 10,
-  sigmaMin: 1.5,
-  gamma: 0.3,
-  filter: "gaussian",
-  filterSize: 3,
-  padding: "valid",
-  filterCentre: "floor",
+  ...MOGE_DEFAULTS,
   dropout: 0,
   attentionDropout: 0,
   dropPath: 0.1,
