@@ -38,6 +38,8 @@ export type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
  *
  * @example
  * ```ts
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
  * import { tf } from "../deps.ts";
  * import { layerNorm } from "./transformer.ts";
  * const y = layerNorm(tf.tensor2d([[1, 3]]), tf.ones([2]), tf.zeros([2])); // ≈ [[-1, 1]]
@@ -65,6 +67,8 @@ export function layerNorm(
  *
  * @example
  * ```ts
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
  * import { tf } from "../deps.ts";
  * import { activate } from "./transformer.ts";
  * activate(tf.tensor1d([-1, 2]), "relu"); // [0, 2]
@@ -100,6 +104,8 @@ export interface AttendOptions {
  *
  * @example
  * ```ts
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
  * import { tf } from "../deps.ts";
  * import { attend } from "./transformer.ts";
  * const x = tf.randomNormal([2 * 3, 4]) as tf.Tensor2D; // B = 2, T = 3, d = 4
@@ -154,6 +160,8 @@ export interface AttentionWeights {
  *
  * @example
  * ```ts
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
  * import { tf } from "../deps.ts";
  * import { multiHeadAttention } from "./transformer.ts";
  * const d = 4;
@@ -188,14 +196,19 @@ export function multiHeadAttention(
  *
  * @example
  * ```ts
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
  * import { tf } from "../deps.ts";
- * import { disposeRouted, MoeLayer } from "../moe/moe_layer.ts";
+ * import { disposeRouted, MoeLayer, type RoutedBatch } from "../moe/moe_layer.ts";
  * import { keepRouted } from "./transformer.ts";
  * const layer = new MoeLayer({ inputDim: 2, hiddenDim: 2, numExperts: 2, topK: 1,
  *   routingOrder: "softmax-topk", routerBias: false, activation: "relu", capacityFactor: 0,
  *   loadBalanceWeight: 0 });
- * const r = tf.tidy(() => keepRouted(layer.routeSync(tf.tensor2d([[1, 0]]), { training: false })));
- * disposeRouted(r);
+ * const kept: RoutedBatch[] = [];
+ * tf.tidy(() => {
+ *   kept.push(keepRouted(layer.routeSync(tf.tensor2d([[1, 0]]), { training: false })));
+ * }); // the batch outlives the tidy
+ * disposeRouted(kept[0]);
  * ```
  */
 export function keepRouted(r: RoutedBatch): RoutedBatch {
@@ -234,6 +247,8 @@ export interface InTapeRouter {
  *
  * @example
  * ```ts
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
  * import { tf } from "../deps.ts";
  * import { disposeRouted, MoeLayer } from "../moe/moe_layer.ts";
  * import { routeInTape } from "./transformer.ts";
