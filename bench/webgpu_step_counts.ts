@@ -12,6 +12,8 @@
  * - `lm-small`: the LM preset (3 MoE layers of 16 experts), a batch of
  *   `MOGE_LM_BATCH` (default 4) random windows of its 64-token context.
  *
+ * Each mode first runs `MOGE_WARMUP` (default 2) untimed steps.
+ *
  * Figures per step:
  *
  * - readbacks: calls of the backend's `read` / `readSync` (what `data()` and
@@ -366,11 +368,12 @@ if (import.meta.main) {
   const rounds = Number(Deno.args[1] ?? 3);
   const modes = (Deno.args[2] ?? "before,after").split(",");
   const out = Deno.args[3];
+  const warmUps = Number(Deno.env.get("MOGE_WARMUP") ?? 2);
   const rows: Record<string, unknown>[] = [];
   for (const name of targets) {
     const t = targetOf(name);
     for (const mode of modes) {
-      for (let i = 0; i < 2; i++) {
+      for (let i = 0; i < warmUps; i++) {
         const r = await t.steps[mode](); // warm-up (compiles the mode's shaders)
         await r.stats.data();
         r.stats.dispose();
