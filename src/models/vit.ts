@@ -10,20 +10,17 @@
  * scores to the loss, summed over layers (eq. 9); {@linkcode VitOutput.penalty}
  * is that sum plus each layer's loadBalanceWeight·L_aux.
  *
- * Routing needs each MoE layer's router scores on the CPU, and a layer's
- * input depends on the layers before it. The forward pass is therefore a
- * generator that yields each MoE layer's router logits and receives its
- * {@linkcode RoutedBatch}; three drivers run it:
+ * A MoE layer's routing depends on its router logits, and its input on the
+ * layers before it. The forward pass is therefore a generator that yields
+ * each MoE layer's router logits and receives its {@linkcode RoutedBatch};
+ * the drivers of `transformer.ts` run it:
  *
- * - {@linkcode VisionTransformer.forwardSync} (cpu, wasm): plans each layer
- *   with `routeSync` as it goes, inside the gradient tape;
- * - {@linkcode VisionTransformer.planRoutes} + {@linkcode VisionTransformer.forwardReplay}
- *   (any backend, needed on webgpu): an async pass outside the tape awaits
- *   `route` for each layer in turn, then the taped pass replays the recorded
- *   plans; both passes draw dropout, drop-path and routing noise from the same
- *   seeds, so they compute the same activations;
+ * - {@linkcode VisionTransformer.forwardSync} (training, any backend): routes
+ *   each layer inside the gradient tape as the pass reaches it (`routeSync` on
+ *   cpu and wasm, `routeDevice` on webgpu): one forward pass per step;
  * - {@linkcode VisionTransformer.forwardAsync}: one async pass without a tape
- *   (evaluation, any backend).
+ *   (evaluation, any backend; CPU-planned);
+ * - {@linkcode VisionTransformer.forwardWith}: any other answer (a replay).
  *
  * @module
  */
@@ -36,8 +33,16 @@ import {
   type RegularizerSettings,
   type RoutedBatch,
 } from "../moe/moe_layer.ts";
-import type { RouterInput, RouterName, Tensor3D } from "../moe/routers/mod.ts";
+import type { RouterInput, RouterName } from "../moe/routers/mod.ts";
 import { Rng, tfSeed } from "../rng.ts";
+import {
+  activate,
+  driveForward,
+  driveForwardAsync,
+  layerNorm,
+  multiHeadAttention,
+  routeInTape,
+} from "./transformer.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
 
@@ -232,117 +237,13 @@ export interface RoutedForward {
   routed: RoutedBatch[];
 }
 
+export { layerNorm, multiHeadAttention } from "./transformer.ts";
+export type { AttentionWeights } from "./transformer.ts";
+
 /** Frees the tensors of a {@linkcode VitOutput}. */
 export function disposeVitOutput(o: VitOutput): void {
   tf.dispose([o.logits, o.penalty, ...o.moe.flatMap((m) => [m.aux, m.reg])]);
   for (const m of o.moe) if (m.router) tf.dispose(Object.values(m.router));
-}
-
-/** Marks the tensors of a routed batch as kept, so that a tidy (or a gradient tape's forward scope) leaves them alone. */
-function keepRouted(r: RoutedBatch): RoutedBatch {
-  const routes = [
-    r.dispatch,
-    r.combine,
-    ...(r.packed ? [r.packed.dispatch, r.packed.combine] : []),
-  ];
-  for (const route of routes) {
-    tf.keep(route.forward);
-    tf.keep(route.backward);
-  }
-  tf.keep(r.chosen);
-  if (r.noise) tf.keep(r.noise);
-  return r;
-}
-
-function gelu(x: Tensor): Tensor {
-  // tanh approximation, as the MoE layer's experts.
-  const cube = tf.mul(tf.square(x), x); // cheaper than tf.pow on wasm
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, cube)));
-  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
-}
-
-function activate(x: Tensor, kind: Activation): Tensor {
-  if (kind === "relu") return tf.relu(x);
-  if (kind === "tanh") return tf.tanh(x);
-  return gelu(x);
-}
-
-/** Layer normalization over the last axis (ε = 1e-6, as ViT). */
-export function layerNorm(x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-6): Tensor {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias);
-  });
-}
-
-/** Weights of one multi-head self-attention. */
-export interface AttentionWeights {
-  /** `[d, 3d]`: the query, key and value projections side by side. */
-  qkvW: Tensor;
-  /** `[3d]`. */
-  qkvB: Tensor;
-  /** `[d, d]`: output projection. */
-  projW: Tensor;
-  /** `[d]`. */
-  projB: Tensor;
-}
-
-/**
- * Multi-head self-attention (Vaswani et al. 2017) over `[B, T, d]` tokens:
- * softmax(Q Kᵀ / sqrt(d/H)) V per head, heads concatenated, then projected.
- * No mask (every token sees every token).
- *
- * @param x tokens `[B*T, d]`, image-major
- * @param tokens T (tokens per image)
- * @param dropout `{ rate, seed }` of the dropout on the attention weights (omit at eval)
- * @param keep when given, receives the head-averaged attention matrix `[B, T, T]`
- *   (before dropout, rows sum to 1; `tf.keep`-ed: the caller disposes it), the
- *   graph of the `attention` router
- * @returns `[B*T, d]`
- *
- * @example
- * ```ts
- * import { tf } from "../deps.ts";
- * import { multiHeadAttention } from "./vit.ts";
- * const d = 4;
- * const w = {
- *   qkvW: tf.randomNormal([d, 3 * d]), qkvB: tf.zeros([3 * d]),
- *   projW: tf.randomNormal([d, d]), projB: tf.zeros([d]),
- * };
- * const y = multiHeadAttention(tf.randomNormal([2 * 3, d]) as tf.Tensor2D, 3, 2, w);
- * console.log(y.shape); // [6, 4]
- * ```
- */
-export function multiHeadAttention(
-  x: Tensor2D,
-  tokens: number,
-  numHeads: number,
-  w: AttentionWeights,
-  dropout?: { rate: number; seed: number },
-  keep?: { matrix?: Tensor3D },
-): Tensor2D {
-  return tf.tidy(() => {
-    const [N, d] = x.shape;
-    const B = N / tokens;
-    const dh = d / numHeads;
-    const qkv = tf.add(tf.matMul(x, w.qkvW as Tensor2D), w.qkvB); // [B*T, 3d]
-    const heads = (t: Tensor) =>
-      t.reshape([B, tokens, numHeads, dh]).transpose([0, 2, 1, 3]).reshape([
-        B * numHeads,
-        tokens,
-        dh,
-      ]);
-    const [q, k, v] = tf.split(qkv, 3, 1).map(heads) as tf.Tensor3D[]; // [B*H, T, dh]
-    let a = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh))); // [B*H, T, T]
-    if (keep) {
-      // The head-averaged matrix before dropout (rows sum to 1), for the attention router.
-      keep.matrix = tf.keep(tf.mean(a.reshape([B, numHeads, tokens, tokens]), 1)) as tf.Tensor3D; // [B, T, T]
-    }
-    if (dropout && dropout.rate > 0) a = tf.dropout(a, dropout.rate, undefined, dropout.seed);
-    const o = tf.matMul(a as tf.Tensor3D, v) // [B*H, T, dh]
-      .reshape([B, numHeads, tokens, dh]).transpose([0, 2, 1, 3]).reshape([N, d]); // [B*T, d]
-    return tf.add(tf.matMul(o as Tensor2D, w.projW as Tensor2D), w.projB) as Tensor2D;
-  });
 }
 
 /**
@@ -528,7 +429,7 @@ export class VisionTransformer {
    * routed batches stay the driver's to dispose, after the backward pass.
    *
    * Use a driver ({@linkcode VisionTransformer.forwardSync},
-   * {@linkcode VisionTransformer.forwardReplay},
+   * {@linkcode VisionTransformer.forwardWith},
    * {@linkcode VisionTransformer.forwardAsync}) unless you route differently.
    */
   *forward(
@@ -673,121 +574,42 @@ export class VisionTransformer {
 
   /**
    * Runs {@linkcode VisionTransformer.forward} synchronously, routing each MoE
-   * layer with `route` (which must return a RoutedBatch for the request).
+   * layer with `route` (which must return a RoutedBatch for the request), e.g.
+   * replaying batches recorded by {@linkcode VisionTransformer.forwardAsync}.
    */
   forwardWith(
     x: Tensor2D,
     opts: VitForwardOptions,
     route: (req: VitRouteRequest) => RoutedBatch,
   ): RoutedForward {
-    const gen = this.forward(x, opts);
-    const routed: RoutedBatch[] = [];
-    let finished = false;
-    try {
-      let r = gen.next();
-      while (!r.done) {
-        const batch = route(r.value);
-        routed.push(batch);
-        r = gen.next(batch);
-      }
-      finished = true;
-      return { output: r.value, routed };
-    } finally {
-      if (!finished) gen.return(undefined as unknown as VitOutput);
-    }
+    const r = driveForward(this.forward(x, opts), route);
+    return { output: r.output, routed: r.routed };
   }
 
   /**
-   * The cpu/wasm driver: routes each MoE layer with the synchronous
-   * `routeSync` as the pass reaches it, so it can run inside
-   * `tf.variableGrads` (the routed batches are `tf.keep`-ed so the tape's
-   * forward scope leaves them alive for the backward pass). Throws on webgpu.
+   * The training driver, on every backend: routes each MoE layer inside the
+   * gradient tape as the pass reaches it ({@linkcode routeInTape}: `routeSync`
+   * on cpu and wasm, `routeDevice` on webgpu, with no readback), so one
+   * forward pass inside `tf.variableGrads` makes the step. Free the routed
+   * batches after the backward pass.
    */
   forwardSync(x: Tensor2D, opts: VitForwardOptions): RoutedForward {
-    return this.forwardWith(
-      x,
-      opts,
-      (req) =>
-        keepRouted(
-          req.layer.routeSync(req.input, {
-            training: req.training,
-            noiseSeed: req.noiseSeed,
-            step: req.step,
-          }),
-        ),
-    );
+    return this.forwardWith(x, opts, (req) => routeInTape(req.layer, req.input, req));
   }
 
-  /**
-   * The planning pass (any backend; required on webgpu): runs the forward
-   * pass outside any gradient tape, awaiting `route` for each MoE layer in
-   * turn (one readback per layer), and returns the routed batches, for
-   * {@linkcode VisionTransformer.forwardReplay} with the same `x` and `opts`.
-   * It stops after the last MoE layer.
-   */
-  async planRoutes(x: Tensor2D, opts: VitForwardOptions): Promise<RoutedBatch[]> {
-    const gen = this.forward(x, opts);
-    const routed: RoutedBatch[] = [];
-    try {
-      let r = gen.next();
-      while (!r.done) {
-        const batch = await r.value.layer.route(r.value.input, {
-          training: r.value.training,
-          noiseSeed: r.value.noiseSeed,
-          step: r.value.step,
-        });
-        routed.push(batch);
-        if (routed.length === this.moeLayers.size) break;
-        r = gen.next(batch);
-      }
-      if (r.done) disposeVitOutput(r.value);
-    } catch (e) {
-      this.disposeRouted(routed);
-      throw e;
-    } finally {
-      gen.return(undefined as unknown as VitOutput);
-    }
-    return routed;
-  }
-
-  /**
-   * The taped pass that replays plans from {@linkcode VisionTransformer.planRoutes}
-   * (same `x`, same `opts`, weights unchanged in between). Synchronous: run it
-   * inside `tf.variableGrads` on any backend.
-   */
-  forwardReplay(x: Tensor2D, opts: VitForwardOptions, routed: RoutedBatch[]): VitOutput {
-    if (routed.length !== this.moeLayers.size) {
-      throw new RangeError(
-        `VisionTransformer.forwardReplay: got ${routed.length} routed batches for ${this.moeLayers.size} MoE layers`,
-      );
-    }
-    return this.forwardWith(x, opts, (req) => routed[req.index]).output;
-  }
-
-  /** One async pass on any backend, without a gradient tape (evaluation). */
+  /** One async pass on any backend, without a gradient tape (evaluation; CPU-planned routing). */
   async forwardAsync(x: Tensor2D, opts: VitForwardOptions): Promise<RoutedForward> {
-    const gen = this.forward(x, opts);
-    const routed: RoutedBatch[] = [];
-    let finished = false;
-    try {
-      let r = gen.next();
-      while (!r.done) {
-        const batch = await r.value.layer.route(r.value.input, {
-          training: r.value.training,
-          noiseSeed: r.value.noiseSeed,
-          step: r.value.step,
-        });
-        routed.push(batch);
-        r = gen.next(batch);
-      }
-      finished = true;
-      return { output: r.value, routed };
-    } catch (e) {
-      this.disposeRouted(routed);
-      throw e;
-    } finally {
-      if (!finished) gen.return(undefined as unknown as VitOutput);
-    }
+    const r = await driveForwardAsync(
+      this.forward(x, opts),
+      (req) =>
+        req.layer.route(req.input, {
+          training: req.training,
+          noiseSeed: req.noiseSeed,
+          step: req.step,
+        }),
+      (routed) => this.disposeRouted(routed),
+    );
+    return { output: r.output, routed: r.routed };
   }
 
   /** Frees routed batches (after the step's backward pass). */

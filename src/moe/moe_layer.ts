@@ -24,7 +24,8 @@ import type { FilterCentre, FilterKind } from "../moge/filters.ts";
 import type { Padding } from "../moge/padding.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
-import type { RoutingPlan } from "./routing.ts";
+import { CAPACITY_RULES, type CapacityRule, type RoutingPlan } from "./routing.ts";
+import { deviceRoutedBatch } from "./routing_webgpu_batch.ts";
 import { tfSeed } from "../rng.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
 import {
@@ -96,6 +97,11 @@ export interface MoeConfig {
   zLossWeight?: number;
   /** The model is a causal decoder: routers whose routing looks ahead (expert choice) refuse it. */
   causal?: boolean;
+  /**
+   * How the expert capacity C_e follows from C_f (default "tutel"; see
+   * `CapacityRule` in routing.ts). Both planners, CPU and device, use it.
+   */
+  capacityRule?: CapacityRule;
 }
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
@@ -203,6 +209,11 @@ export function validateMoeConfig(c: MoeConfig): void {
   if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
   checkNumber("capacityFactor", c.capacityFactor === Infinity ? 0 : c.capacityFactor, { min: 0 });
   checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
+  if (c.capacityRule !== undefined && !CAPACITY_RULES.includes(c.capacityRule)) {
+    throw new RangeError(
+      `capacityRule = "${c.capacityRule}" is invalid: allowed are ${CAPACITY_RULES.join(", ")}`,
+    );
+  }
   if (c.expertCompute !== undefined && !EXPERT_COMPUTES.includes(c.expertCompute)) {
     throw new RangeError(
       `expertCompute = "${c.expertCompute}" is invalid: allowed are ${EXPERT_COMPUTES.join(", ")}`,
@@ -230,12 +241,27 @@ export interface RouteOptions {
   noise?: Tensor2D;
   /** Training step (SSR decides per step whether it runs Sinkhorn). */
   step?: number;
+  /**
+   * {@linkcode MoeLayer.routeDevice} only: also count each expert's demand
+   * and load on the device (`RoutedBatch.counts`, for a `RoutingStatsLog`).
+   */
+  stats?: boolean;
 }
 
+/**
+ * The plan of a routed batch: the sizes every path has, and the CPU
+ * planner's per-choice arrays and statistics when the plan was made on the
+ * CPU (`route` / `routeSync`); a device plan (`routeDevice`) has only the
+ * sizes, its indices live in the batch's tensors.
+ */
+export type RoutedPlan =
+  & Pick<RoutingPlan, "N" | "E" | "k" | "capacity" | "slots" | "active">
+  & Partial<Omit<RoutingPlan, "N" | "E" | "k" | "capacity" | "slots" | "active">>;
+
 /** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
-export interface RoutedBatch {
-  /** The CPU routing plan. */
-  plan: RoutingPlan;
+export interface RoutedBatch<P extends RoutedPlan = RoutedPlan> {
+  /** The routing plan: sizes always, the CPU planner's arrays when planned on the CPU. */
+  plan: P;
   /** Tokens into expert buffers. */
   dispatch: RowRoute;
   /** Expert buffer rows back to (token, choice) rows. */
@@ -255,7 +281,16 @@ export interface RoutedBatch {
    * elsewhere (top-k only: every choice is real).
    */
   decision?: RouterDecision;
+  /**
+   * Demand and load per expert, int32 `[2, E]` on the device (`routeDevice`
+   * with `stats`), else null. Hand it to a `RoutingStatsLog` (which takes
+   * ownership) or it is freed with the batch.
+   */
+  counts?: Tensor2D | null;
 }
+
+/** A batch routed on the CPU (`route`, `routeSync`): its plan has every field. */
+export type HostRoutedBatch = RoutedBatch<RoutingPlan>;
 
 /** Frees the tensors of a {@linkcode RoutedBatch}. */
 export function disposeRouted(r: RoutedBatch): void {
@@ -267,6 +302,32 @@ export function disposeRouted(r: RoutedBatch): void {
   }
   tf.dispose(r.chosen);
   if (r.noise) r.noise.dispose();
+  if (r.counts) r.counts.dispose();
+}
+
+/**
+ * A CPU-planned plan (`route` / `routeSync`), or a clear error for a device
+ * plan (which keeps its per-choice indices and counts on the device).
+ *
+ * @example
+ * ```ts
+ * import { hostPlan } from "./moe_layer.ts";
+ * const sizes = { N: 1, E: 2, k: 1, capacity: 1, slots: 1, active: Int32Array.of(0, 1) };
+ * try {
+ *   hostPlan(sizes, "stats");
+ * } catch (e) {
+ *   console.log((e as Error).message); // "stats: the batch was routed on the device ..."
+ * }
+ * ```
+ */
+export function hostPlan(plan: RoutedPlan, what: string): RoutingPlan {
+  if (plan.expert === undefined || plan.load === undefined) {
+    throw new Error(
+      `${what}: the batch was routed on the device (routeDevice), which keeps no CPU plan;` +
+        " read its counts through a RoutingStatsLog",
+    );
+  }
+  return plan as RoutingPlan;
 }
 
 /**
@@ -277,10 +338,12 @@ export function disposeRouted(r: RoutedBatch): void {
  * `experts.b2.e [d_out]` (one variable each, so that an expert's weights are
  * used in place, without copies).
  *
- * A training step is two calls: {@linkcode MoeLayer.route} (outside the
- * gradient tape: reads the router's selection scores back, plans on the CPU)
- * and {@linkcode MoeLayer.apply} (inside the tape: differentiable gates,
- * dispatch, experts, combine, losses).
+ * A training step is two calls: a route ({@linkcode MoeLayer.route}: reads
+ * the scores back and plans top-k and capacity on the CPU, outside the tape;
+ * {@linkcode MoeLayer.routeSync}: the same inside the tape, cpu and wasm;
+ * {@linkcode MoeLayer.routeDevice}: plans on the GPU inside the tape, no
+ * readback, webgpu) and {@linkcode MoeLayer.apply} (inside the tape:
+ * differentiable gates, dispatch, experts, combine, losses).
  *
  * @example
  * ```ts
@@ -324,6 +387,7 @@ export class MoeLayer {
       routerOptions: config.routerOptions ?? {},
       zLossWeight: config.zLossWeight ?? 0,
       causal: config.causal ?? false,
+      capacityRule: config.capacityRule ?? "tutel",
     };
     const { inputDim: d, hiddenDim: f, outputDim: o } = this.config;
     const prefix = init.prefix ?? "moe";
@@ -333,6 +397,7 @@ export class MoeLayer {
       numExperts: E,
       topK: c.topK,
       capacityFactor: c.capacityFactor,
+      capacityRule: c.capacityRule,
       causal: c.causal,
       compact: c.compactExperts,
       routingOrder: c.routingOrder,
@@ -393,7 +458,7 @@ export class MoeLayer {
    *   input), `sequenceLength` T, and for "attention" the preceding attention
    *   sublayer's head-averaged matrix `[B, T, T]`
    */
-  async route(input: RouterInput, options: RouteOptions): Promise<RoutedBatch> {
+  async route(input: RouterInput, options: RouteOptions): Promise<HostRoutedBatch> {
     return this.#routed(await routeAsync(this.router, input, this.#context(options)));
   }
 
@@ -402,7 +467,7 @@ export class MoeLayer {
    * gradient tape (multi-layer models). tfjs allows it on cpu and wasm only;
    * on webgpu this throws (plan with `route` in a no-tape pass first).
    */
-  routeSync(input: RouterInput, options: RouteOptions): RoutedBatch {
+  routeSync(input: RouterInput, options: RouteOptions): HostRoutedBatch {
     if (tf.getBackend() === "webgpu") {
       throw new Error(
         "MoeLayer.routeSync: webgpu cannot read tensors synchronously; plan the routing with the" +
@@ -410,6 +475,55 @@ export class MoeLayer {
       );
     }
     return this.#routed(routeNow(this.router, input, this.#context(options)));
+  }
+
+  /**
+   * Plans the routing on the device, synchronously and without a readback
+   * (webgpu, top-k router only): the top-k router's selection (its logits
+   * W x (+ b) from `input.x`, plus the same noise draw as
+   * {@linkcode MoeLayer.route}), then `planRoutingWebGPU` (routing_webgpu.ts)
+   * on the noisy logits. Call it inside the gradient tape, in the one forward
+   * pass; the batch runs the "batched" experts (all E experts,
+   * `slots = capacity`), whatever `expertCompute` says, since the looped and
+   * fused paths need the loads on the CPU. Its outputs and gradients equal
+   * those of a CPU-planned batch. With `stats` the batch carries the
+   * `[2, E]` demand and load counts. The other routers plan on the CPU only
+   * (`route`).
+   *
+   * @param input the router input (its `x` `[N, d]`)
+   */
+  routeDevice(input: RouterInput, options: RouteOptions): RoutedBatch {
+    if (tf.getBackend() !== "webgpu") {
+      throw new Error(
+        `MoeLayer.routeDevice: needs the webgpu backend, tfjs runs on "${tf.getBackend()}"`,
+      );
+    }
+    if (this.router.name !== "topk") {
+      throw new Error(
+        `MoeLayer.routeDevice plans the top-k router only; router "${this.router.name}" plans` +
+          " on the CPU with route()",
+      );
+    }
+    let noise: Tensor2D | null = null;
+    const selection = tf.tidy(() => {
+      const sel = this.router.select(input, this.#context(options));
+      noise = sel.noise ? tf.keep(sel.noise) : null;
+      return sel.values; // [N, E] noisy logits
+    });
+    const { topK: k, capacityFactor, capacityRule } = this.config;
+    try {
+      return deviceRoutedBatch(selection, noise, {
+        k,
+        capacityFactor,
+        capacityRule,
+        counts: options.stats ?? false,
+      });
+    } catch (e) {
+      if (noise) (noise as Tensor2D).dispose();
+      throw e;
+    } finally {
+      selection.dispose();
+    }
   }
 
   #context(options: RouteOptions) {
@@ -421,7 +535,7 @@ export class MoeLayer {
     };
   }
 
-  #routed(decision: RouterDecision): RoutedBatch {
+  #routed(decision: RouterDecision): HostRoutedBatch {
     const { expertCompute } = this.config;
     const looped = expertCompute !== "batched" &&
       (expertCompute !== "auto" || tf.getBackend() !== "webgpu");
@@ -473,10 +587,12 @@ export class MoeLayer {
     const { N, k, slots } = plan;
     const { inputDim: d, outputDim: o } = this.config;
     const x = input.x;
+    // A batch routed on the device (top-k) has no decision: every choice is
+    // real, and its plan has the sizes only (top-k's forward reads no more on webgpu).
     const decision: RouterDecision = routed.decision ?? {
       router: this.router.name,
       mode: routed.noise ? "train" : "eval",
-      plan,
+      plan: plan as RoutingPlan,
       valid: new Uint8Array(N * k).fill(1),
       leftBehind: 0,
       chosen: routed.chosen,
@@ -575,7 +691,7 @@ export class MoeLayer {
 
   /** Routing statistics of a routed batch (from its plan alone). */
   static stats(routed: RoutedBatch): RoutingStats {
-    const { load, demand, dropped, N, k } = routed.plan;
+    const { load, demand, dropped, N, k } = hostPlan(routed.plan, "MoeLayer.stats");
     const real = routed.decision ? routed.decision.valid.reduce((s, v) => s + v, 0) : N * k;
     return { load, demand, dropped, dropRate: real > 0 ? dropped / real : 0 };
   }
@@ -583,11 +699,11 @@ export class MoeLayer {
   /**
    * The router's statistics of a routed batch and its output (load, dead
    * experts, dropped choices, tokens left behind, mean gate, routing
-   * entropy); reads the gates and z back.
+   * entropy); reads the gates and z back. Needs a CPU plan (`route`).
    */
   static async routerStats(routed: RoutedBatch, out: MoeOutput): Promise<RouterStats> {
     const [gates, z] = await Promise.all([out.gates.data(), out.z.data()]);
-    const { plan } = routed;
+    const plan = hostPlan(routed.plan, "MoeLayer.routerStats");
     const valid = routed.decision?.valid ?? new Uint8Array(plan.N * plan.k).fill(1);
     return statsOf({ plan, valid }, gates, z);
   }
