@@ -18,91 +18,37 @@
 import { tf } from "../deps.ts";
 import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
-import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
+import { routeRows, rowRoute } from "./dispatch.ts";
 import { expertFfn, expertFfnAvailable, fusedExpertsEnabled } from "./expert_ffn.ts";
 import type { FilterCentre, FilterKind } from "../moge/filters.ts";
 import type { Padding } from "../moge/padding.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
-import { CAPACITY_RULES, type CapacityRule, type RoutingPlan } from "./routing.ts";
+import type { RoutingPlan } from "./routing.ts";
+import { type Activation, type MoeConfig, validateMoeConfig } from "./moe_config.ts";
+import { hostPlan, type HostRoutedBatch, packedRoutes, type RoutedBatch } from "./routed_batch.ts";
 import { deviceRoutedBatch } from "./routing_webgpu_batch.ts";
 import { tfSeed } from "../rng.ts";
-import { checkInteger, checkNumber } from "../validate.ts";
 import {
   createRouter,
-  disposeDecision,
   route as routeAsync,
   type Router,
-  ROUTER_NAMES,
   type RouterDecision,
   type RouterInput,
-  type RouterName,
   type RouterStats,
   routeSync as routeNow,
   statsOf,
   zLoss,
 } from "./routers/mod.ts";
 
-/** The order of top-k and softmax in the router. */
-export type RoutingOrder = "softmax-topk" | "topk-softmax";
-/** Expert hidden activation. */
-export type Activation = "gelu" | "relu" | "tanh";
-
-/** Configuration of one MoE layer. */
-export interface MoeConfig {
-  /** Token width d. */
-  inputDim: number;
-  /** Expert hidden width d_ff (each expert is d -> d_ff -> d_out). */
-  hiddenDim: number;
-  /** Output width d_out (default: inputDim). */
-  outputDim?: number;
-  /** Number of experts E. */
-  numExperts: number;
-  /** Experts per token k (1 <= k <= E). */
-  topK: number;
-  /** "softmax-topk" (vision, eq. 1-4) or "topk-softmax" (language models, MoGE Sec. 3.2). */
-  routingOrder: RoutingOrder;
-  /** Router bias (vision: false; language models: true). */
-  routerBias: boolean;
-  /** Expert activation. */
-  activation: Activation;
-  /** Std of the routing noise added to the router logits in training; default 1/E; 0 turns it off. */
-  noiseStd?: number;
-  /** Capacity factor C_f (0: no capacity limit). */
-  capacityFactor: number;
-  /** Weight of the load-balancing loss (0: off). */
-  loadBalanceWeight: number;
-  /**
-   * Give expert buffers only to the experts that received tokens, gathering
-   * their weights (default false). Saves matmul work when many experts are
-   * idle (E > N·k), but tfjs-wasm's gather is slow enough that it cost more
-   * than it saved there; try it on webgpu.
-   */
-  compactExperts?: boolean;
-  /**
-   * How experts run (default "auto": "fused" on wasm and cpu, "batched" on
-   * webgpu). "fused": the "looped" computation as one forward and one
-   * backward kernel for all experts (src/moe/expert_ffn.ts). "looped": one
-   * 2-D matmul per expert that received tokens, on
-   * exactly its tokens (no padding); tfjs-wasm's 2-D matmul is about 8x
-   * faster than its batched matmul. "batched": `[A, slots, d]` buffers and
-   * batched matmuls over stacked expert weights (GShard / V-MoE style).
-   */
-  expertCompute?: ExpertCompute;
-  /** The router (default "topk", the token-choice top-k router of MoGE and V-MoE). */
-  router?: RouterName;
-  /** The router's own options (see its factory in `./routers/`), e.g. `{ lambda: 0.5 }`. */
-  routerOptions?: Record<string, unknown>;
-  /** Weight of the ST-MoE router z-loss (default 0; the usual value is 1e-3). */
-  zLossWeight?: number;
-  /** The model is a causal decoder: routers whose routing looks ahead (expert choice) refuse it. */
-  causal?: boolean;
-  /**
-   * How the expert capacity C_e follows from C_f (default "tutel"; see
-   * `CapacityRule` in routing.ts). Both planners, CPU and device, use it.
-   */
-  capacityRule?: CapacityRule;
-}
+export * from "./moe_config.ts";
+export {
+  disposeRouted,
+  hostPlan,
+  type HostRoutedBatch,
+  type RoutedBatch,
+  type RoutedPlan,
+} from "./routed_batch.ts";
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
 export interface RegularizerSettings {
@@ -173,60 +119,6 @@ function activate(x: Tensor, kind: Activation): Tensor {
   }
 }
 
-/** The allowed activations. */
-export const ACTIVATIONS: readonly Activation[] = ["gelu", "relu", "tanh"];
-/**
- * How the experts run: "fused" (all experts in one forward and one backward
- * kernel; wasm and cpu), "looped" (tfjs ops expert after expert on exactly
- * its tokens), "batched" (`[A, slots, d]` buffers and batched matmuls), or
- * "auto" (fused on wasm and cpu, batched on webgpu).
- */
-export type ExpertCompute = "auto" | "fused" | "looped" | "batched";
-
-/** The allowed expert computations. */
-export const EXPERT_COMPUTES: readonly ExpertCompute[] = ["auto", "fused", "looped", "batched"];
-
-/** The allowed routing orders. */
-export const ROUTING_ORDERS: readonly RoutingOrder[] = ["softmax-topk", "topk-softmax"];
-
-/** Checks a {@linkcode MoeConfig}, throwing a clear error on the first bad field. */
-export function validateMoeConfig(c: MoeConfig): void {
-  checkInteger("inputDim", c.inputDim, 1);
-  checkInteger("hiddenDim", c.hiddenDim, 1);
-  if (c.outputDim !== undefined) checkInteger("outputDim", c.outputDim, 1);
-  checkInteger("numExperts", c.numExperts, 1);
-  checkInteger("topK", c.topK, 1, c.numExperts);
-  if (!ROUTING_ORDERS.includes(c.routingOrder)) {
-    throw new RangeError(
-      `routingOrder = "${c.routingOrder}" is invalid: allowed are ${ROUTING_ORDERS.join(", ")}`,
-    );
-  }
-  if (!ACTIVATIONS.includes(c.activation)) {
-    throw new RangeError(
-      `activation = "${c.activation}" is invalid: allowed are ${ACTIVATIONS.join(", ")}`,
-    );
-  }
-  if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
-  checkNumber("capacityFactor", c.capacityFactor === Infinity ? 0 : c.capacityFactor, { min: 0 });
-  checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
-  if (c.capacityRule !== undefined && !CAPACITY_RULES.includes(c.capacityRule)) {
-    throw new RangeError(
-      `capacityRule = "${c.capacityRule}" is invalid: allowed are ${CAPACITY_RULES.join(", ")}`,
-    );
-  }
-  if (c.expertCompute !== undefined && !EXPERT_COMPUTES.includes(c.expertCompute)) {
-    throw new RangeError(
-      `expertCompute = "${c.expertCompute}" is invalid: allowed are ${EXPERT_COMPUTES.join(", ")}`,
-    );
-  }
-  if (c.router !== undefined && !ROUTER_NAMES.includes(c.router)) {
-    throw new RangeError(
-      `router = "${c.router}" is invalid: allowed are ${ROUTER_NAMES.join(", ")}`,
-    );
-  }
-  if (c.zLossWeight !== undefined) checkNumber("zLossWeight", c.zLossWeight, { min: 0 });
-}
-
 /** Options of {@linkcode MoeLayer.route}. */
 export interface RouteOptions {
   /** Training pass: add routing noise (std `noiseStd`). */
@@ -246,88 +138,6 @@ export interface RouteOptions {
    * and load on the device (`RoutedBatch.counts`, for a `RoutingStatsLog`).
    */
   stats?: boolean;
-}
-
-/**
- * The plan of a routed batch: the sizes every path has, and the CPU
- * planner's per-choice arrays and statistics when the plan was made on the
- * CPU (`route` / `routeSync`); a device plan (`routeDevice`) has only the
- * sizes, its indices live in the batch's tensors.
- */
-export type RoutedPlan =
-  & Pick<RoutingPlan, "N" | "E" | "k" | "capacity" | "slots" | "active">
-  & Partial<Omit<RoutingPlan, "N" | "E" | "k" | "capacity" | "slots" | "active">>;
-
-/** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
-export interface RoutedBatch<P extends RoutedPlan = RoutedPlan> {
-  /** The routing plan: sizes always, the CPU planner's arrays when planned on the CPU. */
-  plan: P;
-  /** Tokens into expert buffers. */
-  dispatch: RowRoute;
-  /** Expert buffer rows back to (token, choice) rows. */
-  combine: RowRoute;
-  /**
-   * The "looped" layout: the routed tokens packed expert after expert with
-   * no padding (`experts[j]` gets `sizes[j]` rows); absent for "batched".
-   */
-  packed?: { dispatch: RowRoute; combine: RowRoute; experts: number[]; sizes: number[] };
-  /** One-hot of the chosen experts, `[N * k, E]`. */
-  chosen: Tensor2D;
-  /** Routing noise added to the logits (`[N, E]`), or null at eval. */
-  noise: Tensor2D | null;
-  /**
-   * The router's decision (plan, which choices are real, one-hot, noise);
-   * `chosen` and `noise` above are its tensors. Absent for a batch routed
-   * elsewhere (top-k only: every choice is real).
-   */
-  decision?: RouterDecision;
-  /**
-   * Demand and load per expert, int32 `[2, E]` on the device (`routeDevice`
-   * with `stats`), else null. Hand it to a `RoutingStatsLog` (which takes
-   * ownership) or it is freed with the batch.
-   */
-  counts?: Tensor2D | null;
-}
-
-/** A batch routed on the CPU (`route`, `routeSync`): its plan has every field. */
-export type HostRoutedBatch = RoutedBatch<RoutingPlan>;
-
-/** Frees the tensors of a {@linkcode RoutedBatch}. */
-export function disposeRouted(r: RoutedBatch): void {
-  if (r.decision) disposeDecision(r.decision);
-  tf.dispose([r.dispatch.forward, r.dispatch.backward, r.combine.forward, r.combine.backward]);
-  if (r.packed) {
-    const { dispatch, combine } = r.packed;
-    tf.dispose([dispatch.forward, dispatch.backward, combine.forward, combine.backward]);
-  }
-  tf.dispose(r.chosen);
-  if (r.noise) r.noise.dispose();
-  if (r.counts) r.counts.dispose();
-}
-
-/**
- * A CPU-planned plan (`route` / `routeSync`), or a clear error for a device
- * plan (which keeps its per-choice indices and counts on the device).
- *
- * @example
- * ```ts
- * import { hostPlan } from "./moe_layer.ts";
- * const sizes = { N: 1, E: 2, k: 1, capacity: 1, slots: 1, active: Int32Array.of(0, 1) };
- * try {
- *   hostPlan(sizes, "stats");
- * } catch (e) {
- *   console.log((e as Error).message); // "stats: the batch was routed on the device ..."
- * }
- * ```
- */
-export function hostPlan(plan: RoutedPlan, what: string): RoutingPlan {
-  if (plan.expert === undefined || plan.load === undefined) {
-    throw new Error(
-      `${what}: the batch was routed on the device (routeDevice), which keeps no CPU plan;` +
-        " read its counts through a RoutingStatsLog",
-    );
-  }
-  return plan as RoutingPlan;
 }
 
 /**
@@ -722,36 +532,3 @@ export class MoeLayer {
 let uniqueId = 0;
 
 installFastWasmKernels();
-
-/**
- * The "looped" layout of a plan: routed choices packed expert after expert
- * (slot order within each expert), with the row routes that move tokens in
- * and results back.
- */
-function packedRoutes(
-  plan: RoutingPlan,
-): { dispatch: RowRoute; combine: RowRoute; experts: number[]; sizes: number[] } {
-  const { N, k, slots, active, bufferOf, load, tokenOfSlot, choiceOfSlot } = plan;
-  const experts: number[] = [];
-  const sizes: number[] = [];
-  const token: number[] = [];
-  const choice: number[] = [];
-  for (const e of active) {
-    if (load[e] === 0) continue;
-    experts.push(e);
-    sizes.push(load[e]);
-    for (let s = 0; s < load[e]; s++) {
-      token.push(tokenOfSlot[bufferOf[e] * slots + s]);
-      choice.push(choiceOfSlot[bufferOf[e] * slots + s]);
-    }
-  }
-  const R = token.length;
-  const rowOfChoice = new Int32Array(N * k).fill(R); // R: dropped -> zero row
-  choice.forEach((c, r) => (rowOfChoice[c] = r));
-  return {
-    dispatch: rowRoute(Int32Array.from(token), rowOfChoice, k),
-    combine: rowRoute(rowOfChoice, Int32Array.from(choice), 1),
-    experts,
-    sizes,
-  };
-}
