@@ -15,9 +15,9 @@ import { RoutingTally } from "../src/train/task.ts";
 import { MoeClassifier } from "../src/models/classifier.ts";
 import { trainStep } from "../src/train/classifier_task.ts";
 import { VisionTransformer } from "../src/models/vit.ts";
-import { vitTrainStep } from "../src/train/vit_task.ts";
+import { planVitStep, vitTrainStep } from "../src/train/vit_task.ts";
 import { MoeLm } from "../src/models/lm.ts";
-import { lmTrainStep } from "../src/train/lm_task.ts";
+import { lmTrainStep, planLmStep } from "../src/train/lm_task.ts";
 import { AdamW } from "../src/train/optim.ts";
 import { assertAllClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
@@ -258,5 +258,78 @@ if (backends.includes("webgpu")) {
     tf.dispose([x, y, xv, yv, xt]);
     for (const m of [clf, vit, lm]) m.dispose();
     for (const o of [o1, o2, o3]) o.dispose();
+  });
+
+  Deno.test("training steps (webgpu) with a router other than topk plan on the CPU first, then replay", async () => {
+    await useBackend("webgpu");
+    const vit = new VisionTransformer({
+      imageSize: 8,
+      channels: 1,
+      patchSize: 4,
+      numClasses: 3,
+      embedDim: 8,
+      depth: 2,
+      numHeads: 2,
+      mlpDim: 8,
+      pool: "cls",
+      moeBlocks: [1],
+      experts: 4,
+      topK: 1,
+      capacityFactor: 2,
+      loadBalanceWeight: 0.01,
+      dropout: 0.1,
+      attentionDropout: 0,
+      dropPath: 0,
+      router: "attention",
+    }, 1);
+    const opt = new AdamW({ learningRate: 1e-3 });
+    const xv = tf.randomUniform([2, 64], 0, 1, "float32", 3) as tf.Tensor2D;
+    const yv = tf.tensor1d([0, 2], "int32");
+    const vo = { seed: 1, reg, lr: 1e-3, labelSmoothing: 0.1 };
+    // Without a plan the taped pass cannot route "attention" on webgpu: a clear error.
+    throws(() => vitTrainStep(vit, opt, xv, yv, vo), /router "attention" plans on the CPU/);
+    const planned = await planVitStep(vit, xv, vo);
+    equal(planned?.length, 1, "one CPU plan per MoE layer");
+    ok(planned![0].plan.load !== undefined, "a CPU plan (host arrays)");
+    const r = vitTrainStep(vit, opt, xv, yv, { ...vo, planned });
+    ok(Number.isFinite((await r.stats.data())[0]), "finite loss");
+    r.stats.dispose();
+    r.plans.forEach((p) => p.counts?.dispose());
+    // LM: sinkhorn, planned then replayed.
+    const lm = new MoeLm({
+      vocabSize: 12,
+      contextLength: 8,
+      layers: 1,
+      hidden: 8,
+      heads: 2,
+      experts: 4,
+      topK: 1,
+      expertHidden: 8,
+      activation: "relu",
+      capacityFactor: 2,
+      noiseStd: 0,
+      loadBalanceWeight: 0,
+      dropout: 0.1,
+      variant: "smoe",
+      mu: 0.7,
+      momentumGamma: 0.8,
+      adamBeta1: 0.9,
+      adamBeta2: 0.999,
+      adamGamma: 1,
+      adamLayers: 1,
+      adamEps: 1e-8,
+      router: "sinkhorn",
+    }, 1);
+    const o3 = new AdamW({ learningRate: 1e-3 });
+    const xt = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8]], undefined, "int32");
+    const lo = { seed: 1, reg, lr: 1e-3 };
+    const lp = await planLmStep(lm, xt, lo);
+    equal(lp?.length, 1);
+    const l = lmTrainStep(lm, o3, xt, xt, { ...lo, planned: lp });
+    ok(Number.isFinite((await l.stats.data())[0]));
+    l.stats.dispose();
+    tf.dispose([xv, yv, xt]);
+    for (const m of [vit, lm]) m.dispose();
+    for (const o of [opt, o3]) o.dispose();
   });
 }

@@ -10,9 +10,9 @@
  * scores to the loss, summed over layers (eq. 9); {@linkcode VitOutput.penalty}
  * is that sum plus each layer's loadBalanceWeight·L_aux.
  *
- * A MoE layer's routing depends on its router logits, and its input on the
+ * A MoE layer's routing depends on its router input, and that on the
  * layers before it. The forward pass is therefore a generator that yields
- * each MoE layer's router logits and receives its {@linkcode RoutedBatch};
+ * each MoE layer's router input and receives its {@linkcode RoutedBatch};
  * the drivers of `transformer.ts` run it:
  *
  * - {@linkcode VisionTransformer.forwardSync} (training, any backend): routes
