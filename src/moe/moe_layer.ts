@@ -157,7 +157,8 @@ export interface RouteOptions {
  *
  * @example
  * ```ts
- * import { MoeLayer, type Tensor2D, tf } from "../../mod.ts";
+ * import { MoeLayer, type Tensor2D, tf, useBackend } from "../../mod.ts";
+ * await useBackend("cpu");
  * const layer = new MoeLayer({
  *   inputDim: 8, hiddenDim: 4, numExperts: 9, topK: 1, routingOrder: "softmax-topk",
  *   routerBias: false, activation: "relu", capacityFactor: 4, loadBalanceWeight: 0.01,

@@ -101,6 +101,8 @@ export function hostPlan(plan: RoutedPlan, what: string): RoutingPlan {
  *
  * @example
  * ```ts
+ * import { useBackend } from "../backend.ts";
+ * await useBackend("cpu");
  * import { planRouting } from "./routing.ts";
  * import { packedRoutes } from "./routed_batch.ts";
  * const plan = planRouting(new Float32Array([1, 0, 0, 1]), 2, 2, { k: 1, capacityFactor: 0 });
