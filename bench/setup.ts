@@ -85,11 +85,12 @@ export function benchModel(
       // Learning rate 0: AdamW does all its work but the weights stay put, so
       // MoE and MoGE (same seed, same batch, same noise) route identically at
       // every step and differ only by the regularizer.
-      const { stats } = await trainStep(model, opt, batch.x, batch.y, {
+      const { stats, routing } = trainStep(model, opt, batch.x, batch.y, {
         noiseSeed: i++,
         reg: mode === "moge" ? reg : null,
         lr: 0,
       });
+      routing.counts?.dispose(); // webgpu: the device counts (no statistics here)
       await stats.data(); // wait for the step to finish on the device
       stats.dispose();
     },

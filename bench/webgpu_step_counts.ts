@@ -1,8 +1,20 @@
 /**
- * `deno run -A bench/webgpu_step_counts.ts [E,...] [rounds] [modes]`: what one training
- * step of the Fashion-MNIST classifier (MoGE mode, top-1, d_ff 64, batch 200,
- * C_f 4, the benchmark settings of `bench/setup.ts`) costs on the current
- * backend (`MOGE_BACKEND`, default webgpu), for each E (default 16,64):
+ * `deno run -A bench/webgpu_step_counts.ts [targets] [rounds] [modes] [out]`:
+ * what one training step costs on the current backend (`MOGE_BACKEND`,
+ * default webgpu), "before" (routing planned on the CPU after a readback) and
+ * "after" (routing planned on the device inside the one taped pass), for
+ * each target (default `classifier:16,classifier:64,classifier:400,vit-tiny,lm-small`):
+ *
+ * - `classifier:E`: the Fashion-MNIST classifier (MoGE mode, top-1, d_ff 64,
+ *   batch 200, C_f 4: the benchmark settings of `bench/setup.ts`);
+ * - `vit-tiny`: the ViT preset (2 MoE layers of 32 experts), a batch of
+ *   `MOGE_VIT_BATCH` (default 32) random images;
+ * - `lm-small`: the LM preset (3 MoE layers of 16 experts), a batch of
+ *   `MOGE_LM_BATCH` (default 4) random windows of its 64-token context.
+ *
+ * Each mode first runs `MOGE_WARMUP` (default 2) untimed steps.
+ *
+ * Figures per step:
  *
  * - readbacks: calls of the backend's `read` / `readSync` (what `data()` and
  *   `dataSync()` reach; a `read` that calls `readSync` counts once), and the
@@ -17,77 +29,42 @@
  *   logging would), which is not counted above.
  *
  * Modes (default both, alternated round by round so that load drifts hit
- * both alike): `cpu-plan` is today's `trainStep` (router logits, one
- * readback, CPU plan, then the taped pass); `device-plan` is
- * {@linkcode deviceTrainStep} (routing planned on the device inside the one
- * taped pass). The counted step is the step function alone. Prints one JSON
- * object per (E, mode). Timings are only comparable within one run (the
- * machine may be shared).
+ * both alike): `before` is the old step, rebuilt from today's public API as
+ * main had it: the classifier routes with the async `route` (router logits,
+ * one readback, CPU plan) and recomputes the logits in the tape; the ViT and
+ * the LM run an untaped planning pass (`forwardAsync`, one readback per MoE
+ * layer) and replay its plans in the taped pass (`forwardWith`): two forward
+ * passes. `after` is today's `trainStep` / `vitTrainStep` / `lmTrainStep`
+ * (one taped pass; device plan on webgpu, with the routing counts kept on
+ * the device). All steps use learning rate 0, so every round sees the same
+ * weights. Prints one JSON object per (target, mode); with `out`, also
+ * writes `out.json` and `out.md`. Timings are only comparable within one
+ * run (the machine may be shared).
  *
  * @module
  */
 
 import { tf } from "../src/deps.ts";
-import { type StepResult, trainStep } from "../src/train/classifier_task.ts";
-import type { MoeClassifier } from "../src/models/classifier.ts";
-import type { RoutedBatch } from "../src/moe/moe_layer.ts";
-import type { AdamW } from "../src/train/optim.ts";
-import type { RegularizerSettings } from "../src/moe/moe_layer.ts";
-import { tfSeed } from "../src/rng.ts";
+import { trainStep } from "../src/train/classifier_task.ts";
+import { disposeRouted } from "../src/moe/moe_layer.ts";
+import { applyGradients } from "../src/train/task.ts";
+import { AdamW } from "../src/train/optim.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../src/atomic.ts";
+import { disposeVitOutput, VisionTransformer } from "../src/models/vit.ts";
+import { disposeLmRouted, MoeLm, tokenNll } from "../src/models/lm.ts";
 import {
-  type DeviceRoutedBatch,
-  deviceRoutedBatch,
-  disposeDeviceRouted,
-} from "../src/moe/routing_webgpu_batch.ts";
-import { benchBackend, benchBatch, benchModel, warmUp } from "./setup.ts";
+  DEFAULT_VIT_CONFIG,
+  VIT_PRESETS,
+  vitConfigOf,
+  vitTrainStep,
+} from "../src/train/vit_task.ts";
+import { DEFAULT_LM_CONFIG, LM_PRESETS, lmModelConfig, lmTrainStep } from "../src/train/lm_task.ts";
+import { regularizerSettings } from "../src/train/moge_settings.ts";
+import { smoothedCrossEntropy } from "../src/data/augment.ts";
+import { benchBackend, benchBatch, benchModel } from "./setup.ts";
 
-/**
- * The classifier's training step with the routing planned on the device,
- * inside the gradient tape, in the one forward pass (no readback): what
- * `trainStep` would do on webgpu with `MoeLayer` using `deviceRoutedBatch`.
- * Same noise draw as `MoeLayer.route` (seeded `randomNormal([N, E])`).
- *
- * @example
- * ```ts
- * // See the main block of this file.
- * ```
- */
-export function deviceTrainStep(
-  model: MoeClassifier,
-  opt: AdamW,
-  x: tf.Tensor2D,
-  y: tf.Tensor1D,
-  o: { noiseSeed: number; reg: RegularizerSettings | null; lr: number },
-): { stats: tf.Tensor1D; routed: DeviceRoutedBatch } {
-  const layer = model.moe;
-  const { topK: k, capacityFactor, noiseStd, numExperts: E } = layer.config;
-  let stats: tf.Tensor1D | null = null;
-  let routed: DeviceRoutedBatch | null = null;
-  const vars = Object.values(model.params);
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = layer.logits(x); // [N, E]
-    const noise = noiseStd > 0
-      ? tf.randomNormal([x.shape[0], E], 0, noiseStd, "float32", tfSeed(o.noiseSeed)) as tf.Tensor2D
-      : null;
-    const selection = noise ? tf.add(logits, noise) as tf.Tensor2D : logits; // [N, E]
-    const r0 = deviceRoutedBatch(selection, noise, { k, capacityFactor, counts: true });
-    tf.keep(r0.dispatch.forward);
-    tf.keep(r0.dispatch.backward);
-    tf.keep(r0.combine.backward);
-    tf.keep(r0.chosen);
-    if (r0.noise) tf.keep(r0.noise);
-    if (r0.counts) tf.keep(r0.counts);
-    routed = r0;
-    const r = model.forward(x, r0 as unknown as RoutedBatch, y, o.reg);
-    stats = tf.keep(tf.stack([r.loss, r.ce, r.aux, r.reg, r.correct]) as tf.Tensor1D);
-    return r.loss as tf.Scalar;
-  }, vars);
-  const byVarName = new Map(Object.entries(model.params).map(([k, v]) => [v.name, k]));
-  const named = Object.fromEntries(Object.entries(grads).map(([k, g]) => [byVarName.get(k)!, g]));
-  opt.step(named, model.params, o.lr);
-  tf.dispose([value, ...Object.values(grads)]);
-  return { stats: stats!, routed: routed! };
-}
+/** A step to measure: runs one training step, returns its stats and a cleanup. */
+type Step = () => Promise<{ stats: tf.Tensor1D; done: () => void }>;
 
 /** What one step cost. */
 export interface StepCounts {
@@ -191,11 +168,7 @@ export async function countStep<T>(
 }
 
 /** One step's figures, for a routing mode. */
-async function measure(
-  label: string,
-  step: () => Promise<{ stats: tf.Tensor1D; done: () => void }>,
-  steps: number,
-): Promise<Record<string, unknown>> {
+async function measure(label: string, step: Step): Promise<Record<string, unknown>> {
   // 1. Reads, writes and dispatches of one step (the step's own stats readback not included).
   const { result, counts } = await countStep(() => step());
   await result.stats.data();
@@ -211,22 +184,149 @@ async function measure(
   profiled!.done();
   const kernelNames: Record<string, number> = {};
   for (const k of profile.kernels) kernelNames[k.name] = (kernelNames[k.name] ?? 0) + 1;
-  // 3. Step times, each ended by the stats readback.
-  const times: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t0 = performance.now();
-    const r = await step();
-    await r.stats.data();
-    r.stats.dispose();
-    r.done();
-    times.push(performance.now() - t0);
-  }
   return {
     routing: label,
     ...counts,
     kernels: profile.kernels.length,
     kernelNames: Object.fromEntries(Object.entries(kernelNames).sort((a, b) => b[1] - a[1])),
-    stepMs: times.map(Math.round),
+    stepMs: [] as number[],
+  };
+}
+
+/** The before / after steps of a target, and what to free at the end. */
+interface Target {
+  /** Description fields of the JSON line. */
+  info: Record<string, unknown>;
+  /** The steps by mode. */
+  steps: Record<string, Step>;
+  /** Frees the model and its batch. */
+  dispose: () => void;
+}
+
+function classifierTarget(E: number): Target {
+  const batch = benchBatch();
+  const m = benchModel("moge", E, 64, batch);
+  let seed = 100;
+  const o = () => ({ noiseSeed: seed++, reg: m.reg, lr: 0 }); // lr 0: the weights stay put
+  return {
+    info: { model: "classifier", E, topK: 1, hiddenDim: 64, batch: batch.x.shape[0] },
+    steps: {
+      before: async () => {
+        const { noiseSeed, reg, lr } = o();
+        const routed = await m.model.route(batch.x, true, noiseSeed);
+        let stats: tf.Tensor1D | null = null;
+        applyGradients(m.model.params, m.opt, () => {
+          const r = m.model.forward(batch.x, routed, batch.y, reg);
+          stats = tf.keep(tf.stack([r.loss, r.ce, r.aux, r.reg, r.correct]) as tf.Tensor1D);
+          return r.loss as tf.Scalar;
+        }, lr);
+        disposeRouted(routed);
+        return { stats: stats!, done: () => {} };
+      },
+      after: () => {
+        const r = trainStep(m.model, m.opt, batch.x, batch.y, o());
+        return Promise.resolve({ stats: r.stats, done: () => r.routing.counts?.dispose() });
+      },
+    },
+    dispose: () => {
+      m.dispose();
+      tf.dispose([batch.x, batch.y]);
+    },
+  };
+}
+
+function vitTarget(): Target {
+  const cfg = { ...DEFAULT_VIT_CONFIG, ...VIT_PRESETS["vit-tiny"], dataset: "fixture" as const };
+  const B = Number(Deno.env.get("MOGE_VIT_BATCH") ?? 32);
+  const model = new VisionTransformer(vitConfigOf(cfg), 1);
+  const opt = new AdamW({
+    learningRate: 1e-3,
+    excludeFromWeightDecay: VisionTransformer.excludeFromWeightDecay,
+  });
+  const x = tf.randomUniform([B, 784], 0, 1, "float32", 3) as tf.Tensor2D;
+  const y = tf.tensor1d(Array.from({ length: B }, (_, i) => i % 10), "int32");
+  const reg = regularizerSettings({ ...cfg, mode: "moge" }, 1.5);
+  let seed = 100;
+  const loss = (out: { logits: tf.Tensor2D; penalty: tf.Tensor }) => {
+    const l = tf.add(smoothedCrossEntropy(out.logits, y, cfg.labelSmoothing), out.penalty);
+    return { loss: l as tf.Scalar, stats: tf.keep(tf.stack([l])) as tf.Tensor1D };
+  };
+  return {
+    info: { model: "vit-tiny", E: cfg.experts, moeLayers: model.moeLayers.size, batch: B },
+    steps: {
+      before: async () => {
+        const fwd = { training: true, seed: seed++, reg };
+        const planned = await model.forwardAsync(x, fwd); // the planning pass
+        disposeVitOutput(planned.output);
+        let stats: tf.Tensor1D | null = null;
+        applyGradients(model.params, opt, () => {
+          const out = model.forwardWith(x, fwd, (req) => planned.routed[req.index]).output;
+          const r = loss(out);
+          stats = r.stats;
+          return r.loss;
+        }, 0);
+        model.disposeRouted(planned.routed);
+        return { stats: stats!, done: () => {} };
+      },
+      after: () => {
+        const r = vitTrainStep(model, opt, x, y, {
+          seed: seed++,
+          reg,
+          lr: 0,
+          labelSmoothing: cfg.labelSmoothing,
+        });
+        const done = () => r.plans.forEach((p) => p.counts?.dispose());
+        return Promise.resolve({ stats: r.stats, done });
+      },
+    },
+    dispose: () => {
+      model.dispose();
+      opt.dispose();
+      tf.dispose([x, y]);
+    },
+  };
+}
+
+function lmTarget(): Target {
+  const cfg = { ...DEFAULT_LM_CONFIG, ...LM_PRESETS["lm-small"] };
+  const B = Number(Deno.env.get("MOGE_LM_BATCH") ?? 4);
+  const V = 90;
+  const T = cfg.contextLength;
+  const model = new MoeLm(lmModelConfig(cfg, V), 1);
+  const opt = new AdamW({ learningRate: 1e-3 });
+  const ids = () => tf.randomUniform([B, T], 0, V, "int32", 5) as tf.Tensor2D;
+  const x = ids();
+  const y = ids();
+  const reg = regularizerSettings({ ...cfg, mode: "moge" }, 1.5);
+  let seed = 100;
+  return {
+    info: { model: "lm-small", E: cfg.experts, moeLayers: cfg.layers, batch: B, context: T },
+    steps: {
+      before: async () => {
+        const opts = { training: true, seed: seed++, reg };
+        const planned = await model.forwardAsync(x, opts); // the planning pass
+        tf.dispose([planned.logits, planned.penalty, planned.regularizer]);
+        let stats: tf.Tensor1D | null = null;
+        applyGradients(model.params, opt, () => {
+          const out = model.forwardWith(x, opts, (_req, i) => planned.routed[i]);
+          const l = tf.add(tf.mean(tokenNll(out.logits, y)), out.penalty) as tf.Scalar;
+          stats = tf.keep(tf.stack([l])) as tf.Tensor1D;
+          return l;
+        }, 0);
+        disposeLmRouted(planned.routed);
+        return { stats: stats!, done: () => {} };
+      },
+      after: () => {
+        const r = lmTrainStep(model, opt, x, y, { seed: seed++, reg, lr: 0 });
+        const done = () => r.plans.forEach((p) => p.counts?.dispose());
+        return Promise.resolve({ stats: r.stats, done });
+      },
+    },
+    dispose: () => {
+      model.dispose();
+      opt.dispose();
+      tf.dispose([x, y]);
+    },
   };
 }
 
@@ -235,64 +335,83 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+function targetOf(name: string): Target {
+  if (name.startsWith("classifier:")) return classifierTarget(Number(name.slice(11)));
+  if (name === "vit-tiny") return vitTarget();
+  if (name === "lm-small") return lmTarget();
+  throw new RangeError(
+    `target "${name}" is invalid: allowed are classifier:E, vit-tiny, lm-small`,
+  );
+}
+
+/** A markdown table of the results. */
+function table(rows: Record<string, unknown>[], command: string, adapter: string): string {
+  const lines = [
+    `Adapter: ${adapter}. Command: \`${command}\`.`,
+    "",
+    "| model | E | routing | dispatches | readbacks | bytes read | kernels | step ms (median) |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.model} | ${r.E} | ${r.routing} | ${r.dispatches} | ${r.readbacks} | ${r.bytesRead} | ${r.kernels} | ${r.stepMsMedian} |`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
 if (import.meta.main) {
   const { info, label } = await benchBackend(Deno.env.get("MOGE_BACKEND") ?? "webgpu");
-  const list = (Deno.args[0] ?? "16,64").split(",").map(Number);
+  const targets = (Deno.args[0] ?? "classifier:16,classifier:64,classifier:400,vit-tiny,lm-small")
+    .split(",");
   const rounds = Number(Deno.args[1] ?? 3);
-  const modes = (Deno.args[2] ?? "cpu-plan,device-plan").split(",");
-  const batch = benchBatch();
-  for (const E of list) {
-    const m = benchModel("moge", E, 64, batch);
-    await warmUp(m, 2);
-    let seed = 100;
-    const o = () => ({ noiseSeed: seed++, reg: m.reg, lr: 0 }); // lr 0: the weights stay put
-    const run = {
-      "cpu-plan": async () => {
-        const r: StepResult = await trainStep(m.model, m.opt, batch.x, batch.y, o());
-        return { stats: r.stats, done: () => {} };
-      },
-      "device-plan": () => {
-        const r = deviceTrainStep(m.model, m.opt, batch.x, batch.y, o());
-        return Promise.resolve({ stats: r.stats, done: () => disposeDeviceRouted(r.routed) });
-      },
-    } as Record<string, () => Promise<{ stats: tf.Tensor1D; done: () => void }>>;
+  const modes = (Deno.args[2] ?? "before,after").split(",");
+  const out = Deno.args[3];
+  const warmUps = Number(Deno.env.get("MOGE_WARMUP") ?? 2);
+  const rows: Record<string, unknown>[] = [];
+  for (const name of targets) {
+    const t = targetOf(name);
     for (const mode of modes) {
-      const r = await run[mode]();
-      await r.stats.data();
-      r.stats.dispose();
-      r.done(); // warm-up (compiles the mode's shaders)
+      for (let i = 0; i < warmUps; i++) {
+        const r = await t.steps[mode](); // warm-up (compiles the mode's shaders)
+        await r.stats.data();
+        r.stats.dispose();
+        r.done();
+      }
     }
+    const before = tf.memory().numTensors;
     // Alternate the modes round by round, so that load drifts hit both alike.
     const results: Record<string, Record<string, unknown>> = {};
+    for (const mode of modes) results[mode] = await measure(mode, t.steps[mode]);
     for (let round = 0; round < rounds; round++) {
       for (const mode of modes) {
-        if (round === 0) {
-          results[mode] = await measure(mode, run[mode], 1);
-          continue;
-        }
         const t0 = performance.now();
-        const r = await run[mode]();
+        const r = await t.steps[mode]();
         await r.stats.data();
         r.stats.dispose();
         r.done();
         (results[mode].stepMs as number[]).push(Math.round(performance.now() - t0));
       }
     }
+    const leaked = tf.memory().numTensors - before;
     for (const mode of modes) {
       const r = results[mode];
-      console.log(JSON.stringify({
-        model: "classifier",
-        E,
-        topK: 1,
-        hiddenDim: 64,
-        batch: batch.x.shape[0],
+      const row = {
+        ...t.info,
         backend: info.backend,
         adapter: label,
         ...r,
         stepMsMedian: Math.round(median(r.stepMs as number[])),
-      }));
+        leakedTensors: leaked,
+      };
+      rows.push(row);
+      console.log(JSON.stringify(row));
     }
-    m.dispose();
+    t.dispose();
   }
-  tf.dispose([batch.x, batch.y]);
+  if (out) {
+    const command = `deno run -A bench/webgpu_step_counts.ts ${Deno.args.join(" ")}`;
+    await writeJsonAtomic(`${out}.json`, { command, rows });
+    await writeFileAtomic(`${out}.md`, table(rows, command, label));
+  }
 }

@@ -8,7 +8,12 @@
 
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
-import { disposeRouted, type MoeConfig, MoeLayer, type RoutedBatch } from "../src/moe/moe_layer.ts";
+import {
+  disposeRouted,
+  type HostRoutedBatch,
+  type MoeConfig,
+  MoeLayer,
+} from "../src/moe/moe_layer.ts";
 import { ROUTER_NAMES, type RouterInput, type RouterName } from "../src/moe/routers/mod.ts";
 import { assertAllClose, ok } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
@@ -69,7 +74,7 @@ function gelu(v: number): number {
  */
 async function naiveOutput(
   layer: MoeLayer,
-  routed: RoutedBatch,
+  routed: HostRoutedBatch,
   xs: Float32Array,
   gates: Float32Array,
 ): Promise<Float64Array> {

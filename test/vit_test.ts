@@ -1,8 +1,12 @@
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { loadFixture } from "../src/data/images.ts";
-import type { RegularizerSettings } from "../src/moe/moe_layer.ts";
-import type { RoutingPlan } from "../src/moe/routing.ts";
+import {
+  hostPlan,
+  type RegularizerSettings,
+  type RoutedBatch,
+  type RoutedPlan,
+} from "../src/moe/moe_layer.ts";
 import { AdamW } from "../src/train/optim.ts";
 import {
   disposeVitOutput,
@@ -58,16 +62,22 @@ async function gradsOf(
   model: VisionTransformer,
   x: tf.Tensor2D,
   y: tf.Tensor1D,
-  routing: "sync" | "async",
+  routing: "sync" | "replay",
   seed: number,
-): Promise<{ loss: number; grads: Record<string, Float32Array>; plans: RoutingPlan[] }> {
+): Promise<{ loss: number; grads: Record<string, Float32Array>; plans: RoutedPlan[] }> {
   const opts = { training: true, seed, reg };
-  const planned = routing === "async" ? await model.planRoutes(x, opts) : null;
+  // "replay": CPU plans from an untaped async pass, replayed in the tape (the old webgpu path).
+  let planned: RoutedBatch[] | null = null;
+  if (routing === "replay") {
+    const r = await model.forwardAsync(x, opts);
+    disposeVitOutput(r.output);
+    planned = r.routed;
+  }
   let routed = planned ?? [];
   const { value, grads } = tf.variableGrads(() => {
     let out;
     if (planned) {
-      out = model.forwardReplay(x, opts, planned);
+      out = model.forwardWith(x, opts, (req) => planned[req.index]).output;
     } else {
       const r = model.forwardSync(x, opts);
       routed = r.routed;
@@ -233,24 +243,32 @@ for (const backend of await availableBackends()) {
   });
 
   if (backend === "webgpu") {
-    Deno.test("VisionTransformer (webgpu) forwardSync refuses, pointing to the planning pass", async () => {
+    Deno.test("VisionTransformer (webgpu): one taped pass with device routing equals the CPU-planned replay", async () => {
       await useBackend("webgpu");
-      const model = new VisionTransformer(tiny, 2);
-      const { x } = batch(2, 1);
+      const model = new VisionTransformer({ ...tiny, capacityFactor: 1 }, 4);
+      const { x, y } = batch(3, 3); // 15 tokens, C_e = 1 · floor(1 · ceil(15 / 9)) = 2: drops
       const before = tf.memory().numTensors;
-      throws(
-        () => model.forwardSync(x, { training: true, seed: 1, reg }),
-        /plan the routing with the async route/,
-      );
-      equal(tf.memory().numTensors, before, "an abandoned pass frees what it held");
-      x.dispose();
+      const device = await gradsOf(model, x, y, "sync", 11); // dropout, drop path, noise on
+      const replay = await gradsOf(model, x, y, "replay", 11);
+      equal(tf.memory().numTensors, before, "no tensor leaks");
+      ok(device.plans.every((p) => p.expert === undefined), "the taped pass planned on the device");
+      ok(replay.plans.some((p) => (p.dropped ?? 0) > 0), "capacity drops choices (not vacuous)");
+      assertClose(device.loss, replay.loss, { atol: 1e-5 });
+      for (const name of Object.keys(replay.grads)) {
+        assertAllClose(device.grads[name], replay.grads[name], {
+          atol: 1e-5,
+          rtol: 1e-4,
+          msg: name,
+        });
+      }
+      tf.dispose([x, y]);
       model.dispose();
     });
   }
 
-  // Gradient checks run on the backends with synchronous routing, and through the
-  // planning pass on every backend.
-  for (const routing of backend === "webgpu" ? ["async"] as const : ["sync", "async"] as const) {
+  // Gradient checks in the one taped pass (cpu/wasm: CPU plans) and through a replay of
+  // CPU plans (every backend).
+  for (const routing of backend === "webgpu" ? ["replay"] as const : ["sync", "replay"] as const) {
     Deno.test(`VisionTransformer (${backend}, ${routing} routing) gradients reach every parameter`, async () => {
       await useBackend(backend);
       const model = new VisionTransformer(
@@ -270,7 +288,7 @@ for (const backend of await availableBackends()) {
       // the class tokens (token 0 of each image), since the patch tokens' outputs go unused.
       const T = model.tokens;
       model.moeBlockIndices.forEach((block, l) => {
-        const plan = plans[l];
+        const plan = hostPlan(plans[l], "test");
         const used = new Set<number>();
         for (let n = 0; n < plan.N; n++) {
           if (block !== tiny.depth - 1 || n % T === 0) used.add(plan.expert[n]);
@@ -296,7 +314,7 @@ for (const backend of await availableBackends()) {
       const { x, y } = batch(2, 5); // 10 tokens for 9 experts: some idle
       const before = tf.memory().numTensors;
       const sync = await gradsOf(model, x, y, "sync", 3);
-      const replay = await gradsOf(model, x, y, "async", 3);
+      const replay = await gradsOf(model, x, y, "replay", 3);
       equal(sync.loss, replay.loss);
       ok(Number.isFinite(sync.loss));
       ok(norm(sync.grads["block1.moe.router.w"]) > 0);
@@ -313,13 +331,13 @@ for (const backend of await availableBackends()) {
       const model = new VisionTransformer(tiny, 4);
       const { x, y } = batch(5, 3);
       const a = await gradsOf(model, x, y, "sync", 11);
-      const b = await gradsOf(model, x, y, "async", 11);
+      const b = await gradsOf(model, x, y, "replay", 11);
       const c = await gradsOf(model, x, y, "sync", 12);
       equal(a.loss, b.loss);
       for (const name of Object.keys(a.grads)) {
         assertAllClose(b.grads[name], a.grads[name], { atol: 1e-7, rtol: 1e-6, msg: name });
       }
-      deepEqual(a.plans.map((p) => [...p.expert]), b.plans.map((p) => [...p.expert]));
+      deepEqual(a.plans.map((p) => [...p.expert!]), b.plans.map((p) => [...p.expert!]));
       ok(a.loss !== c.loss, "another seed draws other dropout / noise");
       tf.dispose([x, y]);
       model.dispose();
@@ -334,7 +352,7 @@ for (const backend of await availableBackends()) {
       excludeFromWeightDecay: VisionTransformer.excludeFromWeightDecay,
     });
     const { x, y } = batch(4, 4);
-    const routings = backend === "webgpu" ? ["async"] as const : ["sync", "async"] as const;
+    const routings = ["sync"] as const; // every routing option routes in the one taped pass
     const steps = backend === "webgpu" ? 3 : 8;
     for (const routing of routings) {
       const step = async (i: number) => {
@@ -348,6 +366,7 @@ for (const backend of await availableBackends()) {
         equal(r.stats.shape[0], 3 + 2 * 2);
         equal(r.plans.length, 2);
         r.stats.dispose();
+        for (const p of r.plans) p.counts?.dispose(); // webgpu: the device counts are ours
       };
       await step(0);
       await step(1);

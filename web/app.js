@@ -154,13 +154,14 @@ async function main() {
           filter: cfg.filter,
         }
         : null;
-      const { stats } = await moge.trainStep(model, opt, x, y, {
+      const { stats, routing } = moge.trainStep(model, opt, x, y, {
         noiseSeed: 1 + step,
         reg,
         lr: lrAt(step),
       });
       const [loss, , , r, correct] = await stats.data();
       tf.dispose([stats, x, y]);
+      routing.counts?.dispose(); // webgpu: the step's routing counts (unused here)
       state.losses[kind].push(loss);
       state.steps[kind] = step + 1;
       const el = document.querySelector(`#${kind} .stats`);

@@ -13,6 +13,7 @@ import type { Tensor, Tensor2D, Variable } from "../types.ts";
 import { isUsableE } from "../moge/layout.ts";
 import {
   type Activation,
+  type HostRoutedBatch,
   MoeLayer,
   type RegularizerSettings,
   type RoutedBatch,
@@ -139,7 +140,12 @@ export class MoeClassifier {
    * the batch are one "sequence" for the graph-of-tokens routers (each
    * image is one token).
    */
-  route(x: Tensor2D, training: boolean, noiseSeed: number, step?: number): Promise<RoutedBatch> {
+  route(
+    x: Tensor2D,
+    training: boolean,
+    noiseSeed: number,
+    step?: number,
+  ): Promise<HostRoutedBatch> {
     return this.moe.route({ x }, { training, noiseSeed, step });
   }
 

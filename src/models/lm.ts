@@ -44,13 +44,13 @@
  * default; the MoGE regularizer takes z = softmax(router logits) over all E
  * experts, and the model's penalty is Σ_layers (λ·mean R(z_l) + w_lb·L_aux,l).
  *
- * A MoE layer plans its routing on the CPU, so the forward pass is a
- * generator ({@linkcode MoeLm.forward}) that yields each layer's router
- * logits and receives its {@linkcode RoutedBatch}; drivers:
- * {@linkcode MoeLm.forwardSync} (cpu, wasm: `routeSync` inside the gradient
- * tape), {@linkcode MoeLm.forwardAsync} (any backend, no tape: awaits
- * `route`) and {@linkcode MoeLm.forwardWithPlans} (replays the plans of an
- * earlier `forwardAsync` with the same seed; how webgpu trains).
+ * The forward pass is a generator ({@linkcode MoeLm.forward}) that yields
+ * each layer's router logits and receives its {@linkcode RoutedBatch}; the
+ * drivers (`transformer.ts`): {@linkcode MoeLm.forwardSync} (training, any
+ * backend: routes inside the gradient tape, `routeSync` on cpu and wasm,
+ * `routeDevice` on webgpu; one forward pass), {@linkcode MoeLm.forwardAsync}
+ * (any backend, no tape: awaits `route`) and {@linkcode MoeLm.forwardWith}
+ * (any other answer, e.g. a replay).
  *
  * @module
  */
@@ -66,34 +66,31 @@ import {
 } from "../moe/moe_layer.ts";
 import type { RouterInput, RouterName } from "../moe/routers/mod.ts";
 import { Rng } from "../rng.ts";
+import {
+  attend,
+  driveForward,
+  driveForwardAsync,
+  keepRouted,
+  layerNorm,
+  routeInTape,
+} from "./transformer.ts";
 import type { Tensor, Tensor1D, Tensor2D, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
+import {
+  INITIAL_RESIDUAL_STATE,
+  residualStep,
+  validateVariant,
+  type VariantSettings,
+} from "./moe_residual.ts";
 
-/** How the MoE sublayers are added to the residual stream. */
-export type MoeVariant = "smoe" | "momentum" | "adam";
-
-/** All values of {@linkcode MoeVariant}. */
-export const MOE_VARIANTS: readonly MoeVariant[] = ["smoe", "momentum", "adam"];
-
-/** The residual-update settings of a variant (see the module docs). */
-export interface VariantSettings {
-  /** `smoe`, `momentum` or `adam`. */
-  variant: MoeVariant;
-  /** μ, heavy-ball momentum (paper, small: 0.7). */
-  mu: number;
-  /** γ, momentum step size (paper, small: 0.8; 1.0 for medium). */
-  momentumGamma: number;
-  /** β1 of AdamSMoE's first moment (authors' code: 0.9). */
-  adamBeta1: number;
-  /** β2 of AdamSMoE's second moment (authors' code: 0.999). */
-  adamBeta2: number;
-  /** γ_A, AdamSMoE step size (authors' code: 1.0). */
-  adamGamma: number;
-  /** Blocks (from the first) that take the Adam step (authors' code: 1). */
-  adamLayers: number;
-  /** ε inside AdamSMoE's square root (authors' code: 1e-8). */
-  adamEps: number;
-}
+export {
+  INITIAL_RESIDUAL_STATE,
+  MOE_VARIANTS,
+  type MoeVariant,
+  type ResidualState,
+  residualStep,
+  type VariantSettings,
+} from "./moe_residual.ts";
 
 /** The shape and settings of a {@linkcode MoeLm}. */
 export interface LmConfig extends VariantSettings {
@@ -161,81 +158,7 @@ export function validateLmConfig(c: LmConfig): void {
   validateVariant(c, c.layers);
 }
 
-function validateVariant(c: VariantSettings, layers: number): void {
-  if (!MOE_VARIANTS.includes(c.variant)) {
-    throw new RangeError(
-      `variant = "${c.variant}" is invalid: allowed are ${MOE_VARIANTS.join(", ")}`,
-    );
-  }
-  checkNumber("mu", c.mu, { min: 0, max: 1 });
-  checkNumber("momentumGamma", c.momentumGamma, { min: 0, exclusiveMin: true });
-  checkNumber("adamBeta1", c.adamBeta1, { min: 0, max: 1 });
-  checkNumber("adamBeta2", c.adamBeta2, { min: 0, max: 1 });
-  if (c.adamBeta2 >= 1) {
-    throw new RangeError(`adamBeta2 = ${c.adamBeta2} is invalid: adamBeta2 must be < 1`);
-  }
-  checkNumber("adamGamma", c.adamGamma, { min: 0, exclusiveMin: true });
-  checkInteger("adamLayers", c.adamLayers, 0, layers);
-  checkNumber("adamEps", c.adamEps, { min: 0, exclusiveMin: true });
-}
-
-/** The running state of the momentum / Adam residual updates across blocks. */
-export interface ResidualState {
-  /** Heavy-ball momentum p (null before the first block). */
-  p: Tensor | null;
-  /** AdamSMoE first moment m (null before the first block). */
-  m: Tensor | null;
-  /** AdamSMoE second moment v (null before the first block). */
-  v: Tensor | null;
-}
-
-/** The state before the first block. */
-export const INITIAL_RESIDUAL_STATE: ResidualState = { p: null, m: null, v: null };
-
-/**
- * One block's residual update of the MoE sublayer (see the module docs for
- * the equations): from h_l (the stream after attention) and f_l (the MoE
- * sublayer's output) to x_(l+1), carrying the momentum state.
- *
- * @example
- * ```ts
- * import { INITIAL_RESIDUAL_STATE, residualStep } from "./lm.ts";
- * import { tf } from "../deps.ts";
- * import { useBackend } from "../backend.ts";
- * await useBackend("cpu");
- * const s = { variant: "momentum", mu: 0.5, momentumGamma: 1, adamBeta1: 0.9, adamBeta2: 0.999,
- *   adamGamma: 1, adamLayers: 1, adamEps: 1e-8 } as const;
- * const a = residualStep(s, 0, tf.tensor1d([0]), tf.tensor1d([1]), INITIAL_RESIDUAL_STATE);
- * const b = residualStep(s, 1, a.x, tf.tensor1d([1]), a.state);
- * console.log(await b.x.data()); // [2.5]: p = -1, then -1 + 0.5·(-1) = -1.5
- * ```
- */
-export function residualStep(
-  s: VariantSettings,
-  layer: number,
-  h: Tensor,
-  f: Tensor,
-  state: ResidualState,
-): { x: Tensor; state: ResidualState } {
-  if (s.variant === "smoe") return { x: tf.add(h, f), state };
-  const negF = tf.neg(f);
-  // Heavy ball: p_l = −f_l + μ·p_(l−1).
-  const p = state.p ? tf.add(negF, tf.mul(s.mu, state.p)) : negF;
-  if (s.variant === "momentum") {
-    return { x: tf.sub(h, tf.mul(s.momentumGamma, p)), state: { p, m: null, v: null } };
-  }
-  // AdamSMoE: m_l = β1·m_(l−1) + (1 − β1)·(−f_l), v_l = β2·v_(l−1) + (1 − β2)·f_l².
-  const mNew = tf.mul(1 - s.adamBeta1, negF);
-  const vNew = tf.mul(1 - s.adamBeta2, tf.square(f));
-  const m = state.m ? tf.add(tf.mul(s.adamBeta1, state.m), mNew) : mNew;
-  const v = state.v ? tf.add(tf.mul(s.adamBeta2, state.v), vNew) : vNew;
-  const x = layer < s.adamLayers
-    ? tf.sub(h, tf.mul(s.adamGamma, tf.div(m, tf.sqrt(tf.add(v, s.adamEps)))))
-    : tf.sub(h, tf.mul(s.momentumGamma, p));
-  return { x, state: { p, m, v } };
-}
-
-/** What the forward generator yields: one MoE layer's router input, to be routed. */
+/** What the forward generator yields: one MoE layer's router logits, to be routed. */
 export interface RouteRequest {
   /** Block index. */
   layer: number;
@@ -296,23 +219,6 @@ export interface LmForward {
 /** Frees the routed batches of a forward pass. */
 export function disposeLmRouted(routed: RoutedBatch[]): void {
   for (const r of routed) disposeRouted(r);
-}
-
-/**
- * `tf.keep`s every tensor of a routed batch (found by walking it, so this
- * follows `RoutedBatch` as it grows), so that it outlives the scope it was
- * made in; `disposeRouted` frees it.
- */
-function keepRouted(r: RoutedBatch): RoutedBatch {
-  const walk = (v: unknown, depth: number): void => {
-    if (v instanceof tf.Tensor) {
-      tf.keep(v);
-    } else if (depth < 4 && v !== null && typeof v === "object" && !ArrayBuffer.isView(v)) {
-      for (const x of Array.isArray(v) ? v : Object.values(v)) walk(x, depth + 1);
-    }
-  };
-  walk(r, 0);
-  return r;
 }
 
 /**
@@ -430,9 +336,8 @@ export class MoeLm {
   }
 
   #layerNorm(x: Tensor, name: string): Tensor2D {
-    const { mean, variance } = tf.moments(x, 1, true);
-    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5)));
-    return tf.add(tf.mul(normed, this.params[`${name}.g`]), this.params[`${name}.b`]) as Tensor2D;
+    const [g, b] = [this.params[`${name}.g`], this.params[`${name}.b`]];
+    return layerNorm(x, g, b, 1e-5, "rsqrt") as Tensor2D;
   }
 
   #dropout(x: Tensor, opts: LmForwardOptions, site: number): Tensor {
@@ -444,33 +349,22 @@ export class MoeLm {
   /**
    * Causal multi-head self-attention of `h` (`[B·T, d]`), `[B·T, d]`; with
    * `keep`, also the head-averaged attention matrix `[B, T, T]` (before
-   * dropout; rows sum to 1), the `attention` router's graph.
+   * dropout; rows sum to 1; kept: the caller frees it), the `attention`
+   * router's graph.
    */
   #attention(
     l: number,
     h: Tensor2D,
-    B: number,
     T: number,
     opts: LmForwardOptions,
-    keep: { matrix?: tf.Tensor3D } = {},
+    keep?: { matrix?: tf.Tensor3D },
   ): Tensor2D {
-    const { hidden: d, heads: H } = this.config;
-    const dh = d / H;
-    const w = (n: string) => this.params[`l${l}.attn.${n}`];
-    const heads = (m: Tensor) =>
-      tf.transpose(tf.reshape(tf.matMul(h, m as Tensor2D), [B, T, H, dh]), [0, 2, 1, 3])
-        .reshape([B * H, T, dh]) as tf.Tensor3D; // [B·H, T, dh]
-    const q = heads(w("wq")), k = heads(w("wk")), v = heads(w("wv"));
+    const w = (n: string) => tf.matMul(h, this.params[`l${l}.attn.${n}`] as Tensor2D) as Tensor2D; // [B·T, d]
     const mask = T === this.config.contextLength ? this.#mask : this.#mask.slice([0, 0], [T, T]);
-    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask); // [B·H, T, T]
-    const clean = tf.softmax(scores); // [B·H, T, T]
-    if (this.config.router === "attention") {
-      keep.matrix = tf.mean(clean.reshape([B, H, T, T]), 1) as tf.Tensor3D; // [B, T, T]
-    }
-    const probs = this.#dropout(clean, opts, 10 + 4 * l);
-    const o = tf.matMul(probs as tf.Tensor3D, v); // [B·H, T, dh]
-    const merged = tf.transpose(o.reshape([B, H, T, dh]), [0, 2, 1, 3]).reshape([B * T, d]);
-    return tf.matMul(merged as Tensor2D, w("wo") as Tensor2D); // [B·T, d]
+    const rate = opts.training ? this.config.dropout : 0;
+    const dropout = rate > 0 ? { rate, seed: siteSeed(opts.seed, 10 + 4 * l) } : undefined;
+    const o = attend(w("wq"), w("wk"), w("wv"), T, this.config.heads, { mask, dropout, keep });
+    return tf.matMul(o, this.params[`l${l}.attn.wo`] as Tensor2D); // [B·T, d]
   }
 
   /**
@@ -511,7 +405,9 @@ export class MoeLm {
     const routers: { gates: Tensor2D; z: Tensor2D; routerLogits: Tensor2D }[] = [];
     for (let l = 0; l < this.config.layers; l++) {
       const att: { matrix?: tf.Tensor3D } = {};
-      const a = this.#attention(l, this.#layerNorm(x, `l${l}.ln1`), B, T, opts, att);
+      const wantsAttention = this.config.router === "attention";
+      const ln1 = this.#layerNorm(x, `l${l}.ln1`);
+      const a = this.#attention(l, ln1, T, opts, wantsAttention ? att : undefined);
       const h = tf.add(x, this.#dropout(a, opts, 11 + 4 * l)) as Tensor2D; // [N, d]
       const u = this.#layerNorm(h, `l${l}.ln2`);
       const moe = this.moes[l];
@@ -531,6 +427,7 @@ export class MoeLm {
       }
       routed.push(r);
       const out = moe.apply(input, r, opts.reg);
+      att.matrix?.dispose(); // kept by attend (the tape holds its own copy)
       penalties.push(out.penalty);
       regs.push(out.regularizer);
       if (!opts.training) {
@@ -555,42 +452,31 @@ export class MoeLm {
     };
   }
 
-  /** Runs the generator, answering each request with `answer`. */
-  #drive(
+  /**
+   * The training forward pass, on every backend, inside a gradient tape or
+   * `tf.tidy` (the intermediate tensors are left to the enclosing scope):
+   * each layer is routed in the pass ({@linkcode routeInTape}: `routeSync` on
+   * cpu and wasm, `routeDevice` on webgpu, no readback), so one forward pass
+   * makes the step.
+   */
+  forwardSync(tokens: Tensor2D, opts: LmForwardOptions): LmForward {
+    return this.forwardWith(
+      tokens,
+      opts,
+      (req) => routeInTape(this.#router(req.layer, opts), req.input, req),
+    );
+  }
+
+  /**
+   * The forward pass answering each layer's request with `answer` (e.g. a
+   * replay of the batches of an earlier {@linkcode MoeLm.forwardAsync}).
+   */
+  forwardWith(
     tokens: Tensor2D,
     opts: LmForwardOptions,
     answer: (req: RouteRequest, index: number) => RoutedBatch,
   ): LmForward {
-    const gen = this.forward(tokens, opts);
-    let r = gen.next();
-    for (let i = 0; !r.done; i++) r = gen.next(answer(r.value, i));
-    return r.value;
-  }
-
-  /**
-   * The forward pass with synchronous routing (`MoeLayer.routeSync`), for
-   * cpu and wasm, inside a gradient tape or `tf.tidy` (the intermediate
-   * tensors are left to the enclosing scope). Throws on webgpu.
-   */
-  forwardSync(tokens: Tensor2D, opts: LmForwardOptions): LmForward {
-    if (tf.getBackend() === "webgpu") {
-      throw new Error(
-        "MoeLm.forwardSync: webgpu cannot read tensors synchronously; use forwardAsync, or" +
-          " plan() then forwardWithPlans() inside the gradient tape",
-      );
-    }
-    return this.#drive(
-      tokens,
-      opts,
-      (req) =>
-        keepRouted(
-          this.#router(req.layer, opts).routeSync(req.input, {
-            training: req.training,
-            noiseSeed: req.noiseSeed,
-            step: req.step,
-          }),
-        ),
-    );
+    return driveForward(this.forward(tokens, opts), answer, disposeLmRouted).output;
   }
 
   /**
@@ -642,18 +528,15 @@ export class MoeLm {
     engine.startScope();
     let out: LmForward | undefined;
     try {
-      const gen = this.forward(tokens, opts);
-      let r = gen.next();
-      while (!r.done) {
-        const req = r.value;
-        const routed = await this.#router(req.layer, opts).route(req.input, {
-          training: req.training,
-          noiseSeed: req.noiseSeed,
-          step: req.step,
-        });
-        r = gen.next(keepRouted(routed));
-      }
-      out = r.value;
+      const r = await driveForwardAsync(this.forward(tokens, opts), async (req) =>
+        keepRouted(
+          await this.#router(req.layer, opts).route(req.input, {
+            training: req.training,
+            noiseSeed: req.noiseSeed,
+            step: req.step,
+          }),
+        ), disposeLmRouted);
+      out = r.output;
     } finally {
       engine.endScope(
         out
@@ -667,38 +550,6 @@ export class MoeLm {
       );
     }
     return out;
-  }
-
-  /**
-   * Plans the routing of every layer for a pass (an untaped
-   * {@linkcode MoeLm.forwardAsync}); replay the plans inside the tape with
-   * {@linkcode MoeLm.forwardWithPlans} and the same tokens and options.
-   */
-  async plan(tokens: Tensor2D, opts: LmForwardOptions): Promise<RoutedBatch[]> {
-    const out = await this.forwardAsync(tokens, opts);
-    tf.dispose([out.logits, out.penalty, out.regularizer]);
-    for (const r of out.router ?? []) tf.dispose([r.gates, r.z, r.routerLogits]);
-    return out.routed;
-  }
-
-  /**
-   * The forward pass replaying recorded plans (from {@linkcode MoeLm.plan}
-   * with the same tokens, options and weights, so every layer's input and
-   * router logits are the same); for use inside a gradient tape on any
-   * backend. `out.routed` is `plans`.
-   */
-  forwardWithPlans(tokens: Tensor2D, opts: LmForwardOptions, plans: RoutedBatch[]): LmForward {
-    if (plans.length !== this.config.layers) {
-      throw new RangeError(
-        `MoeLm.forwardWithPlans: got ${plans.length} plans for ${this.config.layers} layers`,
-      );
-    }
-    return this.#drive(tokens, opts, (req, i) => {
-      if (req.layer !== i) {
-        throw new Error(`MoeLm.forwardWithPlans: layer ${req.layer} came ${i}th`);
-      }
-      return plans[i];
-    });
   }
 
   /** Frees the parameters. */

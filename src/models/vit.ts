@@ -10,156 +10,42 @@
  * scores to the loss, summed over layers (eq. 9); {@linkcode VitOutput.penalty}
  * is that sum plus each layer's loadBalanceWeight·L_aux.
  *
- * Routing needs each MoE layer's router scores on the CPU, and a layer's
- * input depends on the layers before it. The forward pass is therefore a
- * generator that yields each MoE layer's router logits and receives its
- * {@linkcode RoutedBatch}; three drivers run it:
+ * A MoE layer's routing depends on its router input, and that on the
+ * layers before it. The forward pass is therefore a generator that yields
+ * each MoE layer's router input and receives its {@linkcode RoutedBatch};
+ * the drivers of `transformer.ts` run it:
  *
- * - {@linkcode VisionTransformer.forwardSync} (cpu, wasm): plans each layer
- *   with `routeSync` as it goes, inside the gradient tape;
- * - {@linkcode VisionTransformer.planRoutes} + {@linkcode VisionTransformer.forwardReplay}
- *   (any backend, needed on webgpu): an async pass outside the tape awaits
- *   `route` for each layer in turn, then the taped pass replays the recorded
- *   plans; both passes draw dropout, drop-path and routing noise from the same
- *   seeds, so they compute the same activations;
+ * - {@linkcode VisionTransformer.forwardSync} (training, any backend): routes
+ *   each layer inside the gradient tape as the pass reaches it (`routeSync` on
+ *   cpu and wasm, `routeDevice` on webgpu): one forward pass per step;
  * - {@linkcode VisionTransformer.forwardAsync}: one async pass without a tape
- *   (evaluation, any backend).
+ *   (evaluation, any backend; CPU-planned);
+ * - {@linkcode VisionTransformer.forwardWith}: any other answer (a replay).
  *
  * @module
  */
 
 import { tf } from "../deps.ts";
 import {
-  type Activation,
   disposeRouted,
   MoeLayer,
   type RegularizerSettings,
   type RoutedBatch,
 } from "../moe/moe_layer.ts";
-import type { RouterInput, RouterName, Tensor3D } from "../moe/routers/mod.ts";
+import type { RouterInput } from "../moe/routers/mod.ts";
 import { Rng, tfSeed } from "../rng.ts";
+import {
+  activate,
+  driveForward,
+  driveForwardAsync,
+  layerNorm,
+  multiHeadAttention,
+  routeInTape,
+} from "./transformer.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
-import { checkInteger, checkNumber } from "../validate.ts";
 
-/** How the image representation is pooled for the classifier head. */
-export type VitPool = "cls" | "mean";
-/** The allowed {@linkcode VitPool} values. */
-export const VIT_POOLS: readonly VitPool[] = ["cls", "mean"];
-
-/** Shape and regularization of a {@linkcode VisionTransformer}. */
-export interface VitConfig {
-  /** Input height = width in pixels (images are square). */
-  imageSize: number;
-  /** Input channels (1 for Fashion-MNIST / MNIST). */
-  channels: number;
-  /** Patch side p (must divide imageSize); T = (imageSize / p)² patch tokens. */
-  patchSize: number;
-  /** Output classes. */
-  numClasses: number;
-  /** Token width d. */
-  embedDim: number;
-  /** Number of transformer blocks. */
-  depth: number;
-  /** Attention heads (must divide embedDim). */
-  numHeads: number;
-  /** MLP hidden width (dense MLPs and every expert: d -> mlpDim -> d). */
-  mlpDim: number;
-  /** "cls": a class token is prepended and its final state classifies; "mean": mean over patch tokens. */
-  pool: VitPool;
-  /** 0-based indices of the blocks whose MLP is a MoE layer (see {@linkcode lastEvenBlocks}). */
-  moeBlocks: number[];
-  /** Experts E per MoE layer. */
-  experts: number;
-  /** Experts per token k. */
-  topK: number;
-  /** Capacity factor C_f (0: unlimited). */
-  capacityFactor: number;
-  /** Load-balancing loss weight per MoE layer. */
-  loadBalanceWeight: number;
-  /** Routing-noise std (default 1/E). */
-  noiseStd?: number;
-  /** Give expert buffers only to experts that received tokens (MoeConfig.compactExperts; default false). */
-  compactExperts?: boolean;
-  /** The router of every MoE layer (default "topk"). */
-  router?: RouterName;
-  /** The router's own options. */
-  routerOptions?: Record<string, unknown>;
-  /** Weight of the ST-MoE router z-loss of every MoE layer (default 0). */
-  zLossWeight?: number;
-  /** Activation of the MLPs and experts (default "gelu", tanh approximation). */
-  activation?: Activation;
-  /** Dropout rate after the embedding, inside and after the MLP, after the attention projection. */
-  dropout: number;
-  /** Dropout rate on the attention weights. */
-  attentionDropout: number;
-  /** Stochastic depth: the largest drop-path rate, rising linearly from 0 in block 0 to this in the last block. */
-  dropPath: number;
-}
-
-/**
- * The V-MoE placement "MoE in the last n even blocks": of the blocks with
- * even 1-based number (2, 4, 6, ...; 0-based 1, 3, 5, ...) the last n, as
- * 0-based indices. This is `range(1, depth, 2)[-n:]` of V-MoE's configs
- * (google-research/vmoe, `configs/vmoe_paper/common.py`), which MoGE follows
- * ("the last two even-numbered blocks").
- *
- * @example
- * ```ts
- * import { lastEvenBlocks } from "./vit.ts";
- * lastEvenBlocks(8, 2); // [5, 7]  (V-MoE-S)
- * lastEvenBlocks(4, 2); // [1, 3]
- * ```
- */
-export function lastEvenBlocks(depth: number, n: number): number[] {
-  checkInteger("depth", depth, 1);
-  checkInteger("n", n, 0);
-  const count = Math.floor(depth / 2); // the odd indices 1, 3, ..., below depth
-  const m = Math.min(n, count); // build only the last m (depth may be huge)
-  return Array.from({ length: m }, (_, j) => 2 * (count - m + j) + 1);
-}
-
-/** Checks a {@linkcode VitConfig}, throwing a `RangeError` that names the first bad field. */
-export function validateVitConfig(c: VitConfig): void {
-  checkInteger("imageSize", c.imageSize, 1);
-  checkInteger("channels", c.channels, 1);
-  checkInteger("patchSize", c.patchSize, 1, c.imageSize);
-  if (c.imageSize % c.patchSize !== 0) {
-    throw new RangeError(
-      `patchSize = ${c.patchSize} is invalid: it must divide imageSize = ${c.imageSize}`,
-    );
-  }
-  checkInteger("numClasses", c.numClasses, 2);
-  checkInteger("embedDim", c.embedDim, 1);
-  checkInteger("depth", c.depth, 1);
-  checkInteger("numHeads", c.numHeads, 1);
-  if (c.embedDim % c.numHeads !== 0) {
-    throw new RangeError(
-      `numHeads = ${c.numHeads} is invalid: it must divide embedDim = ${c.embedDim}`,
-    );
-  }
-  checkInteger("mlpDim", c.mlpDim, 1);
-  if (!VIT_POOLS.includes(c.pool)) {
-    throw new RangeError(`pool = "${c.pool}" is invalid: allowed are ${VIT_POOLS.join(", ")}`);
-  }
-  if (!Array.isArray(c.moeBlocks)) {
-    throw new RangeError(`moeBlocks = ${String(c.moeBlocks)} is invalid: it must be an array`);
-  }
-  const seen = new Set<number>();
-  for (const b of c.moeBlocks) {
-    checkInteger("moeBlocks entry", b, 0, c.depth - 1);
-    if (seen.has(b)) throw new RangeError(`moeBlocks = [${c.moeBlocks}] is invalid: ${b} repeats`);
-    seen.add(b);
-  }
-  checkInteger("experts", c.experts, 1);
-  checkInteger("topK", c.topK, 1, c.experts);
-  checkNumber("capacityFactor", c.capacityFactor, { min: 0 });
-  checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
-  if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
-  for (const f of ["dropout", "attentionDropout", "dropPath"] as const) {
-    checkNumber(f, c[f], { min: 0 });
-    if (c[f] >= 1) throw new RangeError(`${f} = ${c[f]} is invalid: ${f} must be in [0, 1)`);
-  }
-}
+export * from "./vit_shape.ts";
+import { validateVitConfig, type VitConfig } from "./vit_shape.ts";
 
 /** Options of one forward pass. */
 export interface VitForwardOptions {
@@ -232,117 +118,13 @@ export interface RoutedForward {
   routed: RoutedBatch[];
 }
 
+export { layerNorm, multiHeadAttention } from "./transformer.ts";
+export type { AttentionWeights } from "./transformer.ts";
+
 /** Frees the tensors of a {@linkcode VitOutput}. */
 export function disposeVitOutput(o: VitOutput): void {
   tf.dispose([o.logits, o.penalty, ...o.moe.flatMap((m) => [m.aux, m.reg])]);
   for (const m of o.moe) if (m.router) tf.dispose(Object.values(m.router));
-}
-
-/** Marks the tensors of a routed batch as kept, so that a tidy (or a gradient tape's forward scope) leaves them alone. */
-function keepRouted(r: RoutedBatch): RoutedBatch {
-  const routes = [
-    r.dispatch,
-    r.combine,
-    ...(r.packed ? [r.packed.dispatch, r.packed.combine] : []),
-  ];
-  for (const route of routes) {
-    tf.keep(route.forward);
-    tf.keep(route.backward);
-  }
-  tf.keep(r.chosen);
-  if (r.noise) tf.keep(r.noise);
-  return r;
-}
-
-function gelu(x: Tensor): Tensor {
-  // tanh approximation, as the MoE layer's experts.
-  const cube = tf.mul(tf.square(x), x); // cheaper than tf.pow on wasm
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, cube)));
-  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
-}
-
-function activate(x: Tensor, kind: Activation): Tensor {
-  if (kind === "relu") return tf.relu(x);
-  if (kind === "tanh") return tf.tanh(x);
-  return gelu(x);
-}
-
-/** Layer normalization over the last axis (ε = 1e-6, as ViT). */
-export function layerNorm(x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-6): Tensor {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias);
-  });
-}
-
-/** Weights of one multi-head self-attention. */
-export interface AttentionWeights {
-  /** `[d, 3d]`: the query, key and value projections side by side. */
-  qkvW: Tensor;
-  /** `[3d]`. */
-  qkvB: Tensor;
-  /** `[d, d]`: output projection. */
-  projW: Tensor;
-  /** `[d]`. */
-  projB: Tensor;
-}
-
-/**
- * Multi-head self-attention (Vaswani et al. 2017) over `[B, T, d]` tokens:
- * softmax(Q Kᵀ / sqrt(d/H)) V per head, heads concatenated, then projected.
- * No mask (every token sees every token).
- *
- * @param x tokens `[B*T, d]`, image-major
- * @param tokens T (tokens per image)
- * @param dropout `{ rate, seed }` of the dropout on the attention weights (omit at eval)
- * @param keep when given, receives the head-averaged attention matrix `[B, T, T]`
- *   (before dropout, rows sum to 1; `tf.keep`-ed: the caller disposes it), the
- *   graph of the `attention` router
- * @returns `[B*T, d]`
- *
- * @example
- * ```ts
- * import { tf } from "../deps.ts";
- * import { multiHeadAttention } from "./vit.ts";
- * const d = 4;
- * const w = {
- *   qkvW: tf.randomNormal([d, 3 * d]), qkvB: tf.zeros([3 * d]),
- *   projW: tf.randomNormal([d, d]), projB: tf.zeros([d]),
- * };
- * const y = multiHeadAttention(tf.randomNormal([2 * 3, d]) as tf.Tensor2D, 3, 2, w);
- * console.log(y.shape); // [6, 4]
- * ```
- */
-export function multiHeadAttention(
-  x: Tensor2D,
-  tokens: number,
-  numHeads: number,
-  w: AttentionWeights,
-  dropout?: { rate: number; seed: number },
-  keep?: { matrix?: Tensor3D },
-): Tensor2D {
-  return tf.tidy(() => {
-    const [N, d] = x.shape;
-    const B = N / tokens;
-    const dh = d / numHeads;
-    const qkv = tf.add(tf.matMul(x, w.qkvW as Tensor2D), w.qkvB); // [B*T, 3d]
-    const heads = (t: Tensor) =>
-      t.reshape([B, tokens, numHeads, dh]).transpose([0, 2, 1, 3]).reshape([
-        B * numHeads,
-        tokens,
-        dh,
-      ]);
-    const [q, k, v] = tf.split(qkv, 3, 1).map(heads) as tf.Tensor3D[]; // [B*H, T, dh]
-    let a = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh))); // [B*H, T, T]
-    if (keep) {
-      // The head-averaged matrix before dropout (rows sum to 1), for the attention router.
-      keep.matrix = tf.keep(tf.mean(a.reshape([B, numHeads, tokens, tokens]), 1)) as tf.Tensor3D; // [B, T, T]
-    }
-    if (dropout && dropout.rate > 0) a = tf.dropout(a, dropout.rate, undefined, dropout.seed);
-    const o = tf.matMul(a as tf.Tensor3D, v) // [B*H, T, dh]
-      .reshape([B, numHeads, tokens, dh]).transpose([0, 2, 1, 3]).reshape([N, d]); // [B*T, d]
-    return tf.add(tf.matMul(o as Tensor2D, w.projW as Tensor2D), w.projB) as Tensor2D;
-  });
 }
 
 /**
@@ -528,7 +310,7 @@ export class VisionTransformer {
    * routed batches stay the driver's to dispose, after the backward pass.
    *
    * Use a driver ({@linkcode VisionTransformer.forwardSync},
-   * {@linkcode VisionTransformer.forwardReplay},
+   * {@linkcode VisionTransformer.forwardWith},
    * {@linkcode VisionTransformer.forwardAsync}) unless you route differently.
    */
   *forward(
@@ -673,121 +455,42 @@ export class VisionTransformer {
 
   /**
    * Runs {@linkcode VisionTransformer.forward} synchronously, routing each MoE
-   * layer with `route` (which must return a RoutedBatch for the request).
+   * layer with `route` (which must return a RoutedBatch for the request), e.g.
+   * replaying batches recorded by {@linkcode VisionTransformer.forwardAsync}.
    */
   forwardWith(
     x: Tensor2D,
     opts: VitForwardOptions,
     route: (req: VitRouteRequest) => RoutedBatch,
   ): RoutedForward {
-    const gen = this.forward(x, opts);
-    const routed: RoutedBatch[] = [];
-    let finished = false;
-    try {
-      let r = gen.next();
-      while (!r.done) {
-        const batch = route(r.value);
-        routed.push(batch);
-        r = gen.next(batch);
-      }
-      finished = true;
-      return { output: r.value, routed };
-    } finally {
-      if (!finished) gen.return(undefined as unknown as VitOutput);
-    }
+    const r = driveForward(this.forward(x, opts), route);
+    return { output: r.output, routed: r.routed };
   }
 
   /**
-   * The cpu/wasm driver: routes each MoE layer with the synchronous
-   * `routeSync` as the pass reaches it, so it can run inside
-   * `tf.variableGrads` (the routed batches are `tf.keep`-ed so the tape's
-   * forward scope leaves them alive for the backward pass). Throws on webgpu.
+   * The training driver, on every backend: routes each MoE layer inside the
+   * gradient tape as the pass reaches it ({@linkcode routeInTape}: `routeSync`
+   * on cpu and wasm, `routeDevice` on webgpu, with no readback), so one
+   * forward pass inside `tf.variableGrads` makes the step. Free the routed
+   * batches after the backward pass.
    */
   forwardSync(x: Tensor2D, opts: VitForwardOptions): RoutedForward {
-    return this.forwardWith(
-      x,
-      opts,
-      (req) =>
-        keepRouted(
-          req.layer.routeSync(req.input, {
-            training: req.training,
-            noiseSeed: req.noiseSeed,
-            step: req.step,
-          }),
-        ),
-    );
+    return this.forwardWith(x, opts, (req) => routeInTape(req.layer, req.input, req));
   }
 
-  /**
-   * The planning pass (any backend; required on webgpu): runs the forward
-   * pass outside any gradient tape, awaiting `route` for each MoE layer in
-   * turn (one readback per layer), and returns the routed batches, for
-   * {@linkcode VisionTransformer.forwardReplay} with the same `x` and `opts`.
-   * It stops after the last MoE layer.
-   */
-  async planRoutes(x: Tensor2D, opts: VitForwardOptions): Promise<RoutedBatch[]> {
-    const gen = this.forward(x, opts);
-    const routed: RoutedBatch[] = [];
-    try {
-      let r = gen.next();
-      while (!r.done) {
-        const batch = await r.value.layer.route(r.value.input, {
-          training: r.value.training,
-          noiseSeed: r.value.noiseSeed,
-          step: r.value.step,
-        });
-        routed.push(batch);
-        if (routed.length === this.moeLayers.size) break;
-        r = gen.next(batch);
-      }
-      if (r.done) disposeVitOutput(r.value);
-    } catch (e) {
-      this.disposeRouted(routed);
-      throw e;
-    } finally {
-      gen.return(undefined as unknown as VitOutput);
-    }
-    return routed;
-  }
-
-  /**
-   * The taped pass that replays plans from {@linkcode VisionTransformer.planRoutes}
-   * (same `x`, same `opts`, weights unchanged in between). Synchronous: run it
-   * inside `tf.variableGrads` on any backend.
-   */
-  forwardReplay(x: Tensor2D, opts: VitForwardOptions, routed: RoutedBatch[]): VitOutput {
-    if (routed.length !== this.moeLayers.size) {
-      throw new RangeError(
-        `VisionTransformer.forwardReplay: got ${routed.length} routed batches for ${this.moeLayers.size} MoE layers`,
-      );
-    }
-    return this.forwardWith(x, opts, (req) => routed[req.index]).output;
-  }
-
-  /** One async pass on any backend, without a gradient tape (evaluation). */
+  /** One async pass on any backend, without a gradient tape (evaluation; CPU-planned routing). */
   async forwardAsync(x: Tensor2D, opts: VitForwardOptions): Promise<RoutedForward> {
-    const gen = this.forward(x, opts);
-    const routed: RoutedBatch[] = [];
-    let finished = false;
-    try {
-      let r = gen.next();
-      while (!r.done) {
-        const batch = await r.value.layer.route(r.value.input, {
-          training: r.value.training,
-          noiseSeed: r.value.noiseSeed,
-          step: r.value.step,
-        });
-        routed.push(batch);
-        r = gen.next(batch);
-      }
-      finished = true;
-      return { output: r.value, routed };
-    } catch (e) {
-      this.disposeRouted(routed);
-      throw e;
-    } finally {
-      if (!finished) gen.return(undefined as unknown as VitOutput);
-    }
+    const r = await driveForwardAsync(
+      this.forward(x, opts),
+      (req) =>
+        req.layer.route(req.input, {
+          training: req.training,
+          noiseSeed: req.noiseSeed,
+          step: req.step,
+        }),
+      (routed) => this.disposeRouted(routed),
+    );
+    return { output: r.output, routed: r.routed };
   }
 
   /** Frees routed batches (after the step's backward pass). */

@@ -18,85 +18,37 @@
 import { tf } from "../deps.ts";
 import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
 import type { Tensor, Tensor2D, Variable } from "../types.ts";
-import { routeRows, type RowRoute, rowRoute } from "./dispatch.ts";
+import { routeRows, rowRoute } from "./dispatch.ts";
 import { expertFfn, expertFfnAvailable, fusedExpertsEnabled } from "./expert_ffn.ts";
 import type { FilterCentre, FilterKind } from "../moge/filters.ts";
 import type { Padding } from "../moge/padding.ts";
 import { groupSparsity } from "../moge/group_sparsity.ts";
 import { topographicLayout } from "../moge/layout.ts";
 import type { RoutingPlan } from "./routing.ts";
+import { type Activation, type MoeConfig, validateMoeConfig } from "./moe_config.ts";
+import { hostPlan, type HostRoutedBatch, packedRoutes, type RoutedBatch } from "./routed_batch.ts";
+import { deviceRoutedBatch } from "./routing_webgpu_batch.ts";
 import { tfSeed } from "../rng.ts";
-import { checkInteger, checkNumber } from "../validate.ts";
 import {
   createRouter,
-  disposeDecision,
   route as routeAsync,
   type Router,
-  ROUTER_NAMES,
   type RouterDecision,
   type RouterInput,
-  type RouterName,
   type RouterStats,
   routeSync as routeNow,
   statsOf,
   zLoss,
 } from "./routers/mod.ts";
 
-/** The order of top-k and softmax in the router. */
-export type RoutingOrder = "softmax-topk" | "topk-softmax";
-/** Expert hidden activation. */
-export type Activation = "gelu" | "relu" | "tanh";
-
-/** Configuration of one MoE layer. */
-export interface MoeConfig {
-  /** Token width d. */
-  inputDim: number;
-  /** Expert hidden width d_ff (each expert is d -> d_ff -> d_out). */
-  hiddenDim: number;
-  /** Output width d_out (default: inputDim). */
-  outputDim?: number;
-  /** Number of experts E. */
-  numExperts: number;
-  /** Experts per token k (1 <= k <= E). */
-  topK: number;
-  /** "softmax-topk" (vision, eq. 1-4) or "topk-softmax" (language models, MoGE Sec. 3.2). */
-  routingOrder: RoutingOrder;
-  /** Router bias (vision: false; language models: true). */
-  routerBias: boolean;
-  /** Expert activation. */
-  activation: Activation;
-  /** Std of the routing noise added to the router logits in training; default 1/E; 0 turns it off. */
-  noiseStd?: number;
-  /** Capacity factor C_f (0: no capacity limit). */
-  capacityFactor: number;
-  /** Weight of the load-balancing loss (0: off). */
-  loadBalanceWeight: number;
-  /**
-   * Give expert buffers only to the experts that received tokens, gathering
-   * their weights (default false). Saves matmul work when many experts are
-   * idle (E > N·k), but tfjs-wasm's gather is slow enough that it cost more
-   * than it saved there; try it on webgpu.
-   */
-  compactExperts?: boolean;
-  /**
-   * How experts run (default "auto": "fused" on wasm and cpu, "batched" on
-   * webgpu). "fused": the "looped" computation as one forward and one
-   * backward kernel for all experts (src/moe/expert_ffn.ts). "looped": one
-   * 2-D matmul per expert that received tokens, on
-   * exactly its tokens (no padding); tfjs-wasm's 2-D matmul is about 8x
-   * faster than its batched matmul. "batched": `[A, slots, d]` buffers and
-   * batched matmuls over stacked expert weights (GShard / V-MoE style).
-   */
-  expertCompute?: ExpertCompute;
-  /** The router (default "topk", the token-choice top-k router of MoGE and V-MoE). */
-  router?: RouterName;
-  /** The router's own options (see its factory in `./routers/`), e.g. `{ lambda: 0.5 }`. */
-  routerOptions?: Record<string, unknown>;
-  /** Weight of the ST-MoE router z-loss (default 0; the usual value is 1e-3). */
-  zLossWeight?: number;
-  /** The model is a causal decoder: routers whose routing looks ahead (expert choice) refuse it. */
-  causal?: boolean;
-}
+export * from "./moe_config.ts";
+export {
+  disposeRouted,
+  hostPlan,
+  type HostRoutedBatch,
+  type RoutedBatch,
+  type RoutedPlan,
+} from "./routed_batch.ts";
 
 /** The MoGE regularizer's settings for one forward pass (pass null to `apply` to skip it). */
 export interface RegularizerSettings {
@@ -167,55 +119,6 @@ function activate(x: Tensor, kind: Activation): Tensor {
   }
 }
 
-/** The allowed activations. */
-export const ACTIVATIONS: readonly Activation[] = ["gelu", "relu", "tanh"];
-/**
- * How the experts run: "fused" (all experts in one forward and one backward
- * kernel; wasm and cpu), "looped" (tfjs ops expert after expert on exactly
- * its tokens), "batched" (`[A, slots, d]` buffers and batched matmuls), or
- * "auto" (fused on wasm and cpu, batched on webgpu).
- */
-export type ExpertCompute = "auto" | "fused" | "looped" | "batched";
-
-/** The allowed expert computations. */
-export const EXPERT_COMPUTES: readonly ExpertCompute[] = ["auto", "fused", "looped", "batched"];
-
-/** The allowed routing orders. */
-export const ROUTING_ORDERS: readonly RoutingOrder[] = ["softmax-topk", "topk-softmax"];
-
-/** Checks a {@linkcode MoeConfig}, throwing a clear error on the first bad field. */
-export function validateMoeConfig(c: MoeConfig): void {
-  checkInteger("inputDim", c.inputDim, 1);
-  checkInteger("hiddenDim", c.hiddenDim, 1);
-  if (c.outputDim !== undefined) checkInteger("outputDim", c.outputDim, 1);
-  checkInteger("numExperts", c.numExperts, 1);
-  checkInteger("topK", c.topK, 1, c.numExperts);
-  if (!ROUTING_ORDERS.includes(c.routingOrder)) {
-    throw new RangeError(
-      `routingOrder = "${c.routingOrder}" is invalid: allowed are ${ROUTING_ORDERS.join(", ")}`,
-    );
-  }
-  if (!ACTIVATIONS.includes(c.activation)) {
-    throw new RangeError(
-      `activation = "${c.activation}" is invalid: allowed are ${ACTIVATIONS.join(", ")}`,
-    );
-  }
-  if (c.noiseStd !== undefined) checkNumber("noiseStd", c.noiseStd, { min: 0 });
-  checkNumber("capacityFactor", c.capacityFactor === Infinity ? 0 : c.capacityFactor, { min: 0 });
-  checkNumber("loadBalanceWeight", c.loadBalanceWeight, { min: 0 });
-  if (c.expertCompute !== undefined && !EXPERT_COMPUTES.includes(c.expertCompute)) {
-    throw new RangeError(
-      `expertCompute = "${c.expertCompute}" is invalid: allowed are ${EXPERT_COMPUTES.join(", ")}`,
-    );
-  }
-  if (c.router !== undefined && !ROUTER_NAMES.includes(c.router)) {
-    throw new RangeError(
-      `router = "${c.router}" is invalid: allowed are ${ROUTER_NAMES.join(", ")}`,
-    );
-  }
-  if (c.zLossWeight !== undefined) checkNumber("zLossWeight", c.zLossWeight, { min: 0 });
-}
-
 /** Options of {@linkcode MoeLayer.route}. */
 export interface RouteOptions {
   /** Training pass: add routing noise (std `noiseStd`). */
@@ -230,43 +133,11 @@ export interface RouteOptions {
   noise?: Tensor2D;
   /** Training step (SSR decides per step whether it runs Sinkhorn). */
   step?: number;
-}
-
-/** One routed batch: the plan, its index tensors, and the noise used. Dispose after the step. */
-export interface RoutedBatch {
-  /** The CPU routing plan. */
-  plan: RoutingPlan;
-  /** Tokens into expert buffers. */
-  dispatch: RowRoute;
-  /** Expert buffer rows back to (token, choice) rows. */
-  combine: RowRoute;
   /**
-   * The "looped" layout: the routed tokens packed expert after expert with
-   * no padding (`experts[j]` gets `sizes[j]` rows); absent for "batched".
+   * {@linkcode MoeLayer.routeDevice} only: also count each expert's demand
+   * and load on the device (`RoutedBatch.counts`, for a `RoutingStatsLog`).
    */
-  packed?: { dispatch: RowRoute; combine: RowRoute; experts: number[]; sizes: number[] };
-  /** One-hot of the chosen experts, `[N * k, E]`. */
-  chosen: Tensor2D;
-  /** Routing noise added to the logits (`[N, E]`), or null at eval. */
-  noise: Tensor2D | null;
-  /**
-   * The router's decision (plan, which choices are real, one-hot, noise);
-   * `chosen` and `noise` above are its tensors. Absent for a batch routed
-   * elsewhere (top-k only: every choice is real).
-   */
-  decision?: RouterDecision;
-}
-
-/** Frees the tensors of a {@linkcode RoutedBatch}. */
-export function disposeRouted(r: RoutedBatch): void {
-  if (r.decision) disposeDecision(r.decision);
-  tf.dispose([r.dispatch.forward, r.dispatch.backward, r.combine.forward, r.combine.backward]);
-  if (r.packed) {
-    const { dispatch, combine } = r.packed;
-    tf.dispose([dispatch.forward, dispatch.backward, combine.forward, combine.backward]);
-  }
-  tf.dispose(r.chosen);
-  if (r.noise) r.noise.dispose();
+  stats?: boolean;
 }
 
 /**
@@ -277,14 +148,17 @@ export function disposeRouted(r: RoutedBatch): void {
  * `experts.b2.e [d_out]` (one variable each, so that an expert's weights are
  * used in place, without copies).
  *
- * A training step is two calls: {@linkcode MoeLayer.route} (outside the
- * gradient tape: reads the router's selection scores back, plans on the CPU)
- * and {@linkcode MoeLayer.apply} (inside the tape: differentiable gates,
- * dispatch, experts, combine, losses).
+ * A training step is two calls: a route ({@linkcode MoeLayer.route}: reads
+ * the scores back and plans top-k and capacity on the CPU, outside the tape;
+ * {@linkcode MoeLayer.routeSync}: the same inside the tape, cpu and wasm;
+ * {@linkcode MoeLayer.routeDevice}: plans on the GPU inside the tape, no
+ * readback, webgpu) and {@linkcode MoeLayer.apply} (inside the tape:
+ * differentiable gates, dispatch, experts, combine, losses).
  *
  * @example
  * ```ts
- * import { MoeLayer, type Tensor2D, tf } from "../../mod.ts";
+ * import { MoeLayer, type Tensor2D, tf, useBackend } from "../../mod.ts";
+ * await useBackend("cpu");
  * const layer = new MoeLayer({
  *   inputDim: 8, hiddenDim: 4, numExperts: 9, topK: 1, routingOrder: "softmax-topk",
  *   routerBias: false, activation: "relu", capacityFactor: 4, loadBalanceWeight: 0.01,
@@ -324,6 +198,7 @@ export class MoeLayer {
       routerOptions: config.routerOptions ?? {},
       zLossWeight: config.zLossWeight ?? 0,
       causal: config.causal ?? false,
+      capacityRule: config.capacityRule ?? "tutel",
     };
     const { inputDim: d, hiddenDim: f, outputDim: o } = this.config;
     const prefix = init.prefix ?? "moe";
@@ -333,6 +208,7 @@ export class MoeLayer {
       numExperts: E,
       topK: c.topK,
       capacityFactor: c.capacityFactor,
+      capacityRule: c.capacityRule,
       causal: c.causal,
       compact: c.compactExperts,
       routingOrder: c.routingOrder,
@@ -393,7 +269,7 @@ export class MoeLayer {
    *   input), `sequenceLength` T, and for "attention" the preceding attention
    *   sublayer's head-averaged matrix `[B, T, T]`
    */
-  async route(input: RouterInput, options: RouteOptions): Promise<RoutedBatch> {
+  async route(input: RouterInput, options: RouteOptions): Promise<HostRoutedBatch> {
     return this.#routed(await routeAsync(this.router, input, this.#context(options)));
   }
 
@@ -402,7 +278,7 @@ export class MoeLayer {
    * gradient tape (multi-layer models). tfjs allows it on cpu and wasm only;
    * on webgpu this throws (plan with `route` in a no-tape pass first).
    */
-  routeSync(input: RouterInput, options: RouteOptions): RoutedBatch {
+  routeSync(input: RouterInput, options: RouteOptions): HostRoutedBatch {
     if (tf.getBackend() === "webgpu") {
       throw new Error(
         "MoeLayer.routeSync: webgpu cannot read tensors synchronously; plan the routing with the" +
@@ -410,6 +286,55 @@ export class MoeLayer {
       );
     }
     return this.#routed(routeNow(this.router, input, this.#context(options)));
+  }
+
+  /**
+   * Plans the routing on the device, synchronously and without a readback
+   * (webgpu, top-k router only): the top-k router's selection (its logits
+   * W x (+ b) from `input.x`, plus the same noise draw as
+   * {@linkcode MoeLayer.route}), then `planRoutingWebGPU` (routing_webgpu.ts)
+   * on the noisy logits. Call it inside the gradient tape, in the one forward
+   * pass; the batch runs the "batched" experts (all E experts,
+   * `slots = capacity`), whatever `expertCompute` says, since the looped and
+   * fused paths need the loads on the CPU. Its outputs and gradients equal
+   * those of a CPU-planned batch. With `stats` the batch carries the
+   * `[2, E]` demand and load counts. The other routers plan on the CPU only
+   * (`route`).
+   *
+   * @param input the router input (its `x` `[N, d]`)
+   */
+  routeDevice(input: RouterInput, options: RouteOptions): RoutedBatch {
+    if (tf.getBackend() !== "webgpu") {
+      throw new Error(
+        `MoeLayer.routeDevice: needs the webgpu backend, tfjs runs on "${tf.getBackend()}"`,
+      );
+    }
+    if (this.router.name !== "topk") {
+      throw new Error(
+        `MoeLayer.routeDevice plans the top-k router only; router "${this.router.name}" plans` +
+          " on the CPU with route()",
+      );
+    }
+    let noise: Tensor2D | null = null;
+    const selection = tf.tidy(() => {
+      const sel = this.router.select(input, this.#context(options));
+      noise = sel.noise ? tf.keep(sel.noise) : null;
+      return sel.values; // [N, E] noisy logits
+    });
+    const { topK: k, capacityFactor, capacityRule } = this.config;
+    try {
+      return deviceRoutedBatch(selection, noise, {
+        k,
+        capacityFactor,
+        capacityRule,
+        counts: options.stats ?? false,
+      });
+    } catch (e) {
+      if (noise) (noise as Tensor2D).dispose();
+      throw e;
+    } finally {
+      selection.dispose();
+    }
   }
 
   #context(options: RouteOptions) {
@@ -421,7 +346,7 @@ export class MoeLayer {
     };
   }
 
-  #routed(decision: RouterDecision): RoutedBatch {
+  #routed(decision: RouterDecision): HostRoutedBatch {
     const { expertCompute } = this.config;
     const looped = expertCompute !== "batched" &&
       (expertCompute !== "auto" || tf.getBackend() !== "webgpu");
@@ -473,10 +398,12 @@ export class MoeLayer {
     const { N, k, slots } = plan;
     const { inputDim: d, outputDim: o } = this.config;
     const x = input.x;
+    // A batch routed on the device (top-k) has no decision: every choice is
+    // real, and its plan has the sizes only (top-k's forward reads no more on webgpu).
     const decision: RouterDecision = routed.decision ?? {
       router: this.router.name,
       mode: routed.noise ? "train" : "eval",
-      plan,
+      plan: plan as RoutingPlan,
       valid: new Uint8Array(N * k).fill(1),
       leftBehind: 0,
       chosen: routed.chosen,
@@ -575,7 +502,7 @@ export class MoeLayer {
 
   /** Routing statistics of a routed batch (from its plan alone). */
   static stats(routed: RoutedBatch): RoutingStats {
-    const { load, demand, dropped, N, k } = routed.plan;
+    const { load, demand, dropped, N, k } = hostPlan(routed.plan, "MoeLayer.stats");
     const real = routed.decision ? routed.decision.valid.reduce((s, v) => s + v, 0) : N * k;
     return { load, demand, dropped, dropRate: real > 0 ? dropped / real : 0 };
   }
@@ -583,11 +510,11 @@ export class MoeLayer {
   /**
    * The router's statistics of a routed batch and its output (load, dead
    * experts, dropped choices, tokens left behind, mean gate, routing
-   * entropy); reads the gates and z back.
+   * entropy); reads the gates and z back. Needs a CPU plan (`route`).
    */
   static async routerStats(routed: RoutedBatch, out: MoeOutput): Promise<RouterStats> {
     const [gates, z] = await Promise.all([out.gates.data(), out.z.data()]);
-    const { plan } = routed;
+    const plan = hostPlan(routed.plan, "MoeLayer.routerStats");
     const valid = routed.decision?.valid ?? new Uint8Array(plan.N * plan.k).fill(1);
     return statsOf({ plan, valid }, gates, z);
   }
@@ -606,36 +533,3 @@ export class MoeLayer {
 let uniqueId = 0;
 
 installFastWasmKernels();
-
-/**
- * The "looped" layout of a plan: routed choices packed expert after expert
- * (slot order within each expert), with the row routes that move tokens in
- * and results back.
- */
-function packedRoutes(
-  plan: RoutingPlan,
-): { dispatch: RowRoute; combine: RowRoute; experts: number[]; sizes: number[] } {
-  const { N, k, slots, active, bufferOf, load, tokenOfSlot, choiceOfSlot } = plan;
-  const experts: number[] = [];
-  const sizes: number[] = [];
-  const token: number[] = [];
-  const choice: number[] = [];
-  for (const e of active) {
-    if (load[e] === 0) continue;
-    experts.push(e);
-    sizes.push(load[e]);
-    for (let s = 0; s < load[e]; s++) {
-      token.push(tokenOfSlot[bufferOf[e] * slots + s]);
-      choice.push(choiceOfSlot[bufferOf[e] * slots + s]);
-    }
-  }
-  const R = token.length;
-  const rowOfChoice = new Int32Array(N * k).fill(R); // R: dropped -> zero row
-  choice.forEach((c, r) => (rowOfChoice[c] = r));
-  return {
-    dispatch: rowRoute(Int32Array.from(token), rowOfChoice, k),
-    combine: rowRoute(rowOfChoice, Int32Array.from(choice), 1),
-    experts,
-    sizes,
-  };
-}

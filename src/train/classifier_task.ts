@@ -21,8 +21,13 @@ import {
 import { type Dataset, loadFixture } from "../data/images.ts";
 import { loadDataset } from "../data/image_sources.ts";
 import { makeBatch } from "../data/image_batches.ts";
-import { disposeRouted, type RegularizerSettings } from "../moe/moe_layer.ts";
-import type { RoutingPlan } from "../moe/routing.ts";
+import {
+  disposeRouted,
+  hostPlan,
+  type RegularizerSettings,
+  type RoutedBatch,
+} from "../moe/moe_layer.ts";
+import { needsHostPlan, routeInTape } from "../models/transformer.ts";
 import type { AdamW } from "./optim.ts";
 import { Rng } from "../rng.ts";
 import { regularizerSettings } from "./moge_settings.ts";
@@ -34,6 +39,8 @@ import {
   epochSchedule,
   intervalMeans,
   RouterFigures,
+  type StepRouting,
+  stepRouting,
   type Task,
 } from "./task.ts";
 
@@ -138,7 +145,7 @@ export async function evaluate(
     tf.dispose([acc, ce, reg, x, y, r.loss, r.ce, r.aux, r.reg, r.correct, r.z, r.zLoss]);
     tf.dispose([r.gates, r.routerLogits]);
     [acc, ce, reg] = next;
-    routed.plan.load.forEach((v, e) => load[e] += v);
+    hostPlan(routed.plan, "evaluate").load.forEach((v, e) => load[e] += v);
     disposeRouted(routed);
   }
   const [a, c, g] = await Promise.all([acc.data(), ce.data(), reg.data()]);
@@ -150,31 +157,57 @@ export async function evaluate(
 export interface StepResult {
   /** `[loss, ce, aux, reg, correct]` of the batch (loss terms are batch means). */
   stats: Tensor1D;
-  /** The routing plan of the batch. */
-  plan: RoutingPlan;
+  /**
+   * The batch's routing: the CPU plan (cpu, wasm), or on webgpu the device
+   * plan's sizes with its `[2, E]` demand and load counts (caller disposes,
+   * or hands them to a `RoutingTally` / `RoutingStatsLog`).
+   */
+  routing: StepRouting;
 }
 
 /**
- * One optimizer step: route the batch (one readback of the router scores),
- * differentiate `CE + penalties` through the routed forward pass, apply AdamW.
- * MoE and MoGE run the same code; MoGE's `reg.lambda` is non-zero.
+ * One optimizer step, one forward pass: the router logits are computed once
+ * inside the gradient tape and routed there (`routeSync` on cpu and wasm,
+ * a synchronous readback; `routeDevice` on webgpu, no readback), then
+ * `CE + penalties` is differentiated and AdamW applied. MoE and MoGE run the
+ * same code; MoGE's `reg.lambda` is non-zero.
  */
-export async function trainStep(
+export function trainStep(
   model: MoeClassifier,
   opt: AdamW,
   x: Tensor2D,
   y: Tensor1D,
-  o: { noiseSeed: number; reg: RegularizerSettings | null; lr: number; step?: number },
-): Promise<StepResult> {
-  const routed = await model.route(x, true, o.noiseSeed, o.step);
+  o: {
+    noiseSeed: number;
+    reg: RegularizerSettings | null;
+    lr: number;
+    step?: number;
+    /**
+     * The batch routed before the step (`model.route`, same noise seed and
+     * step; the step frees it): webgpu with a router other than top-k, which
+     * cannot plan inside the tape (see `needsHostPlan`).
+     */
+    planned?: RoutedBatch;
+  },
+): StepResult {
   let stats: tf.Tensor1D | null = null;
-  applyGradients(model.params, opt, () => {
-    const r = model.forward(x, routed, y, o.reg);
-    stats = tf.keep(tf.stack([r.loss, r.ce, r.aux, r.reg, r.correct]) as tf.Tensor1D);
-    return r.loss as tf.Scalar;
-  }, o.lr);
-  disposeRouted(routed);
-  return { stats: stats!, plan: routed.plan };
+  let routed: RoutedBatch | null = o.planned ?? null;
+  try {
+    applyGradients(model.params, opt, () => {
+      routed ??= routeInTape(model.moe, { x }, {
+        training: true,
+        noiseSeed: o.noiseSeed,
+        step: o.step,
+      });
+      const r = model.forward(x, routed, y, o.reg);
+      stats = tf.keep(tf.stack([r.loss, r.ce, r.aux, r.reg, r.correct]) as tf.Tensor1D);
+      return r.loss as tf.Scalar;
+    }, o.lr);
+    const [routing] = stepRouting([routed!]);
+    return { stats: stats!, routing };
+  } finally {
+    if (routed) disposeRouted(routed);
+  }
 }
 
 /** The test-set figures of {@linkcode evaluate}. */
@@ -250,8 +283,14 @@ export const classifierTask: Task<
         const idx = Array.from(epochBatch(cfg.seed, step, pool, cfg.batchSize));
         const { x, y } = makeBatch(data.trainImages, data.trainLabels, idx);
         const b = idx.length;
-        const { stats, plan } = await trainStep(model, opt, x, y, {
-          noiseSeed: deriveSeed(cfg.seed, 2, step),
+        const noiseSeed = deriveSeed(cfg.seed, 2, step);
+        // webgpu with a router other than top-k: plan on the CPU first (one readback).
+        const planned = needsHostPlan([model.moe])
+          ? await model.route(x, true, noiseSeed, step)
+          : undefined;
+        const { stats, routing } = trainStep(model, opt, x, y, {
+          noiseSeed,
+          planned,
           // MoE trains without R(z) on the tape (it would cost gradient work for
           // a term weighted 0); its R(z) is measured on the test set instead.
           reg: cfg.mode === "moge" ? regularizerSettings(cfg, sigma) : null,
@@ -260,7 +299,7 @@ export const classifierTask: Task<
         });
         const weighted = tf.tidy(() => tf.mul(stats, tf.tensor1d([b, b, b, b, 1]))) as Tensor1D;
         tf.dispose([stats, x, y]);
-        return { stats: weighted, count: b, plans: [plan] };
+        return { stats: weighted, count: b, plans: [routing] };
       },
       progress: (d, seen) => ({ loss: d[0] / seen, acc: d[4] / seen }),
       evaluate: (_step, sigma) => evaluate(model, data, cfg, sigma),

@@ -16,14 +16,22 @@ import { tf } from "../deps.ts";
 import { disposeLmRouted, MoeLm, perplexity, tokenNll } from "../models/lm.ts";
 import { loadTextCorpus, type TextCorpus } from "../data/text.ts";
 import { evalWindows, makeLmBatch, sampleWindows } from "../data/text_batches.ts";
-import type { RegularizerSettings, RoutedBatch } from "../moe/moe_layer.ts";
+import { hostPlan, type RegularizerSettings, type RoutedBatch } from "../moe/moe_layer.ts";
+import { needsHostPlan } from "../models/transformer.ts";
 import type { AdamW } from "./optim.ts";
 import { Rng } from "../rng.ts";
-import type { RoutingPlan } from "../moe/routing.ts";
 import type { Tensor1D, Tensor2D } from "../types.ts";
 import { regularizerSettings } from "./moge_settings.ts";
 import { type BaseSummary, type LoopOptions, trainAndEvaluate } from "./loop.ts";
-import { applyGradients, deriveSeed, intervalMeans, RouterFigures, type Task } from "./task.ts";
+import {
+  applyGradients,
+  deriveSeed,
+  intervalMeans,
+  RouterFigures,
+  type StepRouting,
+  stepRouting,
+  type Task,
+} from "./task.ts";
 import {
   DEFAULT_LM_CONFIG,
   LM_FIELDS,
@@ -39,29 +47,70 @@ export * from "./lm_config.ts";
 export interface LmStepResult {
   /** `[loss, ce, Σ_l mean R(z_l)]` of the batch (the caller disposes it). */
   stats: Tensor1D;
-  /** Each layer's routing plan. */
-  plans: RoutingPlan[];
+  /** Each layer's routing (plan; device counts on webgpu; the loop's tally takes them). */
+  plans: StepRouting[];
+}
+
+/** Options of {@linkcode lmTrainStep}. */
+export interface LmStepOptions {
+  /** Seed of the step's dropout and routing noise. */
+  seed: number;
+  /** Regularizer settings (null: no R(z)). */
+  reg: RegularizerSettings | null;
+  /** Learning rate of this step. */
+  lr: number;
+  /** The training step (SSR). */
+  step?: number;
+  /**
+   * Every layer's routed batch, planned before the step
+   * ({@linkcode planLmStep}, same seed and step; the step frees them):
+   * webgpu with a router other than top-k, which cannot plan in the tape.
+   */
+  planned?: RoutedBatch[];
+}
+
+/**
+ * The step's routing planned on the CPU before its taped pass (an untaped
+ * forward pass with the step's seeds, one readback per layer), when the
+ * backend and router need it (webgpu with a router other than top-k; see
+ * `needsHostPlan`); else undefined (the step routes inside the tape).
+ */
+export async function planLmStep(
+  model: MoeLm,
+  x: Tensor2D,
+  o: LmStepOptions,
+): Promise<RoutedBatch[] | undefined> {
+  if (!needsHostPlan(model.moes)) return undefined;
+  const out = await model.forwardAsync(x, {
+    training: true,
+    seed: o.seed,
+    reg: o.reg,
+    step: o.step,
+  });
+  tf.dispose([out.logits, out.penalty, out.regularizer]);
+  return out.routed;
 }
 
 /**
  * One optimizer step on a batch: the forward pass inside the gradient tape
- * (on cpu/wasm routing synchronously; on webgpu replaying plans made by an
- * untaped pass with the same seed), loss = mean CE + penalties, AdamW.
+ * (routing in the pass: on cpu/wasm synchronously, on webgpu planned on the
+ * device without a readback), loss = mean CE + penalties, AdamW.
  */
-export async function lmTrainStep(
+export function lmTrainStep(
   model: MoeLm,
   opt: AdamW,
   x: Tensor2D,
   y: Tensor2D,
-  o: { seed: number; reg: RegularizerSettings | null; lr: number; step?: number },
-): Promise<LmStepResult> {
+  o: LmStepOptions,
+): LmStepResult {
   const opts = { training: true, seed: o.seed, reg: o.reg, step: o.step };
-  const plans = tf.getBackend() === "webgpu" ? await model.plan(x, opts) : null;
-  let routed: RoutedBatch[] = plans ?? [];
+  let routed: RoutedBatch[] = o.planned ?? [];
   let stats: tf.Tensor1D | null = null;
   try {
     applyGradients(model.params, opt, () => {
-      const out = plans ? model.forwardWithPlans(x, opts, plans) : model.forwardSync(x, opts);
+      const out = o.planned
+        ? model.forwardWith(x, opts, (_req, i) => o.planned![i])
+        : model.forwardSync(x, opts);
       routed = out.routed;
       const ce = tf.mean(tokenNll(out.logits, y));
       const loss = tf.add(ce, out.penalty) as tf.Scalar;
@@ -72,9 +121,9 @@ export async function lmTrainStep(
     disposeLmRouted(routed);
     throw e;
   }
-  const planList = routed.map((r) => r.plan);
+  const plans = stepRouting(routed);
   disposeLmRouted(routed);
-  return { stats: stats!, plans: planList };
+  return { stats: stats!, plans };
 }
 
 /** What {@linkcode evaluateLm} measures. */
@@ -132,7 +181,12 @@ export async function evaluateLm(
     ]);
     tf.dispose([nll, reg, x, y, out.logits, out.penalty, out.regularizer]);
     for (const [l, r] of (out.router ?? []).entries()) {
-      await figures.add(l, out.routed[l].plan, out.routed[l].decision?.valid, r);
+      await figures.add(
+        l,
+        hostPlan(out.routed[l].plan, "evaluateLm"),
+        out.routed[l].decision?.valid,
+        r,
+      );
       tf.dispose([r.gates, r.z, r.routerLogits]);
     }
     disposeLmRouted(out.routed);
@@ -275,12 +329,14 @@ export const lmTask: Task<LmTrainConfig, TextCorpus, LmEval, LmEvalMetrics, LmSu
         const rng = new Rng(deriveSeed(cfg.seed, 1, step));
         const starts = sampleWindows(corpus.train.length, T, cfg.batchSize, rng);
         const { x, y } = makeLmBatch(corpus.train, starts, T);
-        const { stats, plans } = await lmTrainStep(model, opt, x, y, {
+        const so: LmStepOptions = {
           seed: deriveSeed(cfg.seed, 2, step),
           reg: regularizerSettings(cfg, sigma),
           lr,
           step,
-        });
+        };
+        const planned = await planLmStep(model, x, so); // webgpu, routers other than top-k
+        const { stats, plans } = lmTrainStep(model, opt, x, y, { ...so, planned });
         tf.dispose([x, y]);
         return { stats, count: 1, plans };
       },

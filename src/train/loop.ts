@@ -236,6 +236,8 @@ export async function trainAndEvaluate<
       }
       const d = await sums!.data() as Float32Array;
       sums!.dispose();
+      await tally.flush(); // device routing counts: one readback per layer and interval
+      tally.dispose();
       totals = Array.from(d, (v, i) => v + (totals[i] ?? 0));
       totalSeen += seen;
       if (ended) {

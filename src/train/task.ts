@@ -14,6 +14,8 @@ import type { Tensor, Tensor1D, Variable } from "../types.ts";
 import type { BackendInfo } from "../backend.ts";
 import type { RoutingPlan } from "../moe/routing.ts";
 import { statsOf } from "../moe/routers/stats.ts";
+import type { RoutedBatch, RoutedPlan } from "../moe/moe_layer.ts";
+import { RoutingStatsLog } from "../moe/routing_stats_log.ts";
 import { Rng } from "../rng.ts";
 import type { AdamW } from "./optim.ts";
 import type { RunDir } from "./run_dir.ts";
@@ -121,9 +123,43 @@ export function applyGradients(
 }
 
 /**
+ * One MoE layer's routing in a training step: its plan (the CPU plan, or a
+ * device plan's sizes only) and, for a device plan, its `[2, E]` demand and
+ * load counts on the device (or null).
+ */
+export interface StepRouting {
+  /** The plan (CPU plans carry load and drops; device plans only sizes). */
+  plan: RoutedPlan;
+  /** Device counts `[2, E]` int32 (the tally takes ownership), or null. */
+  counts: Tensor | null;
+}
+
+/**
+ * The routing records of a step's routed batches, one per layer, taking the
+ * device counts out of the batches (so freeing a batch leaves them).
+ *
+ * @example
+ * ```ts
+ * import { stepRouting } from "./task.ts";
+ * console.log(stepRouting([]).length); // 0
+ * ```
+ */
+export function stepRouting(routed: RoutedBatch[]): StepRouting[] {
+  return routed.map((r) => {
+    const counts = r.counts ?? null;
+    r.counts = null;
+    return { plan: r.plan, counts };
+  });
+}
+
+/**
  * Per MoE layer: tokens per expert, dropped and total (token, choice) pairs,
  * tokens left behind (none of their choices reached an expert: expert
- * choice's unpicked tokens, or all choices dropped by capacity).
+ * choice's unpicked tokens, or all choices dropped by capacity; CPU plans
+ * only, a device plan's counts do not tell them). CPU plans are added at once; device plans' counts are summed on the device
+ * (a `RoutingStatsLog` per layer, no readback per step) and read back once,
+ * by {@linkcode RoutingTally.flush}, which must run before the figures are
+ * read.
  */
 export class RoutingTally {
   /** `[layer][expert]` tokens processed. */
@@ -136,8 +172,9 @@ export class RoutingTally {
   readonly leftBehind: number[];
   /** Tokens routed per layer. */
   readonly tokens: number[];
-  /** Σ over steps of the mean over layers of (largest buffer) / (N·k/E). */
+  /** Σ over steps of the mean over layers of (largest buffer) / (N·k/E) (device plans: C_e). */
   slotsFraction = 0;
+  readonly #logs: (RoutingStatsLog | null)[];
 
   /** A tally of `layers` layers of E experts. */
   constructor(layers: number, experts: number) {
@@ -146,23 +183,48 @@ export class RoutingTally {
     this.choices = new Array(layers).fill(0);
     this.leftBehind = new Array(layers).fill(0);
     this.tokens = new Array(layers).fill(0);
+    this.#logs = new Array(layers).fill(null);
   }
 
-  /** Adds one batch's plans (one per layer). */
-  add(plans: RoutingPlan[]): void {
-    plans.forEach((p, l) => {
-      p.load.forEach((v, e) => this.load[l][e] += v);
-      this.dropped[l] += p.dropped;
-      this.choices[l] += p.N * p.k;
+  /** Adds one batch's routing (one per layer): CPU plans, or device plans with counts. */
+  add(routing: StepRouting[]): void {
+    routing.forEach(({ plan: p, counts }, l) => {
+      this.slotsFraction += p.slots / Math.max(1, (p.N * p.k) / p.E) / routing.length;
       this.tokens[l] += p.N;
-      const empty = p.active.length * p.slots; // the slot of a dropped or padding choice
-      for (let n = 0; n < p.N; n++) {
-        let routed = false;
-        for (let j = 0; j < p.k && !routed; j++) routed = p.slotOfChoice[n * p.k + j] !== empty;
-        if (!routed) this.leftBehind[l]++;
+      if (p.load !== undefined && p.dropped !== undefined && p.slotOfChoice !== undefined) {
+        p.load.forEach((v, e) => this.load[l][e] += v);
+        this.dropped[l] += p.dropped;
+        this.choices[l] += p.N * p.k;
+        const empty = p.active.length * p.slots; // the slot of a dropped or padding choice
+        for (let n = 0; n < p.N; n++) {
+          let routed = false;
+          for (let j = 0; j < p.k && !routed; j++) routed = p.slotOfChoice[n * p.k + j] !== empty;
+          if (!routed) this.leftBehind[l]++;
+        }
+        counts?.dispose();
+      } else if (counts) {
+        const log = this.#logs[l] ??= new RoutingStatsLog(p.E);
+        log.add(counts, p.N * p.k);
+      } else {
+        throw new Error(`RoutingTally.add: layer ${l}'s device plan came without counts`);
       }
-      this.slotsFraction += p.slots / Math.max(1, (p.N * p.k) / p.E) / plans.length;
     });
+  }
+
+  /** Reads the device counts added since the last flush back (one readback per layer). */
+  async flush(): Promise<void> {
+    for (const [l, log] of this.#logs.entries()) {
+      if (!log || log.steps === 0) continue;
+      const s = await log.read();
+      s.load.forEach((v, e) => this.load[l][e] += v);
+      this.dropped[l] += s.dropped;
+      this.choices[l] += s.choices;
+    }
+  }
+
+  /** Frees the device sums (unread counts are lost). */
+  dispose(): void {
+    for (const log of this.#logs) log?.dispose();
   }
 
   /** Experts of layer `l` that got no token. */
@@ -259,8 +321,8 @@ export interface StepOutput {
   stats: Tensor1D;
   /** The weight of the batch in the sums (examples, or 1 per step). */
   count: number;
-  /** The routing plans of the batch, one per MoE layer. */
-  plans: RoutingPlan[];
+  /** The routing of the batch, one per MoE layer (see {@linkcode stepRouting}). */
+  plans: StepRouting[];
 }
 
 /** The training figures of one evaluation interval (an epoch, or `evalEvery` steps). */

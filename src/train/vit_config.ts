@@ -26,11 +26,10 @@ import { Rng } from "../rng.ts";
 import { checkInteger } from "../validate.ts";
 
 /**
- * How MoE routing is planned in a training step: "sync" plans each layer
- * inside the gradient tape with a synchronous readback (cpu, wasm); "async"
- * plans all layers in an awaited pass outside the tape, then replays the
- * plans on the tape (any backend; the only way on webgpu); "auto" is "async"
- * on webgpu and "sync" elsewhere.
+ * How MoE routing is planned in a training step. Every value now plans each
+ * layer inside the gradient tape, in the one forward pass (a synchronous
+ * readback on cpu and wasm, a device plan on webgpu); "async" (formerly a
+ * planning pass before the tape) is kept so old configs still load.
  */
 export type VitRouting = "auto" | "sync" | "async";
 
@@ -283,8 +282,7 @@ export const VIT_FIELDS: FieldSpec<VitTrainConfig>[] = [
     kind: "choice",
     choices: ["auto", "sync", "async"],
     mutable: true,
-    help:
-      "auto | sync | async: plan MoE routing in the tape (cpu/wasm) or in a pass before it (webgpu)",
+    help: "auto | sync | async: all plan MoE routing in the tape (kept for old configs)",
   },
 ];
 

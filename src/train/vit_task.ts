@@ -4,7 +4,7 @@
  * smoothing, random crop with padding and optional horizontal flip,
  * stochastic depth; MoGE adds λ·mean R(z) of every MoE layer (eq. 9). What
  * differs from the other models: the model, the augmented batches, the step
- * (sync or planned routing), the evaluation and the per-MoE-layer metrics.
+ * (routing in the one taped pass), the evaluation and the per-MoE-layer metrics.
  * The loop (`loop.ts`) does the rest.
  *
  * @module
@@ -14,8 +14,8 @@ import { tf } from "../deps.ts";
 import { type Dataset, loadFixture } from "../data/images.ts";
 import { loadDataset } from "../data/image_sources.ts";
 import { makeBatch } from "../data/image_batches.ts";
-import type { RegularizerSettings, RoutedBatch } from "../moe/moe_layer.ts";
-import type { RoutingPlan } from "../moe/routing.ts";
+import { hostPlan, type RegularizerSettings, type RoutedBatch } from "../moe/moe_layer.ts";
+import { needsHostPlan } from "../models/transformer.ts";
 import type { AdamW } from "./optim.ts";
 import { Rng } from "../rng.ts";
 import { padImages, randomCropFlip, smoothedCrossEntropy } from "../data/augment.ts";
@@ -31,6 +31,8 @@ import {
   intervalMeans,
   RouterFigures,
   RoutingTally,
+  type StepRouting,
+  stepRouting,
   type Task,
 } from "./task.ts";
 import {
@@ -61,10 +63,13 @@ export function vitRegSettings(
   return withReg ? regularizerSettings(c, sigma) : null;
 }
 
-/** Resolves "auto" to the driver the current tfjs backend needs. */
-export function resolveRouting(r: VitRouting): "sync" | "async" {
-  if (r !== "auto") return r;
-  return tf.getBackend() === "webgpu" ? "async" : "sync";
+/**
+ * Resolves the routing option: every value now routes inside the tape, in
+ * the one forward pass (the planning pass of "async" is gone: webgpu plans on
+ * the device), so all resolve to "sync"; the option stays for old configs.
+ */
+export function resolveRouting(_r: VitRouting): "sync" {
+  return "sync";
 }
 
 /** Options of {@linkcode vitTrainStep}. */
@@ -81,6 +86,29 @@ export interface VitStepOptions {
   labelSmoothing: number;
   /** Routing driver (default "auto"). */
   routing?: VitRouting;
+  /**
+   * The routed batches of every MoE layer, planned before the step
+   * ({@linkcode planVitStep}, same seed and step; the step frees them):
+   * webgpu with a router other than top-k, which cannot plan in the tape.
+   */
+  planned?: RoutedBatch[];
+}
+
+/**
+ * The step's routing planned on the CPU before its taped pass (an untaped
+ * forward pass with the step's seeds, one readback per MoE layer), when the
+ * backend and router need it (webgpu with a router other than top-k; see
+ * `needsHostPlan`); else undefined (the step routes inside the tape).
+ */
+export async function planVitStep(
+  model: VisionTransformer,
+  x: Tensor2D,
+  o: VitStepOptions,
+): Promise<RoutedBatch[] | undefined> {
+  if (!needsHostPlan(model.moeLayers.values())) return undefined;
+  const r = await model.forwardAsync(x, { training: true, seed: o.seed, reg: o.reg, step: o.step });
+  disposeVitOutput(r.output);
+  return r.routed;
 }
 
 /** The result of one {@linkcode vitTrainStep}. */
@@ -91,8 +119,8 @@ export interface VitStepResult {
    * layer's L_aux and mean R(z) (0 when not computed). Caller disposes.
    */
   stats: Tensor1D;
-  /** Each MoE layer's routing plan (load, drops). */
-  plans: RoutingPlan[];
+  /** Each MoE layer's routing (plan; device counts on webgpu; the loop's tally takes them). */
+  plans: StepRouting[];
 }
 
 function lossAndStats(out: VitOutput, y: Tensor1D, smoothing: number) {
@@ -109,38 +137,32 @@ function lossAndStats(out: VitOutput, y: Tensor1D, smoothing: number) {
 }
 
 /**
- * One optimizer step of the ViT: route every MoE layer (in the tape on
- * cpu/wasm, or in a planning pass before it; see {@linkcode VitRouting}),
+ * One optimizer step of the ViT, one forward pass: route every MoE layer in
+ * the tape (synchronously on cpu/wasm, on the device on webgpu),
  * differentiate smoothed CE + Σ_layers penalties, apply AdamW, and free the
  * routed batches. MoE and MoGE run the same code; MoGE's `reg.lambda` > 0.
  */
-export async function vitTrainStep(
+export function vitTrainStep(
   model: VisionTransformer,
   opt: AdamW,
   x: Tensor2D,
   y: Tensor1D,
   o: VitStepOptions,
-): Promise<VitStepResult> {
+): VitStepResult {
   const fwd = { training: true, seed: o.seed, reg: o.reg, step: o.step };
-  const mode = resolveRouting(o.routing ?? "auto");
-  const planned: RoutedBatch[] | null = mode === "async" ? await model.planRoutes(x, fwd) : null;
-  let routed: RoutedBatch[] = planned ?? [];
+  let routed: RoutedBatch[] = o.planned ?? [];
   try {
     let stats: Tensor1D | null = null;
     applyGradients(model.params, opt, () => {
-      let out: VitOutput;
-      if (planned) {
-        out = model.forwardReplay(x, fwd, planned);
-      } else {
-        const r = model.forwardSync(x, fwd);
-        routed = r.routed;
-        out = r.output;
-      }
-      const r = lossAndStats(out, y, o.labelSmoothing);
-      stats = tf.keep(r.stats);
-      return r.loss as tf.Scalar;
+      const r = o.planned
+        ? model.forwardWith(x, fwd, (req) => o.planned![req.index])
+        : model.forwardSync(x, fwd);
+      routed = r.routed;
+      const l = lossAndStats(r.output, y, o.labelSmoothing);
+      stats = tf.keep(l.stats);
+      return l.loss as tf.Scalar;
     }, o.lr);
-    return { stats: stats!, plans: routed.map((r) => r.plan) };
+    return { stats: stats!, plans: stepRouting(routed) };
   } finally {
     model.disposeRouted(routed);
   }
@@ -247,10 +269,12 @@ export async function evaluateVit(
     });
     sums.dispose();
     sums = next;
-    tally.add(routed.map((r) => r.plan));
+    tally.add(stepRouting(routed));
     for (let l = 0; l < L; l++) {
       const r = output.moe[l].router;
-      if (r) await figures.add(l, routed[l].plan, routed[l].decision?.valid, r);
+      if (r) {
+        await figures.add(l, hostPlan(routed[l].plan, "evaluateVit"), routed[l].decision?.valid, r);
+      }
     }
     disposeVitOutput(output);
     model.disposeRouted(routed);
@@ -375,14 +399,16 @@ export const vitTask: Task<VitTrainConfig, Dataset, VitEvaluation, VitEpochMetri
         const augment = new Rng(deriveSeed(cfg.seed, 3, step));
         const { x, y } = vitBatch(cfg, data.trainImages, data.trainLabels, idx, augment);
         const b = idx.length;
-        const { stats, plans } = await vitTrainStep(model, opt, x, y, {
+        const so: VitStepOptions = {
           seed: deriveSeed(cfg.seed, 2, step),
           step,
           reg: vitRegSettings(cfg, sigma, trainReg),
           lr,
           labelSmoothing: cfg.labelSmoothing,
           routing: cfg.routing,
-        });
+        };
+        const planned = await planVitStep(model, x, so); // webgpu, routers other than top-k
+        const { stats, plans } = vitTrainStep(model, opt, x, y, { ...so, planned });
         const scale = tf.tensor1d([b, b, 1, ...new Array(2 * L).fill(b)]);
         const weighted = tf.mul(stats, scale) as Tensor1D;
         tf.dispose([stats, scale, x, y]);

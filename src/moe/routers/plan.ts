@@ -43,6 +43,7 @@ export function tokenChoicePlan(
     const plan = planRouting(scores, N, E, {
       k,
       capacityFactor: config.capacityFactor,
+      capacityRule: config.capacityRule,
       ...options,
     });
     return { plan, valid: new Uint8Array(N * k).fill(1) };
@@ -51,7 +52,7 @@ export function tokenChoicePlan(
     throw new RangeError(`keep has ${keep.length} entries, expected N * k = ${N * k}`);
   }
   const { expert } = planRouting(scores, N, E, { k, capacityFactor: 0 }); // top-k, no capacity
-  const capacity = expertCapacity(N, E, k, config.capacityFactor);
+  const capacity = expertCapacity(N, E, k, config.capacityFactor, config.capacityRule);
   const best = (n: number) => scores[n * E + expert[n * k]];
   const order = Array.from({ length: N }, (_, n) => n).sort((a, b) => best(b) - best(a) || a - b);
   const position = new Int32Array(N * k).fill(-1);

@@ -41,7 +41,7 @@
 
 import { tf } from "../../deps.ts";
 import type { Tensor, Tensor2D, Variable } from "../../types.ts";
-import type { RoutingPlan } from "../routing.ts";
+import type { CapacityRule, RoutingPlan } from "../routing.ts";
 import { checkInteger, checkNumber } from "../../validate.ts";
 import { tfSeed } from "../../rng.ts";
 
@@ -73,6 +73,8 @@ export interface RouterConfig {
   capacityFactor: number;
   /** The model is a causal decoder (masks later tokens; non-causal routers refuse it). */
   causal?: boolean;
+  /** How the expert capacity follows from C_f (default "tutel"; see `CapacityRule` in routing.ts). */
+  capacityRule?: CapacityRule;
   /** Give buffers only to experts that received a token (see `PlanOptions.compact`). */
   compact?: boolean;
   /** Round the buffer size up to a multiple of this (see `PlanOptions.slotMultiple`). */
