@@ -195,18 +195,50 @@ export function planRouting(
     }
   }
 
+  return assemblePlan(N, E, k, capacity, expert, position, load, demand, dropped, {
+    compact,
+    slotMultiple,
+  });
+}
+
+/**
+ * Builds the buffer layout of a {@linkcode RoutingPlan} from each choice's
+ * expert and position in that expert's buffer (-1: not routed).
+ *
+ * @example
+ * ```ts
+ * import { assemblePlan } from "./routing.ts";
+ * // 2 tokens, 1 choice each, both to expert 1 (slots 0 and 1).
+ * const plan = assemblePlan(2, 2, 1, 2, new Int32Array([1, 1]), new Int32Array([0, 1]),
+ *   new Int32Array([0, 2]), new Int32Array([0, 2]), 0, {});
+ * plan.tokenOfSlot; // Int32Array [2, 2, 0, 1]
+ * ```
+ */
+export function assemblePlan(
+  N: number,
+  E: number,
+  k: number,
+  capacity: number,
+  expert: Int32Array,
+  position: Int32Array,
+  load: Int32Array,
+  demand: Int32Array,
+  dropped: number,
+  options: { compact?: boolean; slotMultiple?: number },
+): RoutingPlan {
+  const { compact = false, slotMultiple = 1 } = options;
   let maxLoad = 0;
   for (let e = 0; e < E; e++) maxLoad = Math.max(maxLoad, load[e]);
   const slots = Math.min(capacity, Math.ceil(Math.max(1, maxLoad) / slotMultiple) * slotMultiple);
   const bufferOf = new Int32Array(E).fill(-1);
-  const activeList: number[] = [];
+  const active: number[] = [];
   for (let e = 0; e < E; e++) {
     if (!compact || load[e] > 0) {
-      bufferOf[e] = activeList.length;
-      activeList.push(e);
+      bufferOf[e] = active.length;
+      active.push(e);
     }
   }
-  const A = activeList.length;
+  const A = active.length;
   const slotOfChoice = new Int32Array(N * k).fill(A * slots);
   const tokenOfSlot = new Int32Array(A * slots).fill(N);
   const choiceOfSlot = new Int32Array(A * slots).fill(N * k);
@@ -223,7 +255,7 @@ export function planRouting(
     k,
     capacity,
     slots,
-    active: Int32Array.from(activeList),
+    active: Int32Array.from(active),
     bufferOf,
     expert,
     slotOfChoice,

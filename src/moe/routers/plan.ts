@@ -8,7 +8,7 @@
  * @module
  */
 
-import { expertCapacity, planRouting, type RoutingPlan } from "../routing.ts";
+import { assemblePlan, expertCapacity, planRouting } from "../routing.ts";
 import { checkFinite, checkInteger, checkNumber } from "../../validate.ts";
 import type { RouterConfig, RouterPlan } from "./router.ts";
 
@@ -157,72 +157,6 @@ export function expertChoicePlan(
   const load = new Int32Array(E).fill(C);
   const plan = assemblePlan(N, E, k, C, expert, position, load, load.slice(), 0, options);
   return { plan, valid };
-}
-
-/**
- * Builds the buffer layout of a {@linkcode RoutingPlan} from each choice's
- * expert and position in that expert's buffer (-1: not routed).
- *
- * @example
- * ```ts
- * import { assemblePlan } from "./plan.ts";
- * // 2 tokens, 1 choice each, both to expert 1 (slots 0 and 1).
- * const plan = assemblePlan(2, 2, 1, 2, new Int32Array([1, 1]), new Int32Array([0, 1]),
- *   new Int32Array([0, 2]), new Int32Array([0, 2]), 0, {});
- * plan.tokenOfSlot; // Int32Array [2, 2, 0, 1]
- * ```
- */
-export function assemblePlan(
-  N: number,
-  E: number,
-  k: number,
-  capacity: number,
-  expert: Int32Array,
-  position: Int32Array,
-  load: Int32Array,
-  demand: Int32Array,
-  dropped: number,
-  options: { compact?: boolean; slotMultiple?: number },
-): RoutingPlan {
-  const { compact = false, slotMultiple = 1 } = options;
-  let maxLoad = 0;
-  for (let e = 0; e < E; e++) maxLoad = Math.max(maxLoad, load[e]);
-  const slots = Math.min(capacity, Math.ceil(Math.max(1, maxLoad) / slotMultiple) * slotMultiple);
-  const bufferOf = new Int32Array(E).fill(-1);
-  const active: number[] = [];
-  for (let e = 0; e < E; e++) {
-    if (!compact || load[e] > 0) {
-      bufferOf[e] = active.length;
-      active.push(e);
-    }
-  }
-  const A = active.length;
-  const slotOfChoice = new Int32Array(N * k).fill(A * slots);
-  const tokenOfSlot = new Int32Array(A * slots).fill(N);
-  const choiceOfSlot = new Int32Array(A * slots).fill(N * k);
-  for (let c = 0; c < N * k; c++) {
-    if (position[c] < 0) continue;
-    const flat = bufferOf[expert[c]] * slots + position[c];
-    slotOfChoice[c] = flat;
-    tokenOfSlot[flat] = Math.floor(c / k);
-    choiceOfSlot[flat] = c;
-  }
-  return {
-    N,
-    E,
-    k,
-    capacity,
-    slots,
-    active: Int32Array.from(active),
-    bufferOf,
-    expert,
-    slotOfChoice,
-    tokenOfSlot,
-    choiceOfSlot,
-    load,
-    demand,
-    dropped,
-  };
 }
 
 /**
