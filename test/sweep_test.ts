@@ -80,9 +80,11 @@ Deno.test("sweep: run directory states and the flag each needs", async () => {
     await Deno.mkdir(`${dir}/ck/checkpoint`, { recursive: true });
     await Deno.writeTextFile(`${dir}/ck/checkpoint/checkpoint.bin`, "x");
     equal(await runDiskState(`${dir}/ck`), "checkpoint");
+    // The sweep follows the trainer's rule: a stray checkpoint.bin outside checkpoint/ is not a
+    // run (train --resume would refuse it), so the run starts fresh there.
     await Deno.mkdir(`${dir}/ck2`);
     await Deno.writeTextFile(`${dir}/ck2/checkpoint.bin`, "x");
-    equal(await runDiskState(`${dir}/ck2`), "checkpoint");
+    equal(await runDiskState(`${dir}/ck2`), "fresh");
     // summary.json of a run stopped early (completed: false) still resumes.
     await Deno.writeTextFile(`${dir}/ck/summary.json`, JSON.stringify({ completed: false }));
     equal(await runDiskState(`${dir}/ck`), "checkpoint");

@@ -6,23 +6,14 @@
  */
 
 import { readJsonOrNull } from "./run_files.ts";
+import { inspectRunDir } from "../train/run_dir.ts";
 
 /** What is on disk for a run. */
 export type RunDiskState =
   | "done" // summary.json with completed: true
   | "checkpoint" // a checkpoint to resume from
-  | "stale" // a directory with files but no checkpoint
-  | "fresh"; // no directory, or an empty one
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
+  | "stale" // a directory holding a run (config, metrics, ...) but no checkpoint
+  | "fresh"; // no directory, or one holding no run
 
 /**
  * Classifies a run directory: finished (`summary.json` with `completed:
@@ -38,15 +29,11 @@ async function exists(path: string): Promise<boolean> {
 export async function runDiskState(dir: string): Promise<RunDiskState> {
   const summary = await readJsonOrNull(`${dir}/summary.json`);
   if (summary && summary.completed === true) return "done";
-  if (await exists(`${dir}/checkpoint.bin`) || await exists(`${dir}/checkpoint/checkpoint.bin`)) {
-    return "checkpoint";
-  }
-  try {
-    for await (const _ of Deno.readDir(dir)) return "stale";
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return "fresh";
+  // The trainer's own rule (src/train/run_dir.ts): a checkpoint resumes, a
+  // directory holding a run needs --overwrite, anything else starts fresh.
+  const state = await inspectRunDir(dir);
+  if (state.hasCheckpoint) return "checkpoint";
+  return state.isRun ? "stale" : "fresh";
 }
 
 /**
