@@ -126,6 +126,51 @@ const MUL_BODY = [
   0x0b, 0x0b, 0x0b, // end loop, end block, end function
 ];
 
+/** The code section body of `tap3` (see the text format above). */
+// deno-fmt-ignore
+const TAP3_BODY = [
+  0x01, 0x03, 0x7b, // three locals: v128 $a, $b, $c
+  0x20, 0x04, 0xfd, 0x13, 0x21, 0x07, // $a = f32x4.splat($w0)
+  0x20, 0x05, 0xfd, 0x13, 0x21, 0x08, // $b = f32x4.splat($w1)
+  0x20, 0x06, 0xfd, 0x13, 0x21, 0x09, // $c = f32x4.splat($w2)
+  0x20, 0x00, 0x20, 0x03, 0x41, 0x02, 0x74, 0x6a, 0x21, 0x03, // $n = $y + ($n << 2)
+  0x02, 0x40, // block
+  0x20, 0x00, 0x20, 0x03, 0x4f, 0x0d, 0x00, // br_if 0 ($y >= $n)
+  0x03, 0x40, // loop
+  0x20, 0x00, // address for the store: $y
+  0x20, 0x07, 0x20, 0x01, 0xfd, 0x00, 0x00, 0x00, 0xfd, 0xe6, 0x01, // $a · load $x
+  0x20, 0x08, 0x20, 0x01, 0x20, 0x02, 0x6a, 0xfd, 0x00, 0x00, 0x00, 0xfd, 0xe6, 0x01, // $b · load ($x + $s)
+  0xfd, 0xe4, 0x01, // f32x4.add
+  0x20, 0x09, 0x20, 0x01, 0x20, 0x02, 0x41, 0x01, 0x74, 0x6a, // $c, $x + ($s << 1)
+  0xfd, 0x00, 0x00, 0x00, 0xfd, 0xe6, 0x01, // load, f32x4.mul
+  0xfd, 0xe4, 0x01, // f32x4.add
+  0xfd, 0x0b, 0x00, 0x00, // v128.store
+  0x20, 0x00, 0x41, 0x10, 0x6a, 0x21, 0x00, // $y += 16
+  0x20, 0x01, 0x41, 0x10, 0x6a, 0x21, 0x01, // $x += 16
+  0x20, 0x00, 0x20, 0x03, 0x49, 0x0d, 0x00, // br_if 0 ($y < $n)
+  0x0b, 0x0b, 0x0b, // end loop, end block, end function
+];
+
+/** The code section body of `sum` (see the text format above). */
+// deno-fmt-ignore
+const SUM_BODY = [
+  0x01, 0x02, 0x7b, // two locals: v128 $acc (zero), $v
+  0x20, 0x00, 0x20, 0x01, 0x41, 0x02, 0x74, 0x6a, 0x21, 0x01, // $n = $p + ($n << 2)
+  0x02, 0x40, // block
+  0x20, 0x00, 0x20, 0x01, 0x4f, 0x0d, 0x00, // br_if 0 ($p >= $n)
+  0x03, 0x40, // loop
+  0x20, 0x00, 0xfd, 0x00, 0x00, 0x00, 0x21, 0x03, // $v = v128.load $p
+  0x20, 0x02, 0x20, 0x03, 0xfd, 0x5f, 0xfd, 0xf0, 0x01, // $acc + f64x2.promote_low($v)
+  0x20, 0x03, 0x20, 0x03, 0xfd, 0x0d, // i8x16.shuffle $v $v: lanes 2, 3 to 0, 1
+  8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
+  0xfd, 0x5f, 0xfd, 0xf0, 0x01, 0x21, 0x02, // $acc = · + f64x2.promote_low(·)
+  0x20, 0x00, 0x41, 0x10, 0x6a, 0x21, 0x00, // $p += 16
+  0x20, 0x00, 0x20, 0x01, 0x49, 0x0d, 0x00, // br_if 0 ($p < $n)
+  0x0b, 0x0b, // end loop, end block
+  0x20, 0x02, 0xfd, 0x21, 0x00, 0x20, 0x02, 0xfd, 0x21, 0x01, 0xa0, // lane 0 + lane 1
+  0x0b, // end function
+];
+
 /** n as an unsigned LEB128 number (how WebAssembly writes sizes). */
 function leb128(n: number): number[] {
   const out: number[] = [];
@@ -137,30 +182,41 @@ function leb128(n: number): number[] {
   return out;
 }
 
-/** The code section's contents: three bodies, each prefixed with its size. */
-const CODE = [
-  0x03,
-  ...leb128(AXPY_BODY.length),
-  ...AXPY_BODY,
-  ...leb128(SQRTINV_BODY.length),
-  ...SQRTINV_BODY,
-  ...leb128(MUL_BODY.length),
-  ...MUL_BODY,
-];
+/** A section: its id, then its contents prefixed with their size. */
+function section(id: number, body: number[]): number[] {
+  return [id, ...leb128(body.length), ...body];
+}
+
+/** An export entry: name, kind (0 function, 2 memory) and index. */
+function exported(name: string, kind: number, index: number): number[] {
+  return [name.length, ...Array.from(name, (ch) => ch.charCodeAt(0)), kind, index];
+}
+
+/** The function bodies in index order. */
+const BODIES = [AXPY_BODY, SQRTINV_BODY, MUL_BODY, TAP3_BODY, SUM_BODY];
 
 /** The whole module: header, type, function, memory, export and code sections. */
 // deno-fmt-ignore
 const AXPY_MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
-  0x01, 0x08, 0x01, 0x60, 0x04, 0x7f, 0x7f, 0x7d, 0x7f, 0x00, // type: (i32 i32 f32 i32) -> ()
-  0x03, 0x04, 0x03, 0x00, 0x00, 0x00, // functions 0, 1 and 2 have type 0
-  0x05, 0x03, 0x01, 0x00, 0x01, // one memory, min 1 page
-  0x07, 0x1e, 0x04, // four exports:
-  0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, // "mem": memory 0
-  0x04, 0x61, 0x78, 0x70, 0x79, 0x00, 0x00, // "axpy": function 0
-  0x07, 0x73, 0x71, 0x72, 0x74, 0x69, 0x6e, 0x76, 0x00, 0x01, // "sqrtinv": function 1
-  0x03, 0x6d, 0x75, 0x6c, 0x00, 0x02, // "mul": function 2
-  0x0a, ...leb128(CODE.length), ...CODE, // code section
+  ...section(0x01, [
+    0x03, // three types:
+    0x60, 0x04, 0x7f, 0x7f, 0x7d, 0x7f, 0x00, // 0: (i32 i32 f32 i32) -> ()
+    0x60, 0x07, 0x7f, 0x7f, 0x7f, 0x7f, 0x7d, 0x7d, 0x7d, 0x00, // 1: (i32 i32 i32 i32 f32 f32 f32) -> ()
+    0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7c, // 2: (i32 i32) -> f64
+  ]),
+  ...section(0x03, [0x05, 0x00, 0x00, 0x00, 0x01, 0x02]), // the functions' types
+  ...section(0x05, [0x01, 0x00, 0x01]), // one memory, min 1 page
+  ...section(0x07, [
+    0x06,
+    ...exported("mem", 2, 0),
+    ...exported("axpy", 0, 0),
+    ...exported("sqrtinv", 0, 1),
+    ...exported("mul", 0, 2),
+    ...exported("tap3", 0, 3),
+    ...exported("sum", 0, 4),
+  ]),
+  ...section(0x0a, [BODIES.length, ...BODIES.flatMap((b) => [...leb128(b.length), ...b])]),
 ]);
 
 /** The instantiated module: its memory, `axpy` and `sqrtinv`. */
@@ -173,6 +229,13 @@ export interface SimdAxpy {
   sqrtinv: (y: number, inv: number, eps: number, n: number) => void;
   /** y[k] = w · y[k] · x[k] for k < n (byte offsets into `memory`; x may equal y). */
   mul: (y: number, x: number, w: number, n: number) => void;
+  /**
+   * y[k] = (w0 · x[k] + w1 · x[k + s]) + w2 · x[k + 2s] for k < n, float32,
+   * s a signed stride in floats (byte offsets into `memory`; y must not overlap x).
+   */
+  tap3: (y: number, x: number, s: number, n: number, w0: number, w1: number, w2: number) => void;
+  /** Σ_{k<n} p[k] in float64, n a multiple of 4 (p a byte offset into `memory`). */
+  sum: (p: number, n: number) => number;
 }
 
 let instance: SimdAxpy | null | undefined;
@@ -200,11 +263,14 @@ export function simdAxpy(): SimdAxpy | null {
       return (instance = null);
     }
     const exports = new WebAssembly.Instance(new WebAssembly.Module(AXPY_MODULE)).exports;
+    const tap3 = exports.tap3 as (...args: number[]) => void;
     instance = {
       memory: exports.mem as WebAssembly.Memory,
       axpy: exports.axpy as SimdAxpy["axpy"],
       sqrtinv: exports.sqrtinv as SimdAxpy["sqrtinv"],
       mul: exports.mul as SimdAxpy["mul"],
+      tap3: ((y, x, s, n, w0, w1, w2) => tap3(y, x, 4 * s, n, w0, w1, w2)) as SimdAxpy["tap3"],
+      sum: exports.sum as SimdAxpy["sum"],
     };
   } catch {
     instance = null;
