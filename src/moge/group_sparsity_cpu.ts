@@ -335,23 +335,26 @@ function forwardFlat(
   const E = p.rows * p.cols, L = N * E;
   const simd = simdAxpy()!;
   q.set(z);
-  mulSimd(q, q, 1, L); // q = z ⊙ z
+  const tiled = tiledMask(p, N);
   if (p.h === 3 && p.sep) {
-    // Both 1-D passes as one 3-tap SIMD loop each, in the order of `correlate`'s
-    // accumulation (the same float32 values); t's slack is zero for the column pass.
+    // Squaring and both 1-D passes as two 3-tap SIMD loops, in the order of
+    // `correlate`'s accumulation (the same float32 values); t's slack is zero
+    // for the column pass.
     const { col, row } = p.sep;
     t.fill(0, L);
-    simd.tap3(t.byteOffset, q.byteOffset, 1, L, row[0], row[1], row[2]);
-    simd.tap3(y.byteOffset, t.byteOffset, p.cols, L, col[0], col[1], col[2]);
+    simd.tap3sq(t.byteOffset, q.byteOffset, 1, L, row[0], row[1], row[2]); // t = row ⋆ (z ⊙ z)
+    simd.tap3(y.byteOffset, t.byteOffset, p.cols, L, col[0], col[1], col[2]); // y = col ⋆ t
+    // y: the roots, q: their inverses, both zero outside the windows.
+    simd.rootmask(y.byteOffset, q.byteOffset, tiled.byteOffset, L, eps);
   } else {
+    mulSimd(q, q, 1, L); // q = z ⊙ z
     y.fill(0);
     t.fill(0);
     correlate(p, p.cols, L, q, y, t); // y = H ⋆ q
+    sqrtInv(y, q, eps, L); // y: the roots, q: their inverses
+    mulSimd(y, tiled, 1, L); // zero outside the windows
+    mulSimd(q, tiled, 1, L);
   }
-  sqrtInv(y, q, eps, L); // y: the roots, q: their inverses
-  const tiled = tiledMask(p, N);
-  mulSimd(y, tiled, 1, L); // zero outside the windows
-  mulSimd(q, tiled, 1, L);
   const r = new Float32Array(N); // [N]
   const E4 = E & ~3;
   for (let n = 0, k = 0; n < N; n++, k += E) {
