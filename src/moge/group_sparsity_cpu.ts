@@ -150,9 +150,14 @@ type Scratch = [Float32Array, Float32Array, Float32Array, Float32Array];
  * memory when it is in use (grown on demand), else pooled arrays. Array i is
  * zero from index `zeroFrom[i]` on (default 0: all of it); what lies before
  * is left from earlier calls, for arrays the caller overwrites anyway.
+ * `inSimd` (default: whether SIMD is wanted) asks for the module's memory.
  */
-function scratch(length: number, zeroFrom: readonly number[] = [0, 0, 0, 0]): Scratch {
-  const simd = simdWanted ? simdAxpy() : null;
+function scratch(
+  length: number,
+  zeroFrom: readonly number[] = [0, 0, 0, 0],
+  inSimd = simdWanted,
+): Scratch {
+  const simd = inSimd ? simdAxpy() : null;
   let views: Float32Array[];
   if (simd) {
     const base = tiled?.bytes ?? 0; // the tiled mask lies before
@@ -362,7 +367,9 @@ function forwardFlat(
     for (let i = k + E4; i < k + E; i++) sum += y[i];
     r[n] = sum;
   }
-  return { r, inv: q.slice(0, L), flat: true };
+  // The 3-tap path keeps no 1/sqrt(Y + ε): `backwardFlat` recomputes it from z
+  // (three SIMD passes, cheaper than copying it out of the scratch).
+  return { r, inv: p.h === 3 && p.sep ? null : q.slice(0, L), flat: true };
 }
 
 /**
@@ -391,12 +398,14 @@ function tiledMask(p: Plan, N: number): Float32Array {
 function backwardFlat(
   p: Plan,
   z: Float32Array,
-  inv: Float32Array,
+  inv: Float32Array | null,
+  eps: number,
   dy: Float32Array,
   N: number,
 ) {
   const E = p.rows * p.cols, L = N * E;
   const { slack } = grid(p, N);
+  if (!inv) return backwardTap3(p, z, eps, dy, N);
   const simd = simdWanted ? simdAxpy() : null;
   if (!simd) {
     // SIMD turned off since the forward pass: the same steps in TypeScript.
@@ -426,20 +435,55 @@ function backwardFlat(
     for (let n = 0; n < N; n++) s.fill(dy[n], n * E, (n + 1) * E);
     mulSimd(g, s, 1, L); // g[n, ·] = dy_n / sqrt(Y + ε), zero outside the windows
   }
-  if (p.h === 3 && p.sep) {
-    // d = Hᵀ ⋆ g as two 3-tap SIMD loops reading backwards, in the order of
-    // `correlateAdjoint`'s accumulation (the same float32 values).
-    const { col, row } = p.sep;
-    T.fill(0, 0, head);
-    simd.tap3(t.byteOffset, g.byteOffset, -p.cols, L, col[0], col[1], col[2]);
-    simd.tap3(d.byteOffset, t.byteOffset, -1, L, row[0], row[1], row[2]);
-  } else {
-    d.fill(0);
-    T.fill(0);
-    correlateAdjoint(p, p.cols, L, g, d, t); // d = Hᵀ ⋆ g
-  }
+  d.fill(0);
+  T.fill(0);
+  correlateAdjoint(p, p.cols, L, g, d, t); // d = Hᵀ ⋆ g
   s.set(z);
   mulSimd(d, s, 1, L); // dz = z ⊙ d
+  // tfjs-wasm copies a new tensor's values into its own heap at once, so a
+  // view on the scratch will do there; the cpu backend keeps the array itself.
+  return tf.getBackend() === "wasm" ? d.subarray(0, L) : d.slice(0, L);
+}
+
+/**
+ * {@linkcode backwardFlat} for a separable 3 x 3 filter: 1/sqrt(Y + ε) is
+ * recomputed from z as in `forwardFlat` (the same float32 values), then
+ * d = Hᵀ ⋆ g runs as two 3-tap SIMD loops reading backwards, in the order of
+ * `correlateAdjoint`'s accumulation. Runs with SIMD even when it was turned
+ * off after the forward pass (which ran with it).
+ */
+function backwardTap3(p: Plan, z: Float32Array, eps: number, dy: Float32Array, N: number) {
+  const E = p.rows * p.cols, L = N * E, W = p.cols;
+  const { slack } = grid(p, N);
+  const simd = simdAxpy()!;
+  const { col, row } = p.sep!;
+  const mask = tiledMask(p, N); // before the scratch, which it may move
+  // g and t get a zero head of `head` floats: the backward passes read up to
+  // 2W + 2 floats before their start.
+  const head = (2 * W + 5) & ~3, n = head + L + slack;
+  const [G, d, T, s] = scratch(n, [n, n, n, n], true);
+  const g = G.subarray(head), t = T.subarray(head);
+  s.set(z);
+  s.fill(0, L);
+  t.fill(0, L);
+  simd.tap3sq(t.byteOffset, s.byteOffset, 1, L, row[0], row[1], row[2]); // t = row ⋆ (z ⊙ z)
+  simd.tap3(d.byteOffset, t.byteOffset, W, L, col[0], col[1], col[2]); // d = Y = col ⋆ t
+  simd.rootmask(d.byteOffset, g.byteOffset, mask.byteOffset, L, eps); // g = 1/sqrt(Y + ε) ⊙ mask
+  G.fill(0, 0, head);
+  g.fill(0, L);
+  if (E % 4 === 0) {
+    // g[n, ·] = dy_n · g[n, ·] ⊙ mask (mask is 0 or 1: g unchanged but for dy_n).
+    for (let n = 0; n < N; n++) {
+      simd.mul(g.byteOffset + 4 * n * E, mask.byteOffset + 4 * n * E, dy[n], E);
+    }
+  } else {
+    for (let n = 0; n < N; n++) d.fill(dy[n], n * E, (n + 1) * E);
+    simd.mul(g.byteOffset, d.byteOffset, 1, L); // g[n, ·] = dy_n / sqrt(Y + ε)
+  }
+  T.fill(0, 0, head);
+  simd.tap3(t.byteOffset, g.byteOffset, -W, L, col[0], col[1], col[2]); // t[k] = Σ_a col_a g[k − aW]
+  simd.tap3(d.byteOffset, t.byteOffset, -1, L, row[0], row[1], row[2]); // d[k] = Σ_b row_b t[k − b]
+  simd.mul(d.byteOffset, s.byteOffset, 1, L); // dz = z ⊙ d
   // tfjs-wasm copies a new tensor's values into its own heap at once, so a
   // view on the scratch will do there; the cpu backend keeps the array itself.
   return tf.getBackend() === "wasm" ? d.subarray(0, L) : d.slice(0, L);
@@ -452,7 +496,8 @@ function backwardFlat(
 function backward(
   p: Plan,
   z: Float32Array,
-  { inv, flat }: { inv: Float32Array; flat: boolean },
+  { inv, flat }: { inv: Float32Array | null; flat: boolean },
+  eps: number,
   dy: Float32Array,
   N: number,
 ) {
@@ -460,7 +505,8 @@ function backward(
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
   // g and s are overwritten up to L (their slack must be zero), d and t accumulate.
-  if (flat) return backwardFlat(p, z, inv, dy, N);
+  if (flat) return backwardFlat(p, z, inv, eps, dy, N);
+  if (!inv) throw new Error("cpuGroupSparsity: internal: no 1/sqrt(Y + ε) off the flat path");
   const [g, d, t] = scratch(L + slack); // g: zero outside the valid windows
   for (let n = 0; n < N; n++) {
     const scale = dy[n];
@@ -542,7 +588,7 @@ export function cpuGroupSparsity(
     return {
       value: tf.tensor1d(fwd.r), // [N]
       gradFunc: (dy: Tensor1D) =>
-        tf.tensor2d(backward(plan, zv, fwd, dy.dataSync() as Float32Array, N), [N, E]),
+        tf.tensor2d(backward(plan, zv, fwd, eps, dy.dataSync() as Float32Array, N), [N, E]),
     };
   });
   return op(z) as Tensor1D;
