@@ -1,11 +1,14 @@
 /**
- * Three WebAssembly SIMD functions (four float32 lanes per instruction) for the
+ * WebAssembly SIMD functions (four float32 lanes per instruction) for the
  * fused R(z) routine on cpu and wasm (`group_sparsity_cpu.ts`): `axpy`,
- * y += w·x, its one inner loop (every filter tap is one such pass over all
+ * y += w·x, its general inner loop (every filter tap is one such pass over all
  * tokens), `sqrtinv`, y = sqrt(y + ε) with 1/y beside it (the roots of
- * Algorithm 1 and the factor of its gradient), and `mul`, y = w·y⊙x (the
- * squared map z⊙z, the gradient's z⊙(H ⋆ᵀ g) and masks). Plain TypeScript
- * runs these loops about 5x slower.
+ * Algorithm 1 and the factor of its gradient), `mul`, y = w·y⊙x (the
+ * squared map z⊙z, the gradient's z⊙(H ⋆ᵀ g) and masks), and for 3 x 3
+ * separable filters `tap3` / `tap3sq`, a whole 1-D pass of three taps (of x
+ * or of x²) in one loop, `rootmask`, `sqrtinv` and the mask in one loop, and
+ * `sum`, a float64 sum (R_n of one token). Plain TypeScript runs these loops
+ * about 5x slower.
  *
  * The module is written out byte by byte below, next to its text format; it
  * exports its memory, in which the caller places the arrays. Where the
@@ -55,10 +58,62 @@
  *                      (local.get $w4)))
  *         (local.set $y (i32.add (local.get $y) (i32.const 16)))
  *         (local.set $x (i32.add (local.get $x) (i32.const 16)))
+ *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n))))))
+ *   ;; tap3sq: the same with each loaded vector squared first (through a 4th local $v).
+ *   (func (export "tap3") (param $y i32) (param $x i32) (param $s i32) (param $n i32)
+ *                         (param $w0 f32) (param $w1 f32) (param $w2 f32)
+ *     (local $a v128) (local $b v128) (local $c v128) (local $v v128)
+ *     (local.set $a (f32x4.splat (local.get $w0)))  ;; likewise $b, $c from $w1, $w2
+ *     (local.set $n (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))))
+ *     (block
+ *       (br_if 0 (i32.ge_u (local.get $y) (local.get $n)))
+ *       (loop
+ *         (v128.store (local.get $y)
+ *           (f32x4.add
+ *             (f32x4.add (f32x4.mul (local.get $a) (v128.load (local.get $x)))
+ *                        (f32x4.mul (local.get $b)
+ *                                   (v128.load (i32.add (local.get $x) (local.get $s)))))
+ *             (f32x4.mul (local.get $c)
+ *                        (v128.load (i32.add (local.get $x)
+ *                                            (i32.shl (local.get $s) (i32.const 1)))))))
+ *         (local.set $y (i32.add (local.get $y) (i32.const 16)))
+ *         (local.set $x (i32.add (local.get $x) (i32.const 16)))
+ *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n))))))
+ *   (func (export "sum") (param $p i32) (param $n i32) (result f64)
+ *     (local $acc v128) (local $v v128)
+ *     (local.set $n (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+ *     (block
+ *       (br_if 0 (i32.ge_u (local.get $p) (local.get $n)))
+ *       (loop
+ *         (local.set $v (v128.load (local.get $p)))
+ *         (local.set $acc
+ *           (f64x2.add
+ *             (f64x2.add (local.get $acc) (f64x2.promote_low_f32x4 (local.get $v)))
+ *             (f64x2.promote_low_f32x4
+ *               (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7
+ *                 (local.get $v) (local.get $v)))))
+ *         (local.set $p (i32.add (local.get $p) (i32.const 16)))
+ *         (br_if 0 (i32.lt_u (local.get $p) (local.get $n)))))
+ *     (f64.add (f64x2.extract_lane 0 (local.get $acc)) (f64x2.extract_lane 1 (local.get $acc))))
+ *   (func (export "rootmask") (param $y i32) (param $inv i32) (param $m i32) (param $n i32)
+ *                             (param $eps f32)
+ *     (local $e4 v128) (local $one v128) (local $r v128) (local $mk v128)
+ *     ;; $e4, $one and $n as in sqrtinv
+ *     (block
+ *       (br_if 0 (i32.ge_u (local.get $y) (local.get $n)))
+ *       (loop
+ *         (local.set $r (f32x4.sqrt (f32x4.add (v128.load (local.get $y)) (local.get $e4))))
+ *         (local.set $mk (v128.load (local.get $m)))
+ *         (v128.store (local.get $y) (f32x4.mul (local.get $r) (local.get $mk)))
+ *         (v128.store (local.get $inv)
+ *           (f32x4.mul (f32x4.div (local.get $one) (local.get $r)) (local.get $mk)))
+ *         ;; $y, $inv, $m += 16
  *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n)))))))
  * ```
  *
- * All three work in groups of four: for n not a multiple of 4 they read and write
+ * `simdAxpy().tap3` and `tap3sq` take the stride s in floats (the module, in bytes).
+ *
+ * All work in groups of four: for n not a multiple of 4 they read and write
  * up to 3 floats past the end of each array, which the caller must own.
  *
  * @module

@@ -14,8 +14,11 @@
  * assumed. Each pass is a few y += w·x loops over all tokens at once, run by
  * a WebAssembly SIMD function (`axpy_simd.ts`) where the runtime has one.
  * With "valid" padding (Algorithm 1) and SIMD, each token's grid is its map
- * itself, so squaring, masking and the gradient's products are SIMD passes
- * too and only the per-token sums loop in TypeScript.
+ * itself, so squaring, masking, the per-token sums and the gradient's
+ * products are SIMD passes too; for a separable 3 x 3 filter (the paper's
+ * Gaussian) each 1-D pass is one 3-tap SIMD loop (squaring fused into the
+ * first), the roots, inverses and mask one more, and the gradient recomputes
+ * 1/sqrt(Y + ε) from z rather than keeping a copy per call.
  *
  * @module
  */
