@@ -134,3 +134,108 @@ Deno.test("mul(y, x, w, n) = (y ⊙ x)·w in float32 for the first n entries, le
     { numRuns: 300 },
   );
 });
+
+Deno.test("tap3 / tap3sq(y, x, s, n, w0, w1, w2) = (w0·x[k] + w1·x[k+s]) + w2·x[k+2s] in float32 (of x² for tap3sq), for strides s of either sign (law: a 3-tap correlation pass in groups of four)", () => {
+  const k = simd!;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 40 }).chain((n) =>
+        fc.record({
+          n: fc.constant(n),
+          x: floats(200),
+          w: fc.array(fc.double({ min: -10, max: 10, noNaN: true }), {
+            minLength: 3,
+            maxLength: 3,
+          }),
+          s: fc.integer({ min: -25, max: 25 }),
+          yAt: fc.integer({ min: 0, max: 30 }),
+          square: fc.boolean(),
+        })
+      ),
+      ({ n, x, w, s, yAt, square }) => {
+        // x at floats 100..300, the pass starting at float 200: k + 2s stays within ±93 of it.
+        const mem = new Float32Array(k.memory.buffer, 0, 400);
+        mem.fill(7, 0, 100);
+        mem.set(x, 100);
+        const xAt = 200;
+        (square ? k.tap3sq : k.tap3)(4 * yAt, 4 * xAt, s, n, w[0], w[1], w[2]);
+        const [a, b, c] = w.map(Math.fround);
+        // Each f32x4 op rounds to float32: sq(v) = v·v, then a·sq, b·sq, their sum, c·sq, the total.
+        const v = (i: number) => {
+          const xi = x[xAt - 100 + i];
+          return square ? Math.fround(xi * xi) : xi;
+        };
+        const expected = Array.from({ length: n }, (_, i) =>
+          Math.fround(
+            Math.fround(Math.fround(a * v(i)) + Math.fround(b * v(i + s))) +
+              Math.fround(c * v(i + 2 * s)),
+          ));
+        assertAllClose(mem.subarray(yAt, yAt + n), expected, { atol: 0, rtol: 0 });
+        for (let i = yAt + Math.ceil(n / 4) * 4; i < 100; i++) equal(mem[i], 7, `past y: ${i}`);
+        for (let i = 0; i < yAt; i++) equal(mem[i], 7, `before y: ${i}`);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("sum(p, n) = Σ_{k<n} p[k] in float64 for n a multiple of 4 (law: a float64 sum of float32 values, exact to float64 rounding)", () => {
+  const k = simd!;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 20 }).chain((g) =>
+        fc.record({
+          n: fc.constant(4 * g),
+          p: floats(4 * g + 4),
+          at: fc.integer({ min: 0, max: 9 }),
+        })
+      ),
+      ({ n, p, at }) => {
+        const mem = new Float32Array(k.memory.buffer, 0, 200);
+        mem.set(p, at);
+        let expected = 0;
+        for (let i = 0; i < n; i++) expected += p[i];
+        // Sums of at most 80 float32 values below 100 in float64: any order is exact to ~1e-13.
+        assertAllClose([k.sum(4 * at, n)], [expected], { atol: 1e-11, rtol: 0 });
+      },
+    ),
+    { numRuns: 200 },
+  );
+  // 1 + 2 + ... + 8 = 36; n = 0 sums nothing.
+  new Float32Array(k.memory.buffer, 0, 8).set([1, 2, 3, 4, 5, 6, 7, 8]);
+  equal(k.sum(0, 8), 36);
+  equal(k.sum(0, 0), 0);
+});
+
+Deno.test("rootmask(y, inv, m, n, ε): y ← sqrt(y + ε)·m and inv ← (1/sqrt(y + ε))·m, float32 (law: sqrtinv then two mask products, fused)", () => {
+  const k = simd!;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 40 }).chain((n) =>
+        fc.record({
+          n: fc.constant(n),
+          y: fc.array(fc.double({ min: 0, max: 1e4, noNaN: true }), { minLength: n, maxLength: n }),
+          m: fc.array(fc.constantFrom(0, 1), { minLength: n + 4, maxLength: n + 4 }),
+          eps: fc.constantFrom(1e-8, 1e-3, 0.5),
+        })
+      ),
+      ({ n, y, m, eps }) => {
+        // y at floats 0.., inv at 100.., m at 200..
+        const mem = new Float32Array(k.memory.buffer, 0, 300);
+        mem.fill(1);
+        mem.set(y, 0);
+        mem.set(m, 200);
+        k.rootmask(0, 400, 800, n, eps);
+        const e = Math.fround(eps);
+        const r = y.map((v) => Math.fround(Math.sqrt(Math.fround(Math.fround(v) + e))));
+        assertAllClose(mem.subarray(0, n), r.map((v, i) => v * m[i]), { atol: 0, rtol: 0 });
+        assertAllClose(
+          mem.subarray(100, 100 + n),
+          r.map((v, i) => Math.fround(1 / v) * m[i]),
+          { atol: 0, rtol: 0 },
+        );
+      },
+    ),
+    { numRuns: 200 },
+  );
+});

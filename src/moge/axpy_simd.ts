@@ -1,11 +1,14 @@
 /**
- * Three WebAssembly SIMD functions (four float32 lanes per instruction) for the
+ * WebAssembly SIMD functions (four float32 lanes per instruction) for the
  * fused R(z) routine on cpu and wasm (`group_sparsity_cpu.ts`): `axpy`,
- * y += w·x, its one inner loop (every filter tap is one such pass over all
+ * y += w·x, its general inner loop (every filter tap is one such pass over all
  * tokens), `sqrtinv`, y = sqrt(y + ε) with 1/y beside it (the roots of
- * Algorithm 1 and the factor of its gradient), and `mul`, y = w·y⊙x (the
- * squared map z⊙z, the gradient's z⊙(H ⋆ᵀ g) and masks). Plain TypeScript
- * runs these loops about 5x slower.
+ * Algorithm 1 and the factor of its gradient), `mul`, y = w·y⊙x (the
+ * squared map z⊙z, the gradient's z⊙(H ⋆ᵀ g) and masks), and for 3 x 3
+ * separable filters `tap3` / `tap3sq`, a whole 1-D pass of three taps (of x
+ * or of x²) in one loop, `rootmask`, `sqrtinv` and the mask in one loop, and
+ * `sum`, a float64 sum (R_n of one token). Plain TypeScript runs these loops
+ * about 5x slower.
  *
  * The module is written out byte by byte below, next to its text format; it
  * exports its memory, in which the caller places the arrays. Where the
@@ -55,10 +58,62 @@
  *                      (local.get $w4)))
  *         (local.set $y (i32.add (local.get $y) (i32.const 16)))
  *         (local.set $x (i32.add (local.get $x) (i32.const 16)))
+ *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n))))))
+ *   ;; tap3sq: the same with each loaded vector squared first (through a 4th local $v).
+ *   (func (export "tap3") (param $y i32) (param $x i32) (param $s i32) (param $n i32)
+ *                         (param $w0 f32) (param $w1 f32) (param $w2 f32)
+ *     (local $a v128) (local $b v128) (local $c v128) (local $v v128)
+ *     (local.set $a (f32x4.splat (local.get $w0)))  ;; likewise $b, $c from $w1, $w2
+ *     (local.set $n (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))))
+ *     (block
+ *       (br_if 0 (i32.ge_u (local.get $y) (local.get $n)))
+ *       (loop
+ *         (v128.store (local.get $y)
+ *           (f32x4.add
+ *             (f32x4.add (f32x4.mul (local.get $a) (v128.load (local.get $x)))
+ *                        (f32x4.mul (local.get $b)
+ *                                   (v128.load (i32.add (local.get $x) (local.get $s)))))
+ *             (f32x4.mul (local.get $c)
+ *                        (v128.load (i32.add (local.get $x)
+ *                                            (i32.shl (local.get $s) (i32.const 1)))))))
+ *         (local.set $y (i32.add (local.get $y) (i32.const 16)))
+ *         (local.set $x (i32.add (local.get $x) (i32.const 16)))
+ *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n))))))
+ *   (func (export "sum") (param $p i32) (param $n i32) (result f64)
+ *     (local $acc v128) (local $v v128)
+ *     (local.set $n (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+ *     (block
+ *       (br_if 0 (i32.ge_u (local.get $p) (local.get $n)))
+ *       (loop
+ *         (local.set $v (v128.load (local.get $p)))
+ *         (local.set $acc
+ *           (f64x2.add
+ *             (f64x2.add (local.get $acc) (f64x2.promote_low_f32x4 (local.get $v)))
+ *             (f64x2.promote_low_f32x4
+ *               (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7
+ *                 (local.get $v) (local.get $v)))))
+ *         (local.set $p (i32.add (local.get $p) (i32.const 16)))
+ *         (br_if 0 (i32.lt_u (local.get $p) (local.get $n)))))
+ *     (f64.add (f64x2.extract_lane 0 (local.get $acc)) (f64x2.extract_lane 1 (local.get $acc))))
+ *   (func (export "rootmask") (param $y i32) (param $inv i32) (param $m i32) (param $n i32)
+ *                             (param $eps f32)
+ *     (local $e4 v128) (local $one v128) (local $r v128) (local $mk v128)
+ *     ;; $e4, $one and $n as in sqrtinv
+ *     (block
+ *       (br_if 0 (i32.ge_u (local.get $y) (local.get $n)))
+ *       (loop
+ *         (local.set $r (f32x4.sqrt (f32x4.add (v128.load (local.get $y)) (local.get $e4))))
+ *         (local.set $mk (v128.load (local.get $m)))
+ *         (v128.store (local.get $y) (f32x4.mul (local.get $r) (local.get $mk)))
+ *         (v128.store (local.get $inv)
+ *           (f32x4.mul (f32x4.div (local.get $one) (local.get $r)) (local.get $mk)))
+ *         ;; $y, $inv, $m += 16
  *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n)))))))
  * ```
  *
- * All three work in groups of four: for n not a multiple of 4 they read and write
+ * `simdAxpy().tap3` and `tap3sq` take the stride s in floats (the module, in bytes).
+ *
+ * All work in groups of four: for n not a multiple of 4 they read and write
  * up to 3 floats past the end of each array, which the caller must own.
  *
  * @module
@@ -126,6 +181,87 @@ const MUL_BODY = [
   0x0b, 0x0b, 0x0b, // end loop, end block, end function
 ];
 
+/**
+ * The code section body of `tap3`, or of `tap3sq` when `square` (each loaded
+ * x squared before its weight; see the text format above).
+ */
+function tap3Body(square: boolean): number[] {
+  // v128.load of the address on the stack, then (tap3sq) ⋅ itself via $v.
+  const load = [
+    0xfd,
+    0x00,
+    0x00,
+    0x00,
+    ...(square ? [0x22, 0x0a, 0x20, 0x0a, 0xfd, 0xe6, 0x01] : []),
+  ];
+  // deno-fmt-ignore
+  return [
+    0x01, 0x04, 0x7b, // four locals: v128 $a, $b, $c, $v
+    0x20, 0x04, 0xfd, 0x13, 0x21, 0x07, // $a = f32x4.splat($w0)
+    0x20, 0x05, 0xfd, 0x13, 0x21, 0x08, // $b = f32x4.splat($w1)
+    0x20, 0x06, 0xfd, 0x13, 0x21, 0x09, // $c = f32x4.splat($w2)
+    0x20, 0x00, 0x20, 0x03, 0x41, 0x02, 0x74, 0x6a, 0x21, 0x03, // $n = $y + ($n << 2)
+    0x02, 0x40, // block
+    0x20, 0x00, 0x20, 0x03, 0x4f, 0x0d, 0x00, // br_if 0 ($y >= $n)
+    0x03, 0x40, // loop
+    0x20, 0x00, // address for the store: $y
+    0x20, 0x07, 0x20, 0x01, ...load, 0xfd, 0xe6, 0x01, // $a · load $x
+    0x20, 0x08, 0x20, 0x01, 0x20, 0x02, 0x6a, ...load, 0xfd, 0xe6, 0x01, // $b · load ($x + $s)
+    0xfd, 0xe4, 0x01, // f32x4.add
+    0x20, 0x09, 0x20, 0x01, 0x20, 0x02, 0x41, 0x01, 0x74, 0x6a, // $c, $x + ($s << 1)
+    ...load, 0xfd, 0xe6, 0x01, // load, f32x4.mul
+    0xfd, 0xe4, 0x01, // f32x4.add
+    0xfd, 0x0b, 0x00, 0x00, // v128.store
+    0x20, 0x00, 0x41, 0x10, 0x6a, 0x21, 0x00, // $y += 16
+    0x20, 0x01, 0x41, 0x10, 0x6a, 0x21, 0x01, // $x += 16
+    0x20, 0x00, 0x20, 0x03, 0x49, 0x0d, 0x00, // br_if 0 ($y < $n)
+    0x0b, 0x0b, 0x0b, // end loop, end block, end function
+  ];
+}
+
+/** The code section body of `rootmask` (see the text format above). */
+// deno-fmt-ignore
+const ROOTMASK_BODY = [
+  0x01, 0x04, 0x7b, // four locals: v128 $e4, $one, $r, $mk
+  0x20, 0x04, 0xfd, 0x13, 0x21, 0x05, // $e4 = f32x4.splat($eps)
+  0x43, 0x00, 0x00, 0x80, 0x3f, 0xfd, 0x13, 0x21, 0x06, // $one = f32x4.splat(1.0)
+  0x20, 0x00, 0x20, 0x03, 0x41, 0x02, 0x74, 0x6a, 0x21, 0x03, // $n = $y + ($n << 2)
+  0x02, 0x40, // block
+  0x20, 0x00, 0x20, 0x03, 0x4f, 0x0d, 0x00, // br_if 0 ($y >= $n)
+  0x03, 0x40, // loop
+  0x20, 0x00, 0xfd, 0x00, 0x00, 0x00, 0x20, 0x05, 0xfd, 0xe4, 0x01, // v128.load $y, + $e4
+  0xfd, 0xe3, 0x01, 0x21, 0x07, // $r = f32x4.sqrt(...)
+  0x20, 0x02, 0xfd, 0x00, 0x00, 0x00, 0x21, 0x08, // $mk = v128.load $m
+  0x20, 0x00, 0x20, 0x07, 0x20, 0x08, 0xfd, 0xe6, 0x01, 0xfd, 0x0b, 0x00, 0x00, // store $y: $r · $mk
+  0x20, 0x01, 0x20, 0x06, 0x20, 0x07, 0xfd, 0xe7, 0x01, // $inv, f32x4.div($one, $r)
+  0x20, 0x08, 0xfd, 0xe6, 0x01, 0xfd, 0x0b, 0x00, 0x00, // · $mk, v128.store
+  0x20, 0x00, 0x41, 0x10, 0x6a, 0x21, 0x00, // $y += 16
+  0x20, 0x01, 0x41, 0x10, 0x6a, 0x21, 0x01, // $inv += 16
+  0x20, 0x02, 0x41, 0x10, 0x6a, 0x21, 0x02, // $m += 16
+  0x20, 0x00, 0x20, 0x03, 0x49, 0x0d, 0x00, // br_if 0 ($y < $n)
+  0x0b, 0x0b, 0x0b, // end loop, end block, end function
+];
+
+/** The code section body of `sum` (see the text format above). */
+// deno-fmt-ignore
+const SUM_BODY = [
+  0x01, 0x02, 0x7b, // two locals: v128 $acc (zero), $v
+  0x20, 0x00, 0x20, 0x01, 0x41, 0x02, 0x74, 0x6a, 0x21, 0x01, // $n = $p + ($n << 2)
+  0x02, 0x40, // block
+  0x20, 0x00, 0x20, 0x01, 0x4f, 0x0d, 0x00, // br_if 0 ($p >= $n)
+  0x03, 0x40, // loop
+  0x20, 0x00, 0xfd, 0x00, 0x00, 0x00, 0x21, 0x03, // $v = v128.load $p
+  0x20, 0x02, 0x20, 0x03, 0xfd, 0x5f, 0xfd, 0xf0, 0x01, // $acc + f64x2.promote_low($v)
+  0x20, 0x03, 0x20, 0x03, 0xfd, 0x0d, // i8x16.shuffle $v $v: lanes 2, 3 to 0, 1
+  8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
+  0xfd, 0x5f, 0xfd, 0xf0, 0x01, 0x21, 0x02, // $acc = · + f64x2.promote_low(·)
+  0x20, 0x00, 0x41, 0x10, 0x6a, 0x21, 0x00, // $p += 16
+  0x20, 0x00, 0x20, 0x01, 0x49, 0x0d, 0x00, // br_if 0 ($p < $n)
+  0x0b, 0x0b, // end loop, end block
+  0x20, 0x02, 0xfd, 0x21, 0x00, 0x20, 0x02, 0xfd, 0x21, 0x01, 0xa0, // lane 0 + lane 1
+  0x0b, // end function
+];
+
 /** n as an unsigned LEB128 number (how WebAssembly writes sizes). */
 function leb128(n: number): number[] {
   const out: number[] = [];
@@ -137,30 +273,52 @@ function leb128(n: number): number[] {
   return out;
 }
 
-/** The code section's contents: three bodies, each prefixed with its size. */
-const CODE = [
-  0x03,
-  ...leb128(AXPY_BODY.length),
-  ...AXPY_BODY,
-  ...leb128(SQRTINV_BODY.length),
-  ...SQRTINV_BODY,
-  ...leb128(MUL_BODY.length),
-  ...MUL_BODY,
+/** A section: its id, then its contents prefixed with their size. */
+function section(id: number, body: number[]): number[] {
+  return [id, ...leb128(body.length), ...body];
+}
+
+/** An export entry: name, kind (0 function, 2 memory) and index. */
+function exported(name: string, kind: number, index: number): number[] {
+  return [name.length, ...Array.from(name, (ch) => ch.charCodeAt(0)), kind, index];
+}
+
+/** The function bodies in index order. */
+const BODIES = [
+  AXPY_BODY,
+  SQRTINV_BODY,
+  MUL_BODY,
+  tap3Body(false),
+  SUM_BODY,
+  tap3Body(true),
+  ROOTMASK_BODY,
 ];
 
 /** The whole module: header, type, function, memory, export and code sections. */
 // deno-fmt-ignore
 const AXPY_MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
-  0x01, 0x08, 0x01, 0x60, 0x04, 0x7f, 0x7f, 0x7d, 0x7f, 0x00, // type: (i32 i32 f32 i32) -> ()
-  0x03, 0x04, 0x03, 0x00, 0x00, 0x00, // functions 0, 1 and 2 have type 0
-  0x05, 0x03, 0x01, 0x00, 0x01, // one memory, min 1 page
-  0x07, 0x1e, 0x04, // four exports:
-  0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, // "mem": memory 0
-  0x04, 0x61, 0x78, 0x70, 0x79, 0x00, 0x00, // "axpy": function 0
-  0x07, 0x73, 0x71, 0x72, 0x74, 0x69, 0x6e, 0x76, 0x00, 0x01, // "sqrtinv": function 1
-  0x03, 0x6d, 0x75, 0x6c, 0x00, 0x02, // "mul": function 2
-  0x0a, ...leb128(CODE.length), ...CODE, // code section
+  ...section(0x01, [
+    0x04, // four types:
+    0x60, 0x04, 0x7f, 0x7f, 0x7d, 0x7f, 0x00, // 0: (i32 i32 f32 i32) -> ()
+    0x60, 0x07, 0x7f, 0x7f, 0x7f, 0x7f, 0x7d, 0x7d, 0x7d, 0x00, // 1: (i32 i32 i32 i32 f32 f32 f32) -> ()
+    0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7c, // 2: (i32 i32) -> f64
+    0x60, 0x05, 0x7f, 0x7f, 0x7f, 0x7f, 0x7d, 0x00, // 3: (i32 i32 i32 i32 f32) -> ()
+  ]),
+  ...section(0x03, [0x07, 0x00, 0x00, 0x00, 0x01, 0x02, 0x01, 0x03]), // the functions' types
+  ...section(0x05, [0x01, 0x00, 0x01]), // one memory, min 1 page
+  ...section(0x07, [
+    0x08,
+    ...exported("mem", 2, 0),
+    ...exported("axpy", 0, 0),
+    ...exported("sqrtinv", 0, 1),
+    ...exported("mul", 0, 2),
+    ...exported("tap3", 0, 3),
+    ...exported("sum", 0, 4),
+    ...exported("tap3sq", 0, 5),
+    ...exported("rootmask", 0, 6),
+  ]),
+  ...section(0x0a, [BODIES.length, ...BODIES.flatMap((b) => [...leb128(b.length), ...b])]),
 ]);
 
 /** The instantiated module: its memory, `axpy` and `sqrtinv`. */
@@ -173,6 +331,20 @@ export interface SimdAxpy {
   sqrtinv: (y: number, inv: number, eps: number, n: number) => void;
   /** y[k] = w · y[k] · x[k] for k < n (byte offsets into `memory`; x may equal y). */
   mul: (y: number, x: number, w: number, n: number) => void;
+  /**
+   * y[k] = (w0 · x[k] + w1 · x[k + s]) + w2 · x[k + 2s] for k < n, float32,
+   * s a signed stride in floats (byte offsets into `memory`; y must not overlap x).
+   */
+  tap3: (y: number, x: number, s: number, n: number, w0: number, w1: number, w2: number) => void;
+  /** {@linkcode SimdAxpy.tap3} of x ⊙ x: y[k] = (w0 · x[k]² + w1 · x[k + s]²) + w2 · x[k + 2s]². */
+  tap3sq: (y: number, x: number, s: number, n: number, w0: number, w1: number, w2: number) => void;
+  /**
+   * r = sqrt(y[k] + eps), y[k] = r · m[k] and inv[k] = (1 / r) · m[k] for k < n
+   * (byte offsets into `memory`): `sqrtinv` and a mask in one pass.
+   */
+  rootmask: (y: number, inv: number, m: number, n: number, eps: number) => void;
+  /** Σ_{k<n} p[k] in float64, n a multiple of 4 (p a byte offset into `memory`). */
+  sum: (p: number, n: number) => number;
 }
 
 let instance: SimdAxpy | null | undefined;
@@ -200,11 +372,18 @@ export function simdAxpy(): SimdAxpy | null {
       return (instance = null);
     }
     const exports = new WebAssembly.Instance(new WebAssembly.Module(AXPY_MODULE)).exports;
+    const tap3 = exports.tap3 as (...args: number[]) => void;
+    const tap3sq = exports.tap3sq as (...args: number[]) => void;
     instance = {
       memory: exports.mem as WebAssembly.Memory,
       axpy: exports.axpy as SimdAxpy["axpy"],
       sqrtinv: exports.sqrtinv as SimdAxpy["sqrtinv"],
       mul: exports.mul as SimdAxpy["mul"],
+      tap3: ((y, x, s, n, w0, w1, w2) => tap3(y, x, 4 * s, n, w0, w1, w2)) as SimdAxpy["tap3"],
+      sum: exports.sum as SimdAxpy["sum"],
+      tap3sq: ((y, x, s, n, w0, w1, w2) =>
+        tap3sq(y, x, 4 * s, n, w0, w1, w2)) as SimdAxpy["tap3sq"],
+      rootmask: exports.rootmask as SimdAxpy["rootmask"],
     };
   } catch {
     instance = null;

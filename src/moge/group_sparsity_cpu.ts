@@ -14,8 +14,11 @@
  * assumed. Each pass is a few y += w·x loops over all tokens at once, run by
  * a WebAssembly SIMD function (`axpy_simd.ts`) where the runtime has one.
  * With "valid" padding (Algorithm 1) and SIMD, each token's grid is its map
- * itself, so squaring, masking and the gradient's products are SIMD passes
- * too and only the per-token sums loop in TypeScript.
+ * itself, so squaring, masking, the per-token sums and the gradient's
+ * products are SIMD passes too; for a separable 3 x 3 filter (the paper's
+ * Gaussian) each 1-D pass is one 3-tap SIMD loop (squaring fused into the
+ * first), the roots, inverses and mask one more, and the gradient recomputes
+ * 1/sqrt(Y + ε) from z rather than keeping a copy per call.
  *
  * @module
  */
@@ -150,16 +153,22 @@ type Scratch = [Float32Array, Float32Array, Float32Array, Float32Array];
  * memory when it is in use (grown on demand), else pooled arrays. Array i is
  * zero from index `zeroFrom[i]` on (default 0: all of it); what lies before
  * is left from earlier calls, for arrays the caller overwrites anyway.
+ * `inSimd` (default: whether SIMD is wanted) asks for the module's memory.
  */
-function scratch(length: number, zeroFrom: readonly number[] = [0, 0, 0, 0]): Scratch {
-  const simd = simdWanted ? simdAxpy() : null;
+function scratch(
+  length: number,
+  zeroFrom: readonly number[] = [0, 0, 0, 0],
+  inSimd = simdWanted,
+): Scratch {
+  const simd = inSimd ? simdAxpy() : null;
   let views: Float32Array[];
   if (simd) {
-    const bytes = 4 * length * 4;
+    const base = tiled?.bytes ?? 0; // the tiled mask lies before
+    const bytes = base + 4 * length * 4;
     const have = simd.memory.buffer.byteLength;
     if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
     const buffer = simd.memory.buffer;
-    views = [0, 1, 2, 3].map((i) => new Float32Array(buffer, i * length * 4, length));
+    views = [0, 1, 2, 3].map((i) => new Float32Array(buffer, base + i * length * 4, length));
   } else {
     views = [0, 1, 2, 3].map((i) => {
       if (pool[i].length < length) pool[i] = new Float32Array(length);
@@ -280,8 +289,10 @@ function forward(p: Plan, z: Float32Array, N: number, eps: number) {
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
   if (flatPath(p)) {
-    // q and s are overwritten up to L (their slack must be zero), y and t accumulate.
-    const flat = forwardFlat(p, z, N, eps, ...scratch(L + slack, [L, 0, 0, L]));
+    tiledMask(p, N); // before the scratch, which it may move
+    // q is overwritten up to L (its slack must be zero); forwardFlat zeroes y and t as needed.
+    const [q, y, t] = scratch(L + slack, [L, L, L, L]);
+    const flat = forwardFlat(p, z, N, eps, q, y, t);
     // Every score lies in some valid window, so all R_n are finite exactly when
     // z (and z²) is. Otherwise a token's non-finite values may have reached its
     // neighbours' masked positions (0·NaN = NaN): redo it on padded grids,
@@ -328,44 +339,154 @@ function forwardFlat(
   q: Float32Array,
   y: Float32Array,
   t: Float32Array,
-  s: Float32Array,
 ) {
   const E = p.rows * p.cols, L = N * E;
+  const simd = simdAxpy()!;
   q.set(z);
-  mulSimd(q, q, 1, L); // q = z ⊙ z
-  correlate(p, p.cols, L, q, y, t); // y = H ⋆ q
-  sqrtInv(y, q, eps, L); // y: the roots, q: their inverses
-  for (let n = 0; n < N; n++) s.set(p.mask, n * E);
-  mulSimd(y, s, 1, L); // zero outside the windows
-  mulSimd(q, s, 1, L);
+  const tiled = tiledMask(p, N);
+  if (p.h === 3 && p.sep) {
+    // Squaring and both 1-D passes as two 3-tap SIMD loops, in the order of
+    // `correlate`'s accumulation (the same float32 values); t's slack is zero
+    // for the column pass.
+    const { col, row } = p.sep;
+    t.fill(0, L);
+    simd.tap3sq(t.byteOffset, q.byteOffset, 1, L, row[0], row[1], row[2]); // t = row ⋆ (z ⊙ z)
+    simd.tap3(y.byteOffset, t.byteOffset, p.cols, L, col[0], col[1], col[2]); // y = col ⋆ t
+    // y: the roots, q: their inverses, both zero outside the windows.
+    simd.rootmask(y.byteOffset, q.byteOffset, tiled.byteOffset, L, eps);
+  } else {
+    mulSimd(q, q, 1, L); // q = z ⊙ z
+    y.fill(0);
+    t.fill(0);
+    correlate(p, p.cols, L, q, y, t); // y = H ⋆ q
+    sqrtInv(y, q, eps, L); // y: the roots, q: their inverses
+    mulSimd(y, tiled, 1, L); // zero outside the windows
+    mulSimd(q, tiled, 1, L);
+  }
   const r = new Float32Array(N); // [N]
-  for (let n = 0, k = 0; n < N; n++) {
-    let sum = 0;
-    for (const end = k + E; k < end; k++) sum += y[k];
+  const E4 = E & ~3;
+  for (let n = 0, k = 0; n < N; n++, k += E) {
+    let sum = simd.sum(y.byteOffset + 4 * k, E4);
+    for (let i = k + E4; i < k + E; i++) sum += y[i];
     r[n] = sum;
   }
-  return { r, inv: q.slice(0, L), flat: true };
+  // The 3-tap path keeps no 1/sqrt(Y + ε): `backwardFlat` recomputes it from z
+  // (three SIMD passes, cheaper than copying it out of the scratch).
+  return { r, inv: p.h === 3 && p.sep ? null : q.slice(0, L), flat: true };
+}
+
+/**
+ * The mask of the last flat call repeated for its N tokens `[N·E]`, kept at
+ * the start of the SIMD module's memory (before the scratch arrays) across calls.
+ */
+let tiled: { plan: Plan; N: number; bytes: number } | null = null;
+
+/** The tiled mask of `p` for N tokens, a view on the SIMD memory (filled when p or N changes). */
+function tiledMask(p: Plan, N: number): Float32Array {
+  const simd = simdAxpy()!;
+  const L = N * p.rows * p.cols;
+  if (tiled?.plan !== p || tiled.N !== N) {
+    // Moves the scratch arrays: only between calls that read nothing left in them.
+    tiled = { plan: p, N, bytes: 4 * (L + 4) };
+    const have = simd.memory.buffer.byteLength;
+    if (have < tiled.bytes) simd.memory.grow(Math.ceil((tiled.bytes - have) / 65536));
+    const mask = new Float32Array(simd.memory.buffer, 0, L + 4);
+    for (let n = 0; n < N; n++) mask.set(p.mask, n * p.rows * p.cols);
+    mask.fill(0, L);
+  }
+  return new Float32Array(simd.memory.buffer, 0, L + 4);
 }
 
 /** {@linkcode backward} for "valid" padding with the SIMD module (see `forwardFlat`). */
 function backwardFlat(
   p: Plan,
   z: Float32Array,
-  inv: Float32Array,
+  inv: Float32Array | null,
+  eps: number,
   dy: Float32Array,
   N: number,
-  g: Float32Array,
-  d: Float32Array,
-  t: Float32Array,
-  s: Float32Array,
 ) {
   const E = p.rows * p.cols, L = N * E;
-  for (let n = 0; n < N; n++) s.fill(dy[n], n * E, (n + 1) * E);
+  const { slack } = grid(p, N);
+  if (!inv) return backwardTap3(p, z, eps, dy, N);
+  const simd = simdWanted ? simdAxpy() : null;
+  if (!simd) {
+    // SIMD turned off since the forward pass: the same steps in TypeScript.
+    const [g, d, t, s] = scratch(L + slack, [L, 0, 0, L]);
+    for (let n = 0; n < N; n++) s.fill(dy[n], n * E, (n + 1) * E);
+    g.set(inv);
+    mulSimd(g, s, 1, L); // g[n, ·] = dy_n / sqrt(Y + ε), zero outside the windows
+    correlateAdjoint(p, p.cols, L, g, d, t); // d = Hᵀ ⋆ g
+    for (let k = 0; k < L; k++) d[k] *= z[k]; // dz = z ⊙ d
+    return d.slice(0, L);
+  }
+  const mask = tiledMask(p, N); // before the scratch, which it may move
+  // g and t get a zero head of `head` floats: the adjoint's 3-tap passes read
+  // up to (h−1)(W+1) floats before their start.
+  const head = (2 * p.cols + 5) & ~3, n = head + L + slack;
+  const [G, d, T, s] = scratch(n, [n, n, n, n]);
+  const g = G.subarray(head), t = T.subarray(head);
+  G.fill(0, 0, head);
+  g.fill(0, L);
   g.set(inv);
-  mulSimd(g, s, 1, L); // g[n, ·] = dy_n / sqrt(Y + ε), zero outside the windows
+  if (E % 4 === 0) {
+    // g[n, ·] = dy_n / sqrt(Y + ε) ⊙ mask (inv is zero outside the windows already).
+    for (let n = 0; n < N; n++) {
+      simd.mul(g.byteOffset + 4 * n * E, mask.byteOffset + 4 * n * E, dy[n], E);
+    }
+  } else {
+    for (let n = 0; n < N; n++) s.fill(dy[n], n * E, (n + 1) * E);
+    mulSimd(g, s, 1, L); // g[n, ·] = dy_n / sqrt(Y + ε), zero outside the windows
+  }
+  d.fill(0);
+  T.fill(0);
   correlateAdjoint(p, p.cols, L, g, d, t); // d = Hᵀ ⋆ g
   s.set(z);
   mulSimd(d, s, 1, L); // dz = z ⊙ d
+  // tfjs-wasm copies a new tensor's values into its own heap at once, so a
+  // view on the scratch will do there; the cpu backend keeps the array itself.
+  return tf.getBackend() === "wasm" ? d.subarray(0, L) : d.slice(0, L);
+}
+
+/**
+ * {@linkcode backwardFlat} for a separable 3 x 3 filter: 1/sqrt(Y + ε) is
+ * recomputed from z as in `forwardFlat` (the same float32 values), then
+ * d = Hᵀ ⋆ g runs as two 3-tap SIMD loops reading backwards, in the order of
+ * `correlateAdjoint`'s accumulation. Runs with SIMD even when it was turned
+ * off after the forward pass (which ran with it).
+ */
+function backwardTap3(p: Plan, z: Float32Array, eps: number, dy: Float32Array, N: number) {
+  const E = p.rows * p.cols, L = N * E, W = p.cols;
+  const { slack } = grid(p, N);
+  const simd = simdAxpy()!;
+  const { col, row } = p.sep!;
+  const mask = tiledMask(p, N); // before the scratch, which it may move
+  // g and t get a zero head of `head` floats: the backward passes read up to
+  // 2W + 2 floats before their start.
+  const head = (2 * W + 5) & ~3, n = head + L + slack;
+  const [G, d, T, s] = scratch(n, [n, n, n, n], true);
+  const g = G.subarray(head), t = T.subarray(head);
+  s.set(z);
+  s.fill(0, L);
+  t.fill(0, L);
+  simd.tap3sq(t.byteOffset, s.byteOffset, 1, L, row[0], row[1], row[2]); // t = row ⋆ (z ⊙ z)
+  simd.tap3(d.byteOffset, t.byteOffset, W, L, col[0], col[1], col[2]); // d = Y = col ⋆ t
+  simd.rootmask(d.byteOffset, g.byteOffset, mask.byteOffset, L, eps); // g = 1/sqrt(Y + ε) ⊙ mask
+  G.fill(0, 0, head);
+  g.fill(0, L);
+  if (E % 4 === 0) {
+    // g[n, ·] = dy_n · g[n, ·] ⊙ mask (mask is 0 or 1: g unchanged but for dy_n).
+    for (let n = 0; n < N; n++) {
+      simd.mul(g.byteOffset + 4 * n * E, mask.byteOffset + 4 * n * E, dy[n], E);
+    }
+  } else {
+    for (let n = 0; n < N; n++) d.fill(dy[n], n * E, (n + 1) * E);
+    simd.mul(g.byteOffset, d.byteOffset, 1, L); // g[n, ·] = dy_n / sqrt(Y + ε)
+  }
+  T.fill(0, 0, head);
+  simd.tap3(t.byteOffset, g.byteOffset, -W, L, col[0], col[1], col[2]); // t[k] = Σ_a col_a g[k − aW]
+  simd.tap3(d.byteOffset, t.byteOffset, -1, L, row[0], row[1], row[2]); // d[k] = Σ_b row_b t[k − b]
+  simd.mul(d.byteOffset, s.byteOffset, 1, L); // dz = z ⊙ d
   // tfjs-wasm copies a new tensor's values into its own heap at once, so a
   // view on the scratch will do there; the cpu backend keeps the array itself.
   return tf.getBackend() === "wasm" ? d.subarray(0, L) : d.slice(0, L);
@@ -378,7 +499,8 @@ function backwardFlat(
 function backward(
   p: Plan,
   z: Float32Array,
-  { inv, flat }: { inv: Float32Array; flat: boolean },
+  { inv, flat }: { inv: Float32Array | null; flat: boolean },
+  eps: number,
   dy: Float32Array,
   N: number,
 ) {
@@ -386,7 +508,8 @@ function backward(
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
   // g and s are overwritten up to L (their slack must be zero), d and t accumulate.
-  if (flat) return backwardFlat(p, z, inv, dy, N, ...scratch(L + slack, [L, 0, 0, L]));
+  if (flat) return backwardFlat(p, z, inv, eps, dy, N);
+  if (!inv) throw new Error("cpuGroupSparsity: internal: no 1/sqrt(Y + ε) off the flat path");
   const [g, d, t] = scratch(L + slack); // g: zero outside the valid windows
   for (let n = 0; n < N; n++) {
     const scale = dy[n];
@@ -468,7 +591,7 @@ export function cpuGroupSparsity(
     return {
       value: tf.tensor1d(fwd.r), // [N]
       gradFunc: (dy: Tensor1D) =>
-        tf.tensor2d(backward(plan, zv, fwd, dy.dataSync() as Float32Array, N), [N, E]),
+        tf.tensor2d(backward(plan, zv, fwd, eps, dy.dataSync() as Float32Array, N), [N, E]),
     };
   });
   return op(z) as Tensor1D;
