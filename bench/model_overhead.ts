@@ -50,13 +50,15 @@ export interface ModelPoint {
   overheadPercent: number;
 }
 
-/** One model of a pair: a step function and its clean-up. */
-interface Stepper {
+/** One model of a pair: a step function, its optimizer and its clean-up. */
+export interface Stepper {
   step: (i: number) => Promise<void>;
+  opt: AdamW;
   dispose: () => void;
 }
 
-function vitStepper(withReg: boolean): Stepper {
+/** A vit-tiny training step on a fixed random batch, at learning rate 0 (so MoE and MoGE stay paired). */
+export function vitStepper(withReg: boolean): Stepper {
   const cfg = { ...DEFAULT_VIT_CONFIG, seed: 3 };
   const model = buildVit(cfg);
   const opt = new AdamW({
@@ -81,6 +83,7 @@ function vitStepper(withReg: boolean): Stepper {
       await stats.data();
       tf.dispose([stats, x, y]);
     },
+    opt,
     dispose: () => {
       model.dispose();
       opt.dispose();
@@ -88,7 +91,8 @@ function vitStepper(withReg: boolean): Stepper {
   };
 }
 
-function lmStepper(withReg: boolean): Stepper {
+/** An lm-small training step on fixed random windows, at learning rate 0. */
+export function lmStepper(withReg: boolean): Stepper {
   const cfg = { ...DEFAULT_LM_CONFIG, seed: 3, mode: "moge" as const };
   const vocab = 80;
   const model = new MoeLm(lmModelConfig(cfg, vocab), cfg.seed);
@@ -110,6 +114,7 @@ function lmStepper(withReg: boolean): Stepper {
       await stats.data();
       stats.dispose();
     },
+    opt,
     dispose: () => {
       model.dispose();
       opt.dispose();

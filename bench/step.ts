@@ -28,23 +28,14 @@ import {
   installFastWasmKernels,
   uninstallFastWasmKernels,
 } from "../src/ops/wasm_kernels.ts";
-import { AdamW } from "../src/train/optim.ts";
 import { setFusedExperts } from "../src/moe/expert_ffn.ts";
-import { VisionTransformer } from "../src/models/vit.ts";
-import { MoeLm } from "../src/models/lm.ts";
 import { Rng } from "../src/rng.ts";
-import {
-  buildVit,
-  DEFAULT_VIT_CONFIG,
-  deriveSeed,
-  vitBatch,
-  vitRegSettings,
-  vitTrainStep,
-} from "../src/train/vit_task.ts";
-import { DEFAULT_LM_CONFIG, lmModelConfig, lmTrainStep } from "../src/train/lm_task.ts";
+import { DEFAULT_VIT_CONFIG } from "../src/train/vit_task.ts";
+import { DEFAULT_LM_CONFIG } from "../src/train/lm_task.ts";
 import { loadDataset } from "../src/data/image_sources.ts";
 import { makeBatch } from "../src/data/image_batches.ts";
 import { BENCH, benchBatch, benchModel } from "./setup.ts";
+import { lmStepper, type Stepper, vitStepper } from "./model_overhead.ts";
 
 /** A path of the step: the fast one, or the one before this benchmark's changes. */
 export type StepPath = "after" | "before";
@@ -137,85 +128,20 @@ function classifierRunner(
   };
 }
 
-function vitRunner(): Runner {
-  const cfg = { ...DEFAULT_VIT_CONFIG, seed: 3 };
-  const model = buildVit(cfg);
-  const opt = new AdamW({
-    learningRate: cfg.learningRate,
-    weightDecay: cfg.weightDecay,
-    excludeFromWeightDecay: VisionTransformer.excludeFromWeightDecay,
-  });
-  const rng = new Rng(5);
-  const n = cfg.batchSize;
-  const images = Uint8Array.from({ length: n * 784 }, () => Math.floor(rng.next() * 256));
-  const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
-  const idx = Int32Array.from({ length: n }, (_, i) => i);
+/** A stepper of bench/model_overhead.ts with the before/after switch of this benchmark. */
+function withPath(s: Stepper): Runner {
   return {
-    step: async (i) => {
-      const { x, y } = vitBatch(cfg, images, labels, idx, new Rng(deriveSeed(cfg.seed, 3, i)));
-      const { stats } = await vitTrainStep(model, opt, x, y, {
-        seed: deriveSeed(cfg.seed, 2, i),
-        reg: vitRegSettings(cfg, 5, cfg.mode === "moge"),
-        lr: 0,
-        labelSmoothing: cfg.labelSmoothing,
-      });
-      await stats.data();
-      tf.dispose([stats, x, y]);
-    },
+    step: s.step,
     setPath: (p) => {
       setKernels(p);
-      opt.fused = p === "after";
+      s.opt.fused = p === "after";
     },
-    dispose: () => {
-      model.dispose();
-      opt.dispose();
-    },
+    dispose: s.dispose,
   };
 }
 
-function lmRunner(): Runner {
-  const cfg = { ...DEFAULT_LM_CONFIG, seed: 3 };
-  const vocab = 80;
-  const model = new MoeLm(lmModelConfig(cfg, vocab), cfg.seed);
-  const opt = new AdamW({
-    learningRate: cfg.learningRate,
-    weightDecay: cfg.weightDecay,
-    excludeFromWeightDecay: (name: string) => /\.(b\d?|g)$/.test(name) || name.startsWith("emb."),
-  });
-  const rng = new Rng(6);
-  const B = cfg.batchSize, T = cfg.contextLength;
-  const tokens = Int32Array.from({ length: B * (T + 1) }, () => Math.floor(rng.next() * vocab));
-  const x = tf.tensor2d(
-    Int32Array.from({ length: B * T }, (_, i) => tokens[Math.floor(i / T) * (T + 1) + (i % T)]),
-    [B, T],
-    "int32",
-  );
-  const y = tf.tensor2d(
-    Int32Array.from({ length: B * T }, (_, i) => tokens[Math.floor(i / T) * (T + 1) + (i % T) + 1]),
-    [B, T],
-    "int32",
-  );
-  return {
-    step: async (i) => {
-      const { stats } = await lmTrainStep(model, opt, x, y, {
-        seed: 1000 + i,
-        reg: { lambda: cfg.lambda, sigma: 5, filterSize: cfg.filterSize, filter: cfg.filter },
-        lr: 0,
-      });
-      await stats.data();
-      stats.dispose();
-    },
-    setPath: (p) => {
-      setKernels(p);
-      opt.fused = p === "after";
-    },
-    dispose: () => {
-      model.dispose();
-      opt.dispose();
-      tf.dispose([x, y]);
-    },
-  };
-}
+const vitRunner = (): Runner => withPath(vitStepper(DEFAULT_VIT_CONFIG.mode === "moge"));
+const lmRunner = (): Runner => withPath(lmStepper(true));
 
 const MATMULS = new Set(["BatchMatMul", "_FusedMatMul"]);
 
