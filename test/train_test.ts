@@ -116,3 +116,29 @@ Deno.test("validateConfig() names the bad field and what is allowed", () => {
   throws(() => validateConfig({ ...DEFAULT_CONFIG, sigmaMax: 1 }), /sigmaMax = 1 is invalid/);
   throws(() => validateConfig({ ...DEFAULT_CONFIG, lambda: NaN }), /lambda = NaN is invalid/);
 });
+
+Deno.test("--noise-scale sets the routing-noise std to noiseScale/E; 0 routes training batches as evaluation", async () => {
+  await useBackend("wasm");
+  const { buildModel } = await import("../src/train/classifier_task.ts");
+  const { disposeRouted } = await import("../src/moe/routed_batch.ts");
+  const x = tf.tensor2d(Float32Array.from(data.trainImages.slice(0, 100 * 784), (v) => v / 255), [
+    100,
+    784,
+  ]);
+  const experts = (noiseScale: number, training: boolean) => {
+    const model = buildModel(fixtureConfig({ experts: 16, noiseScale, seed: 5 }), data);
+    return model.route(x, training, 11).then((r) => {
+      const e = Array.from(r.plan.expert);
+      disposeRouted(r);
+      for (const v of Object.values(model.params)) v.dispose();
+      return e;
+    });
+  };
+  const evalChoice = await experts(0, false);
+  // Off: the noisy training route is the evaluation route.
+  deepEqual(await experts(0, true), evalChoice);
+  // Std 100/E = 6.25 against logits of order 0.1 at initialization: the argmax follows the noise,
+  // so (with probability 1 - 16^-100 for independent draws) some choice differs.
+  ok((await experts(100, true)).some((e, i) => e !== evalChoice[i]));
+  x.dispose();
+});

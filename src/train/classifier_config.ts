@@ -40,6 +40,8 @@ export interface TrainConfig extends CommonSettings, RouterSettings, MogeSetting
   hiddenDim: number;
   /** expert activation */
   activation: Activation;
+  /** Routing-noise std in units of 1/E (1: std 1/E, the default; 0: no noise). */
+  noiseScale: number;
 }
 
 /** The defaults: a real run on the full training set that fits in about five minutes on 2 cores. */
@@ -50,6 +52,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   topK: 1,
   hiddenDim: 64,
   activation: "gelu",
+  noiseScale: 1,
   capacityFactor: 4,
   loadBalanceWeight: 0.01,
   ...ROUTER_DEFAULTS,
@@ -113,6 +116,14 @@ export const CLASSIFIER_FIELDS: FieldSpec<TrainConfig>[] = [
     kind: "choice",
     choices: ["gelu", "relu", "tanh"],
     help: "gelu | relu | tanh",
+  },
+  {
+    field: "noiseScale",
+    flag: "noise-scale",
+    kind: "number",
+    min: 0,
+    help: "routing-noise std in units of 1/E, training only (0: no noise)",
+    paper: "1 (std 1/E)",
   },
   ...mogeFields<TrainConfig>("λ, weight of the batch mean of R(z) (MoGE only)"),
   ...epochFields<TrainConfig>(),

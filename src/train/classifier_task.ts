@@ -105,6 +105,7 @@ export function buildModel(cfg: TrainConfig, data: Dataset): MoeClassifier {
     topK: cfg.topK,
     hiddenDim: cfg.hiddenDim,
     activation: cfg.activation,
+    noiseStd: cfg.noiseScale / cfg.experts,
     capacityFactor: cfg.capacityFactor,
     loadBalanceWeight: cfg.loadBalanceWeight,
     router: cfg.router,
