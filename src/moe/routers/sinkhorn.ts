@@ -5,7 +5,9 @@
  * Sinkhorn, ε = 1, tolerance 1e-4, capped at 50 iterations; no gradient)
  * chooses each token's k experts; the gates come from the router's own
  * activations `a(L)` (`sigmoid(L)` for k = 1, `softmax(L)` for k > 1) at those
- * experts, not renormalized. Evaluation: no Sinkhorn, plain top-k of `a(L)`.
+ * experts, not renormalized. Evaluation: no Sinkhorn, plain top-k of `a(L)`
+ * (selected on `log a(L)`, the same order without float32 ties where `a`
+ * saturates).
  * The layer's capacity and dropping apply unchanged. No load-balancing loss
  * (Megatron asserts its weight is 0); the z-loss is allowed. z = softmax(L).
  *
@@ -68,6 +70,8 @@ export function sinkhornRouter(config: SinkhornRouterConfig, init: RouterInit = 
   const b = config.routerBias ? make.variable("b", tf.zeros([E])) : null;
   const logits = (x: Tensor2D) => linearLogits(x, w, b);
   const activation = (L: Tensor2D) => (k === 1 ? tf.sigmoid(L) : tf.softmax(L)) as Tensor2D;
+  const logActivation = (L: Tensor2D) =>
+    (k === 1 ? tf.logSigmoid(L) : tf.logSoftmax(L)) as Tensor2D;
 
   return {
     name: "sinkhorn",
@@ -76,8 +80,12 @@ export function sinkhornRouter(config: SinkhornRouterConfig, init: RouterInit = 
     batchDependentInTraining: true,
     select: (input, ctx) => {
       const L = logits(input.x); // [N, E]
+      // Evaluation selects on log a(L): the same order as a(L), per token and
+      // across tokens (batch priority), but without float32 saturation: σ(L)
+      // rounds to exactly 1 for L ≳ 17 (softmax to 0 far below the top), and
+      // top-k would then break the tie by the lowest expert index.
       return {
-        values: ctx.training ? L : activation(L),
+        values: ctx.training ? L : logActivation(L),
         noise: null,
         mode: ctx.training ? "train" : "eval",
       };
