@@ -73,7 +73,7 @@ for (let step = 0; step < total; step++) {
     routedChoices += plan.N * plan.k;
     maxLoad = Math.max(maxLoad, Math.max(...plan.demand));
   }
-  if ((step + 1) % every === 0) {
+  if ((step + 1) % every === 0 || step === 0) {
     console.log(
       `step ${step + 1}: train acc ${(acc / seen).toFixed(3)} drop ${
         (dropped / routedChoices).toFixed(3)
@@ -151,6 +151,8 @@ for (let start = 0; start < n; start += cfg.batchSize) {
         for (let c = 0; c < d; c++) s2 += xs[i * d + c] * xs[j * d + c];
         sim[j] = s2;
       }
+      const tau = Number(a.tau ?? 1);
+      for (let j = 0; j < N; j++) sim[j] /= tau;
       const mx = Math.max(...sim);
       let z = 0;
       for (let j = 0; j < N; j++) z += Math.exp(sim[j] - mx);
@@ -206,7 +208,7 @@ console.log(
     offsetStd.toFixed(2)
   }; per-token std after removing it ${tokenStd.toFixed(2)}` +
     (a.router === "similarity"
-      ? ` | graph M: mean self-weight ${selfW.toFixed(3)}, mean largest weight ${
+      ? ` | graph M (τ ${a.tau ?? 1}): mean self-weight ${selfW.toFixed(3)}, mean largest weight ${
         maxW.toFixed(3)
       }, distinct argmax columns per batch ${hubs.toFixed(1)}`
       : ""),

@@ -6,7 +6,9 @@
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { createRouter, disposeDecision, route, type Router } from "../src/moe/routers/mod.ts";
-import { deepEqual, equal, ok } from "./asserts.ts";
+import { assertAllClose, deepEqual, equal, ok } from "./asserts.ts";
+
+const TOL = { atol: 1e-4, rtol: 0 };
 import { availableBackends } from "./backends.ts";
 
 /** A Sinkhorn router with W_g = I (so L = X). */
@@ -71,5 +73,74 @@ for (const backend of await availableBackends()) {
     disposeDecision(d);
     r.dispose();
     x.dispose();
+  });
+}
+
+for (const backend of await availableBackends()) {
+  Deno.test(`[${backend}] sinkhorn z: rows of Π in training (what the plan selects by), softmax(L) at evaluation`, async () => {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    // SB-1's L = [[2,0],[1.5,0],[1,0],[0,.5]]: Π (converged, rows 1/4, columns 1/2)
+    // = [[.1806,.0694],[.1531,.0969],[.1223,.1277],[.0440,.2060]], so its rows
+    // normalized are 4·Π = [[.7225,.2775],[.6123,.3877],[.4892,.5108],[.1761,.8239]]
+    // (SSR-1's Ĝ); training selects argmax = [0,0,1,1] from it.
+    const r = identityRouter(2, 1, 0);
+    const x = tf.tensor2d([[2, 0], [1.5, 0], [1, 0], [0, .5]]);
+    let d = await route(r, { x }, { training: true });
+    let out = r.forward({ x }, d);
+    deepEqual(Array.from(d.plan.expert), [0, 0, 1, 1]);
+    assertAllClose(
+      await out.z.data(),
+      [.7225, .2775, .6123, .3877, .4892, .5108, .1761, .8239],
+      TOL,
+    );
+    tf.dispose([out.z, out.gates, out.logits, out.auxLoss]);
+    disposeDecision(d);
+    // Evaluation routes by a(L), whose order is softmax(L)'s: z = P =
+    // [σ(2), σ(−2)], [σ(1.5), σ(−1.5)], [σ(1), σ(−1)], [σ(−.5), σ(.5)].
+    d = await route(r, { x }, { training: false });
+    out = r.forward({ x }, d);
+    assertAllClose(
+      await out.z.data(),
+      [.8808, .1192, .8176, .1824, .7311, .2689, .3775, .6225],
+      TOL,
+    );
+    tf.dispose([out.z, out.gates, out.logits, out.auxLoss]);
+    disposeDecision(d);
+    r.dispose();
+    x.dispose();
+    equal(tf.memory().numTensors, before, "no tensor leaks");
+  });
+
+  Deno.test(`[${backend}] sinkhorn z in training: law: a loss on z does not push a column of L (Π(L + 1·c) = Π(L))`, async () => {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    // Adding c_e to every logit of expert e leaves the transport plan
+    // unchanged (the column scaling absorbs it), so for any loss ℓ(z) the
+    // gradient dℓ/dL sums to 0 over the tokens of each column. (On
+    // softmax(L) it does not: a loss there moves whole columns, the
+    // per-expert offsets that evaluation, without Sinkhorn, routes by.)
+    const N = 6, E = 3;
+    const r = identityRouter(E, 1, 0);
+    const x = tf.tidy(() => tf.mul(tf.randomNormal([N, E], 0, 1, "float32", 7), 2)) as tf.Tensor2D;
+    const c = tf.randomUniform([N, E], 0, 1, "float32", 11); // ℓ(z) = Σ c ⊙ z
+    const d = await route(r, { x }, { training: true });
+    const dx = tf.tidy(() =>
+      tf.grad((xi: tf.Tensor) => {
+        const o = r.forward({ x: xi as tf.Tensor2D }, d);
+        return tf.sum(tf.mul(c, o.z));
+      })(x)
+    ); // = dℓ/dL, since L = x·I
+    const sums = tf.sum(dx, 0);
+    const top = tf.tidy(() => tf.max(tf.abs(dx)));
+    const colSums = await sums.data();
+    const scale = (await top.data())[0];
+    tf.dispose([sums, top]);
+    ok(scale > 1e-3, `the gradient is not trivially zero (max |dℓ/dL| = ${scale})`);
+    for (const v of colSums) ok(Math.abs(v) < 1e-4, `column sum of dℓ/dL = ${v}, expected 0`);
+    tf.dispose([dx, c, x]);
+    disposeDecision(d);
+    r.dispose();
+    equal(tf.memory().numTensors, before, `no tensor leaks (${tf.memory().numTensors - before})`);
   });
 }
