@@ -351,6 +351,12 @@ function forwardFlat(
     const { col, row } = p.sep;
     t.fill(0, L);
     simd.tap3sq(t.byteOffset, q.byteOffset, 1, L, row[0], row[1], row[2]); // t = row ⋆ (z ⊙ z)
+    if (E % 4 === 0) {
+      // The column pass, roots, mask and per-token sums in one loop (the same
+      // float32 values as the steps below), R_n into y's first N floats.
+      simd.rootsum(t.byteOffset, tiled.byteOffset, y.byteOffset, N, E, p.cols, eps, ...col3(col));
+      return { r: y.slice(0, N), inv: null, flat: true };
+    }
     simd.tap3(y.byteOffset, t.byteOffset, p.cols, L, col[0], col[1], col[2]); // y = col ⋆ t
     // y: the roots, q: their inverses, both zero outside the windows.
     simd.rootmask(y.byteOffset, q.byteOffset, tiled.byteOffset, L, eps);
@@ -380,6 +386,11 @@ function forwardFlat(
  * the start of the SIMD module's memory (before the scratch arrays) across calls.
  */
 let tiled: { plan: Plan; N: number; bytes: number } | null = null;
+
+/** The three taps of a 3-tap factor, as the SIMD calls take them. */
+function col3(w: Float64Array): [number, number, number] {
+  return [w[0], w[1], w[2]];
+}
 
 /** The tiled mask of `p` for N tokens, a view on the SIMD memory (filled when p or N changes). */
 function tiledMask(p: Plan, N: number): Float32Array {
@@ -476,6 +487,28 @@ function backwardTap3(
   s.fill(0, L);
   t.fill(0, L);
   simd.tap3sq(t.byteOffset, s.byteOffset, 1, L, row[0], row[1], row[2]); // t = row ⋆ (z ⊙ z)
+  if (E % 4 === 0) {
+    // The same steps as below in fewer loops (the same float32 values): the
+    // column pass, 1/sqrt(Y + ε), mask and dy_n in one; the last row pass and ⊙ z in one.
+    d.set(dy); // dy in the module's memory, for the time of `rootgrad`
+    simd.rootgrad(
+      t.byteOffset,
+      mask.byteOffset,
+      g.byteOffset,
+      d.byteOffset,
+      N,
+      E,
+      W,
+      eps,
+      ...col3(col),
+    );
+    G.fill(0, 0, head);
+    g.fill(0, L);
+    T.fill(0, 0, head);
+    simd.tap3(t.byteOffset, g.byteOffset, -W, L, col[0], col[1], col[2]); // t[k] = Σ_a col_a g[k − aW]
+    simd.tap3mul(d.byteOffset, t.byteOffset, -1, L, ...col3(row), s.byteOffset); // dz = z ⊙ Σ_b row_b t[k − b]
+    return view ? d.subarray(0, L) : d.slice(0, L);
+  }
   simd.tap3(d.byteOffset, t.byteOffset, W, L, col[0], col[1], col[2]); // d = Y = col ⋆ t
   simd.rootmask(d.byteOffset, g.byteOffset, mask.byteOffset, L, eps); // g = 1/sqrt(Y + ε) ⊙ mask
   G.fill(0, 0, head);

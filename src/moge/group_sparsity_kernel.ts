@@ -17,7 +17,7 @@
 import { tf } from "../deps.ts";
 import type { Filter } from "./filters.ts";
 import type { Layout } from "./layout.ts";
-import type { Padding } from "./padding.ts";
+import { paddedWindows, type Padding } from "./padding.ts";
 import type { Tensor1D, Tensor2D } from "../types.ts";
 import {
   groupSparsityGradValues,
@@ -183,7 +183,7 @@ export function kernelGroupSparsity(
     );
   }
   const h = H.length;
-  const [N, E] = z.shape;
+  const E = z.shape[1];
   if (
     z.rank !== 2 || z.dtype !== "float32" || layout.rows * layout.cols !== E ||
     h < 1 || H.some((row) => row.length !== h) || h > Math.min(layout.rows, layout.cols) ||
@@ -195,6 +195,7 @@ export function kernelGroupSparsity(
         ` filter ${h} x ${H[0]?.length}, eps ${eps}`,
     );
   }
+  paddedWindows(layout.rows, layout.cols, h, padding); // validates padding
   register();
   const attrs: Attrs = { rows: layout.rows, cols: layout.cols, h, H: H.flat(), eps, padding };
   return tf.engine().runKernel(
