@@ -5,14 +5,19 @@
  * the bare harness (tf.grad of the mean of a row sum and the gradient's
  * readback), a `tf.customGrad` that reads nothing and computes nothing (its
  * value and gradient made from preallocated arrays), the same reading z and
- * the upstream gradient back, the fused routine forward only and with its
- * gradient. Prints medians [quartiles] in ms per E (`MOGE_BENCH_E`, default 400).
+ * the upstream gradient back, the fused routine (`tf.customGrad`) and the
+ * registered kernel forward only and with the gradient, and the arithmetic
+ * alone on plain arrays (forward; gradient). Prints medians [quartiles] in ms per E (`MOGE_BENCH_E`, default 400).
  *
  * @module
  */
 
 import { tf } from "../src/deps.ts";
-import { cpuGroupSparsity } from "../src/moge/group_sparsity_cpu.ts";
+import {
+  cpuGroupSparsity,
+  groupSparsityGradValues,
+  groupSparsityValues,
+} from "../src/moge/group_sparsity_cpu.ts";
 import { kernelGroupSparsity } from "../src/moge/group_sparsity_kernel.ts";
 import { gaussianFilter } from "../src/moge/filters.ts";
 import { topographicLayout } from "../src/moge/layout.ts";
@@ -54,6 +59,8 @@ for (const E of list) {
     })(t) as tf.Tensor;
   const fused = (t: tf.Tensor) => cpuGroupSparsity(t as tf.Tensor2D, layout, H, 1e-8);
   const kernel = (t: tf.Tensor) => kernelGroupSparsity(t as tf.Tensor2D, layout, H, 1e-8);
+  const zv = z.dataSync() as Float32Array, dyv = new Float32Array(N).fill(1 / N);
+  const rv = groupSparsityValues(zv, N, layout, H, 1e-8, "valid").slice();
   const variants: Record<string, () => Promise<void>> = {
     "harness": grad((t) => tf.sum(t, 1)),
     "customGrad, no reads": grad(trivial(false)),
@@ -63,6 +70,10 @@ for (const E of list) {
     "kernel fwd only": fwdOnly(kernel),
     "customGrad fwd only + read": fwdOnly(trivial(true)),
     "fused fwd only": fwdOnly(fused),
+    "forward arithmetic": () =>
+      Promise.resolve(void groupSparsityValues(zv, N, layout, H, 1e-8, "valid")),
+    "gradient arithmetic": () =>
+      Promise.resolve(void groupSparsityGradValues(zv, dyv, rv, N, layout, H, 1e-8, "valid")),
     "z.dataSync": () => Promise.resolve(void z.dataSync()),
     "tensor2d [N,E]": () => Promise.resolve(tf.tensor2d(d0, [N, E]).dispose()),
   };
