@@ -19,6 +19,7 @@ import {
   groupSparsityValues,
 } from "../src/moge/group_sparsity_cpu.ts";
 import { kernelGroupSparsity } from "../src/moge/group_sparsity_kernel.ts";
+import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { gaussianFilter } from "../src/moge/filters.ts";
 import { topographicLayout } from "../src/moge/layout.ts";
 import { useBackend } from "../src/backend.ts";
@@ -68,6 +69,7 @@ for (const E of list) {
     "fused fwd+bwd": grad(fused),
     "kernel fwd+bwd": grad(kernel),
     "kernel fwd only": fwdOnly(kernel),
+    "groupSparsity fwd+bwd": grad((t) => groupSparsity(t, { sigma: 1.5, checkFinite: false })),
     "customGrad fwd only + read": fwdOnly(trivial(true)),
     "fused fwd only": fwdOnly(fused),
     "forward arithmetic": () =>

@@ -6,8 +6,10 @@
  * Algorithm 1 and the factor of its gradient), `mul`, y = w·y⊙x (the
  * squared map z⊙z, the gradient's z⊙(H ⋆ᵀ g) and masks), and for 3 x 3
  * separable filters `tap3` / `tap3sq`, a whole 1-D pass of three taps (of x
- * or of x²) in one loop, `rootmask`, `sqrtinv` and the mask in one loop, and
- * `sum`, a float64 sum (R_n of one token). Plain TypeScript runs these loops
+ * or of x²) in one loop, `rootmask`, `sqrtinv` and the mask in one loop,
+ * `sum`, a float64 sum (R_n of one token), and, fusing these for all tokens
+ * at once, `rootsum` (column pass, roots, mask and R_n), `rootgrad` (column
+ * pass, 1/root, mask and dy_n) and `tap3mul` (a pass times z). Plain TypeScript runs these loops
  * about 5x slower.
  *
  * The module is written out byte by byte below, next to its text format; it
@@ -108,10 +110,26 @@
  *         (v128.store (local.get $inv)
  *           (f32x4.mul (f32x4.div (local.get $one) (local.get $r)) (local.get $mk)))
  *         ;; $y, $inv, $m += 16
- *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n)))))))
+ *         (br_if 0 (i32.lt_u (local.get $y) (local.get $n))))))
+ *   ;; tap3 with the result times z[k] (a 4th address $z, advanced with $y and $x).
+ *   (func (export "tap3mul") (param $y i32) (param $x i32) (param $s i32) (param $n i32)
+ *                            (param $w0 f32) (param $w1 f32) (param $w2 f32) (param $z i32) ...)
+ *   ;; Per token: $acc = 0, then over its E floats (E a multiple of 4, given in bytes as $e)
+ *   ;; $v = sqrt(tap3 of t at stride $s + $e4) ⊙ load $m, $acc += $v as in `sum`;
+ *   ;; then (f32.store $out (f32.demote_f64 (lane 0 + lane 1))), $out += 4.
+ *   (func (export "rootsum") (param $t i32) (param $m i32) (param $out i32) (param $ntok i32)
+ *                            (param $e i32) (param $s i32) (param $eps f32)
+ *                            (param $w0 f32) (param $w1 f32) (param $w2 f32) ...)
+ *   ;; Per token: $d = f32x4.splat (f32.load $dy), then over its E floats
+ *   ;; (v128.store $g (f32x4.mul (f32x4.mul (f32x4.div $one (sqrt(tap3 of t + $e4)))
+ *   ;;                                      (v128.load $m)) $d)); $dy += 4.
+ *   (func (export "rootgrad") (param $t i32) (param $m i32) (param $g i32) (param $dy i32)
+ *                             (param $ntok i32) (param $e i32) (param $s i32) (param $eps f32)
+ *                             (param $w0 f32) (param $w1 f32) (param $w2 f32) ...))
  * ```
  *
- * `simdAxpy().tap3` and `tap3sq` take the stride s in floats (the module, in bytes).
+ * `simdAxpy().tap3`, `tap3sq`, `tap3mul`, `rootsum` and `rootgrad` take strides and E in
+ * floats (the module, in bytes).
  *
  * All work in groups of four: for n not a multiple of 4 they read and write
  * up to 3 floats past the end of each array, which the caller must own.
@@ -435,7 +453,7 @@ const AXPY_MODULE = new Uint8Array([
   ...section(0x0a, [BODIES.length, ...BODIES.flatMap((b) => [...leb128(b.length), ...b])]),
 ]);
 
-/** The instantiated module: its memory, `axpy` and `sqrtinv`. */
+/** The instantiated module: its memory and functions. */
 export interface SimdAxpy {
   /** The module's memory; the arrays of a call must be views on it. */
   memory: WebAssembly.Memory;

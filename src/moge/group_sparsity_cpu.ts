@@ -18,7 +18,16 @@
  * products are SIMD passes too; for a separable 3 x 3 filter (the paper's
  * Gaussian) each 1-D pass is one 3-tap SIMD loop (squaring fused into the
  * first), the roots, inverses and mask one more, and the gradient recomputes
- * 1/sqrt(Y + ε) from z rather than keeping a copy per call.
+ * 1/sqrt(Y + ε) from z rather than keeping a copy per call. Where E is a
+ * multiple of 4, fewer loops do the same float32 arithmetic: the forward's
+ * column pass, roots, mask and per-token sums are one loop over all tokens,
+ * the gradient's column pass, 1/sqrt, mask and dy_n another, and its last
+ * pass takes the product with z.
+ *
+ * `groupSparsityValues` and `groupSparsityGradValues` expose the two passes
+ * on plain arrays for the registered kernels of `group_sparsity_kernel.ts`
+ * (what `groupSparsity` runs); `cpuGroupSparsity` runs the same passes in
+ * a `tf.customGrad`, reading z back (the earlier route, kept for comparison).
  *
  * @module
  */
