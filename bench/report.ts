@@ -9,9 +9,9 @@
  * a markdown table beside it, and `bench/results/overhead.svg` (overhead %
  * against E, one line per backend, from the newest result of each backend).
  *
- * The classifier runs at two expert widths (default d_ff 16, small enough
- * that E = 1024 with AdamW fits tfjs-wasm's heap, and 64): R(z) costs the
- * same at both, since it depends on E, not on d_ff. With `--models` it also
+ * The classifier runs at two expert widths (default d_ff 16 and 64; on wasm
+ * a point whose two models with AdamW would not fit tfjs-wasm's 4 GiB heap,
+ * by `src/train/memory.ts`'s estimate, is skipped): R(z) costs the same at both, since it depends on E, not on d_ff. With `--models` it also
  * alternates MoE and MoGE steps of the multi-layer `vit-tiny` and `lm-small`
  * (`model_overhead.ts`).
  *
@@ -252,8 +252,8 @@ the median time of the regularizer's forward and backward pass by itself on the 
 scores (tf.grad of λ·mean R(z) and the gradient's readback), and its share of the MoE step: the
 overhead its own kernels imply, free of the step-to-step noise that the A/B ratio carries on a busy
 machine. "Harness": the same timing around a plain row sum instead of R(z), alternated with it, and
-R(z)'s share net of that harness. Two expert widths: R(z)'s cost depends on E, not on d_ff (the
-smaller width lets E = 1024 with AdamW fit tfjs-wasm's heap).${
+R(z)'s share net of that harness. Two expert widths: R(z)'s cost depends on E, not on d_ff (on
+wasm, points whose two models with AdamW would not fit tfjs-wasm's heap are skipped).${
     r.loadAverage
       ? ` Load average (1, 5, 15 min) at the start ${
         r.loadAverage.start.map((v) => v.toFixed(2)).join(", ")
