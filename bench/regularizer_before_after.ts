@@ -3,11 +3,14 @@
  * forward + backward alone (N = 200, 3x3 Gaussian σ 1.5, "valid") on wasm,
  * alternating, in one process, the op path, the fused cpu/wasm routine as
  * it was at git revision `rev` (default 4234cfc, before the SIMD "valid"
- * path), the fused routine of the working tree, and the bare timing harness
- * (tf.grad of the mean of a row sum, and the gradient's readback). Prints
- * medians [quartiles] in ms per E (`MOGE_BENCH_E`, default 16,64,400,1024)
- * and the load average. The old routine is checked out next to the new one
- * (`src/moge/.before_<rev>.ts`, removed afterwards) so its imports resolve.
+ * path; f4a3b6c is the last `tf.customGrad` version), the fused routine of
+ * the working tree (`cpuGroupSparsity`, tf.customGrad), the registered
+ * kernel of the working tree (`kernelGroupSparsity`, what `groupSparsity`
+ * runs), and the bare timing harness (tf.grad of the mean of a row sum, and
+ * the gradient's readback). Prints medians [quartiles] in ms per E
+ * (`MOGE_BENCH_E`, default 16,64,400,1024) and the load average. The old
+ * routine is checked out next to the new one (`src/moge/.before_<rev>.ts`,
+ * removed afterwards) so its imports resolve.
  *
  * @module
  */
@@ -15,6 +18,7 @@
 import { tf } from "../src/deps.ts";
 import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { cpuGroupSparsity } from "../src/moge/group_sparsity_cpu.ts";
+import { kernelGroupSparsity } from "../src/moge/group_sparsity_kernel.ts";
 import { gaussianFilter } from "../src/moge/filters.ts";
 import { topographicLayout } from "../src/moge/layout.ts";
 import { useBackend } from "../src/backend.ts";
@@ -51,6 +55,7 @@ for (const E of list) {
     "ops": timed((t) => groupSparsity(t, { sigma: 1.5, checkFinite: false, impl: "ops" })),
     [`fused at ${rev}`]: timed((t) => before(t as tf.Tensor2D, layout, H, 1e-8)),
     "fused now": timed((t) => cpuGroupSparsity(t as tf.Tensor2D, layout, H, 1e-8)),
+    "kernel now": timed((t) => kernelGroupSparsity(t as tf.Tensor2D, layout, H, 1e-8)),
     "harness alone": timed((t) => tf.sum(t, 1)),
   };
   const names = Object.keys(variants);

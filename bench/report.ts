@@ -9,9 +9,9 @@
  * a markdown table beside it, and `bench/results/overhead.svg` (overhead %
  * against E, one line per backend, from the newest result of each backend).
  *
- * The classifier runs at two expert widths (default d_ff 16, small enough
- * that E = 1024 with AdamW fits tfjs-wasm's heap, and 64): R(z) costs the
- * same at both, since it depends on E, not on d_ff. With `--models` it also
+ * The classifier runs at two expert widths (default d_ff 16 and 64; on wasm
+ * a point whose two models with AdamW would not fit tfjs-wasm's 4 GiB heap,
+ * by `src/train/memory.ts`'s estimate, is skipped): R(z) costs the same at both, since it depends on E, not on d_ff. With `--models` it also
  * alternates MoE and MoGE steps of the multi-layer `vit-tiny` and `lm-small`
  * (`model_overhead.ts`).
  *
@@ -26,6 +26,7 @@ import { writeChart } from "../src/report/vega.ts";
 import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "../src/cli/args.ts";
 import { formatDuration, ProgressLine } from "../src/cli/progress.ts";
+import { estimateClassifierMemory, formatBytes, WASM_HEAP_BYTES } from "../src/train/memory.ts";
 import { BENCH, benchBackend, benchBatch, type BenchModel, benchModel, warmUp } from "./setup.ts";
 import {
   modelOverhead,
@@ -37,8 +38,25 @@ import {
 const RESULTS = new URL("./results/", import.meta.url).pathname;
 /** The name of a report file: `<date>-<backend>.json`. */
 const REPORT_FILE = /^\d{4}-\d{2}-\d{2}-(wasm|webgpu|cpu)\.json$/;
-/** tfjs-wasm's heap limit as observed here (E = 1024, d_ff 64 with AdamW aborts). */
-const WASM_HEAP_BYTES = 2 * 2 ** 30;
+
+/**
+ * What one (E, d_ff) point holds at once: the MoE and the MoGE model side by
+ * side, each with its gradients, AdamW moments and one step's activations
+ * (`estimateClassifierMemory`, the estimate training runs are checked with).
+ */
+export function pointMemory(
+  experts: number,
+  hidden: number,
+): { parameters: number; bytes: number } {
+  const one = estimateClassifierMemory({
+    experts,
+    topK: BENCH.topK,
+    hiddenDim: hidden,
+    batchSize: BENCH.batch,
+    capacityFactor: BENCH.capacityFactor,
+  });
+  return { parameters: one.parameters, bytes: 2 * one.totalBytes };
+}
 
 /** One (E, d_ff) point of a report. */
 export interface Point {
@@ -234,8 +252,8 @@ the median time of the regularizer's forward and backward pass by itself on the 
 scores (tf.grad of λ·mean R(z) and the gradient's readback), and its share of the MoE step: the
 overhead its own kernels imply, free of the step-to-step noise that the A/B ratio carries on a busy
 machine. "Harness": the same timing around a plain row sum instead of R(z), alternated with it, and
-R(z)'s share net of that harness. Two expert widths: R(z)'s cost depends on E, not on d_ff (the
-smaller width lets E = 1024 with AdamW fit tfjs-wasm's heap).${
+R(z)'s share net of that harness. Two expert widths: R(z)'s cost depends on E, not on d_ff (on
+wasm, points whose two models with AdamW would not fit tfjs-wasm's heap are skipped).${
     r.loadAverage
       ? ` Load average (1, 5, 15 min) at the start ${
         r.loadAverage.start.map((v) => v.toFixed(2)).join(", ")
@@ -402,19 +420,17 @@ Usage: deno task bench:report [flags]
     const skipped: { experts: number; hidden: number; parameters: number; reason: string }[] = [];
     const t0 = performance.now();
     for (const [i, [E, h]] of cases.entries()) {
-      // Parameters, gradients, two AdamW moments and the update's temporaries:
-      // about 6 copies of the weights. tfjs-wasm aborts (and cannot recover)
-      // beyond its heap, so such points are skipped, not attempted.
-      const params = E * (784 * h * 2 + h + 784) + 784 * E + 7850;
-      const need = params * 4 * 6;
+      // tfjs-wasm aborts (and cannot recover) beyond its heap, so points that
+      // would not fit are skipped, not attempted.
+      const { parameters: params, bytes: need } = pointMemory(E, h);
       if (backend === "wasm" && need > WASM_HEAP_BYTES) {
         console.log(
-          `  E=${E} d_ff=${h}: skipped on wasm: ${
+          `  E=${E} d_ff=${h}: skipped on wasm: two models of ${
             (params / 1e6).toFixed(1)
           } M parameters need about` +
-            ` ${(need / 2 ** 30).toFixed(1)} GiB with AdamW, over tfjs-wasm's ${
-              WASM_HEAP_BYTES / 2 ** 30
-            } GiB heap`,
+            ` ${formatBytes(need)} with AdamW, over tfjs-wasm's ${
+              formatBytes(WASM_HEAP_BYTES)
+            } heap`,
         );
         skipped.push({ experts: E, hidden: h, parameters: params, reason: "wasm heap" });
         continue;

@@ -239,3 +239,122 @@ Deno.test("rootmask(y, inv, m, n, ε): y ← sqrt(y + ε)·m and inv ← (1/sqrt
     { numRuns: 200 },
   );
 });
+
+Deno.test("tap3mul(y, x, s, n, w0, w1, w2, z) = ((w0·x[k] + w1·x[k+s]) + w2·x[k+2s])·z[k] in float32, for strides of either sign (law: tap3 then mul, fused)", () => {
+  const k = simd!;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 40 }).chain((n) =>
+        fc.record({
+          n: fc.constant(n),
+          x: floats(200),
+          z: floats(44),
+          w: fc.array(fc.double({ min: -10, max: 10, noNaN: true }), {
+            minLength: 3,
+            maxLength: 3,
+          }),
+          s: fc.integer({ min: -25, max: 25 }),
+          yAt: fc.integer({ min: 0, max: 30 }),
+        })
+      ),
+      ({ n, x, z, w, s, yAt }) => {
+        // y at floats 0..100, x at 100..300 (the pass starting at 200), z at 320..364.
+        const mem = new Float32Array(k.memory.buffer, 0, 400);
+        mem.fill(7, 0, 100);
+        mem.set(x, 100);
+        mem.set(z, 320);
+        k.tap3mul(4 * yAt, 4 * 200, s, n, w[0], w[1], w[2], 4 * 320);
+        const [a, b, c] = w.map(Math.fround);
+        const v = (i: number) => x[100 + i];
+        const expected = Array.from({ length: n }, (_, i) =>
+          Math.fround(
+            Math.fround(
+              Math.fround(Math.fround(a * v(i)) + Math.fround(b * v(i + s))) +
+                Math.fround(c * v(i + 2 * s)),
+            ) * z[i],
+          ));
+        assertAllClose(mem.subarray(yAt, yAt + n), expected, { atol: 0, rtol: 0 });
+        for (let i = yAt + Math.ceil(n / 4) * 4; i < 100; i++) equal(mem[i], 7, `past y: ${i}`);
+        for (let i = 0; i < yAt; i++) equal(mem[i], 7, `before y: ${i}`);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+/** Y[k] = (a·t[k] + b·t[k+s]) + c·t[k+2s] in float32, as `tap3` computes it. */
+function tap3At(t: ArrayLike<number>, k: number, s: number, w: number[]): number {
+  const [a, b, c] = w.map(Math.fround);
+  return Math.fround(
+    Math.fround(Math.fround(a * t[k]) + Math.fround(b * t[k + s])) + Math.fround(c * t[k + 2 * s]),
+  );
+}
+
+/** Token counts, E (a multiple of 4), stride, nonnegative t, a 0/1 mask, 3 weights and ε. */
+const rootCase = fc.record({
+  ntok: fc.integer({ min: 0, max: 4 }),
+  E: fc.constantFrom(4, 8, 12, 16),
+  s: fc.integer({ min: 0, max: 8 }),
+  t: fc.array(fc.double({ min: 0, max: 100, noNaN: true }), { minLength: 96, maxLength: 96 })
+    .map((a) => Float32Array.from(a)),
+  m: fc.array(fc.constantFrom(0, 1), { minLength: 64, maxLength: 64 }),
+  w: fc.array(fc.double({ min: 0, max: 2, noNaN: true }), { minLength: 3, maxLength: 3 }),
+  eps: fc.constantFrom(1e-8, 1e-3, 0.5),
+});
+
+Deno.test("rootsum(t, m, out, ntok, E, s, ε, w0, w1, w2): out[n] = float32 of the float64 sum over token n of sqrt(tap3(t) + ε)·m, in `sum`'s lane order (law: tap3, rootmask and sum per token, fused)", () => {
+  const k = simd!;
+  fc.assert(
+    fc.property(rootCase, ({ ntok, E, s, t, m, w, eps }) => {
+      // t at floats 0..96, m at 100..164, out at 200.. (7 beyond the ntok results).
+      const mem = new Float32Array(k.memory.buffer, 0, 220);
+      mem.fill(7);
+      mem.set(t, 0);
+      mem.set(m, 100);
+      k.rootsum(0, 400, 800, ntok, E, s, eps, w[0], w[1], w[2]);
+      const e = Math.fround(eps);
+      for (let n = 0; n < ntok; n++) {
+        // `sum`'s order: two float64 lanes, lanes 0, 1 of each group of 4, then lanes 2, 3.
+        let acc0 = 0, acc1 = 0;
+        for (let j = n * E; j < (n + 1) * E; j += 4) {
+          const v = [0, 1, 2, 3].map((l) =>
+            Math.fround(Math.fround(Math.sqrt(Math.fround(tap3At(t, j + l, s, w) + e))) * m[j + l])
+          );
+          acc0 += v[0], acc1 += v[1];
+          acc0 += v[2], acc1 += v[3];
+        }
+        equal(mem[200 + n], Math.fround(acc0 + acc1), `token ${n}`);
+      }
+      for (let i = 200 + ntok; i < 220; i++) equal(mem[i], 7, `past out: ${i}`);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("rootgrad(t, m, g, dy, ntok, E, s, ε, w0, w1, w2): g[k] = ((1/sqrt(tap3(t) + ε))·m[k])·dy[n] in float32 for k in token n (law: tap3, rootmask and the gradient's dy scaling, fused)", () => {
+  const k = simd!;
+  fc.assert(
+    fc.property(
+      rootCase,
+      fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: 4, maxLength: 4 })
+        .map((a) => Float32Array.from(a)),
+      ({ ntok, E, s, t, m, w, eps }, dy) => {
+        // t at floats 0..96, m at 100..164, dy at 180..184, g at 200..264 (7 beyond ntok·E).
+        const mem = new Float32Array(k.memory.buffer, 0, 280);
+        mem.fill(7);
+        mem.set(t, 0);
+        mem.set(m, 100);
+        mem.set(dy, 180);
+        k.rootgrad(0, 400, 800, 720, ntok, E, s, eps, w[0], w[1], w[2]);
+        const e = Math.fround(eps);
+        const expected = Array.from({ length: ntok * E }, (_, j) => {
+          const r = Math.fround(Math.sqrt(Math.fround(tap3At(t, j, s, w) + e)));
+          return Math.fround(Math.fround(Math.fround(1 / r) * m[j]) * dy[Math.floor(j / E)]);
+        });
+        assertAllClose(mem.subarray(200, 200 + ntok * E), expected, { atol: 0, rtol: 0 });
+        for (let i = 200 + ntok * E; i < 280; i++) equal(mem[i], 7, `past g: ${i}`);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});

@@ -10,7 +10,8 @@ import { FILTER_CENTRES, type FilterCentre, type FilterKind, makeFilter } from "
 import { type Layout, topographicLayout } from "./layout.ts";
 import { paddedWindows, type Padding } from "./padding.ts";
 import { fusedGroupSparsity } from "./group_sparsity_webgpu.ts";
-import { cpuGroupSparsity, SYNC_BACKENDS } from "./group_sparsity_cpu.ts";
+import { SYNC_BACKENDS } from "./group_sparsity_cpu.ts";
+import { kernelGroupSparsity } from "./group_sparsity_kernel.ts";
 import { checkFinite, checkInteger, checkNumber } from "../validate.ts";
 
 /** Options of {@linkcode groupSparsity}. */
@@ -50,9 +51,10 @@ export interface GroupSparsityOptions {
    * How R(z) and its gradient are computed. "fused" (the default on webgpu,
    * cpu and wasm): on webgpu two fused WebGPU kernels (one dispatch each,
    * compiled once per map, filter size and padding; σ changes compile
-   * nothing), on cpu and wasm one hand-written routine each (z read back
-   * synchronously; a separable filter as two 1-D passes, run by WebAssembly
-   * SIMD loops).
+   * nothing), on cpu and wasm two registered tfjs kernels (R and its
+   * gradient) that read z where the backend keeps it and run a hand-written
+   * routine each (a separable filter as two 1-D passes, by WebAssembly SIMD
+   * loops; see `kernelGroupSparsity`).
    * "ops": ~15 small tfjs ops (square, conv2d, add, sqrt, sum), the
    * reference; the default on any other backend. Same values up to float32
    * rounding.
@@ -144,7 +146,7 @@ export function groupSparsity(z: Tensor, options: GroupSparsityOptions = {}): Te
   if (impl === "fused") {
     return backend === "webgpu"
       ? fusedGroupSparsity(z as Tensor2D, layout, H, eps, padding)
-      : cpuGroupSparsity(z as Tensor2D, layout, H, eps, padding);
+      : kernelGroupSparsity(z as Tensor2D, layout, H, eps, padding);
   }
   return tf.tidy(() => {
     const q = tf.square(z).reshape([N, layout.rows, layout.cols, 1]); // [N, r, c, 1]

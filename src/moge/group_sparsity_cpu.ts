@@ -18,7 +18,16 @@
  * products are SIMD passes too; for a separable 3 x 3 filter (the paper's
  * Gaussian) each 1-D pass is one 3-tap SIMD loop (squaring fused into the
  * first), the roots, inverses and mask one more, and the gradient recomputes
- * 1/sqrt(Y + ε) from z rather than keeping a copy per call.
+ * 1/sqrt(Y + ε) from z rather than keeping a copy per call. Where E is a
+ * multiple of 4, fewer loops do the same float32 arithmetic: the forward's
+ * column pass, roots, mask and per-token sums are one loop over all tokens,
+ * the gradient's column pass, 1/sqrt, mask and dy_n another, and its last
+ * pass takes the product with z.
+ *
+ * `groupSparsityValues` and `groupSparsityGradValues` expose the two passes
+ * on plain arrays for the registered kernels of `group_sparsity_kernel.ts`
+ * (what `groupSparsity` runs); `cpuGroupSparsity` runs the same passes in
+ * a `tf.customGrad`, reading z back (the earlier route, kept for comparison).
  *
  * @module
  */
@@ -351,6 +360,12 @@ function forwardFlat(
     const { col, row } = p.sep;
     t.fill(0, L);
     simd.tap3sq(t.byteOffset, q.byteOffset, 1, L, row[0], row[1], row[2]); // t = row ⋆ (z ⊙ z)
+    if (E % 4 === 0) {
+      // The column pass, roots, mask and per-token sums in one loop (the same
+      // float32 values as the steps below), R_n into y's first N floats.
+      simd.rootsum(t.byteOffset, tiled.byteOffset, y.byteOffset, N, E, p.cols, eps, ...col3(col));
+      return { r: y.slice(0, N), inv: null, flat: true };
+    }
     simd.tap3(y.byteOffset, t.byteOffset, p.cols, L, col[0], col[1], col[2]); // y = col ⋆ t
     // y: the roots, q: their inverses, both zero outside the windows.
     simd.rootmask(y.byteOffset, q.byteOffset, tiled.byteOffset, L, eps);
@@ -381,6 +396,11 @@ function forwardFlat(
  */
 let tiled: { plan: Plan; N: number; bytes: number } | null = null;
 
+/** The three taps of a 3-tap factor, as the SIMD calls take them. */
+function col3(w: Float64Array): [number, number, number] {
+  return [w[0], w[1], w[2]];
+}
+
 /** The tiled mask of `p` for N tokens, a view on the SIMD memory (filled when p or N changes). */
 function tiledMask(p: Plan, N: number): Float32Array {
   const simd = simdAxpy()!;
@@ -405,10 +425,11 @@ function backwardFlat(
   eps: number,
   dy: Float32Array,
   N: number,
+  view: boolean,
 ) {
   const E = p.rows * p.cols, L = N * E;
   const { slack } = grid(p, N);
-  if (!inv) return backwardTap3(p, z, eps, dy, N);
+  if (!inv) return backwardTap3(p, z, eps, dy, N, view);
   const simd = simdWanted ? simdAxpy() : null;
   if (!simd) {
     // SIMD turned off since the forward pass: the same steps in TypeScript.
@@ -443,9 +464,7 @@ function backwardFlat(
   correlateAdjoint(p, p.cols, L, g, d, t); // d = Hᵀ ⋆ g
   s.set(z);
   mulSimd(d, s, 1, L); // dz = z ⊙ d
-  // tfjs-wasm copies a new tensor's values into its own heap at once, so a
-  // view on the scratch will do there; the cpu backend keeps the array itself.
-  return tf.getBackend() === "wasm" ? d.subarray(0, L) : d.slice(0, L);
+  return view ? d.subarray(0, L) : d.slice(0, L);
 }
 
 /**
@@ -455,7 +474,14 @@ function backwardFlat(
  * `correlateAdjoint`'s accumulation. Runs with SIMD even when it was turned
  * off after the forward pass (which ran with it).
  */
-function backwardTap3(p: Plan, z: Float32Array, eps: number, dy: Float32Array, N: number) {
+function backwardTap3(
+  p: Plan,
+  z: Float32Array,
+  eps: number,
+  dy: Float32Array,
+  N: number,
+  view: boolean,
+) {
   const E = p.rows * p.cols, L = N * E, W = p.cols;
   const { slack } = grid(p, N);
   const simd = simdAxpy()!;
@@ -470,6 +496,28 @@ function backwardTap3(p: Plan, z: Float32Array, eps: number, dy: Float32Array, N
   s.fill(0, L);
   t.fill(0, L);
   simd.tap3sq(t.byteOffset, s.byteOffset, 1, L, row[0], row[1], row[2]); // t = row ⋆ (z ⊙ z)
+  if (E % 4 === 0) {
+    // The same steps as below in fewer loops (the same float32 values): the
+    // column pass, 1/sqrt(Y + ε), mask and dy_n in one; the last row pass and ⊙ z in one.
+    d.set(dy); // dy in the module's memory, for the time of `rootgrad`
+    simd.rootgrad(
+      t.byteOffset,
+      mask.byteOffset,
+      g.byteOffset,
+      d.byteOffset,
+      N,
+      E,
+      W,
+      eps,
+      ...col3(col),
+    );
+    G.fill(0, 0, head);
+    g.fill(0, L);
+    T.fill(0, 0, head);
+    simd.tap3(t.byteOffset, g.byteOffset, -W, L, col[0], col[1], col[2]); // t[k] = Σ_a col_a g[k − aW]
+    simd.tap3mul(d.byteOffset, t.byteOffset, -1, L, ...col3(row), s.byteOffset); // dz = z ⊙ Σ_b row_b t[k − b]
+    return view ? d.subarray(0, L) : d.slice(0, L);
+  }
   simd.tap3(d.byteOffset, t.byteOffset, W, L, col[0], col[1], col[2]); // d = Y = col ⋆ t
   simd.rootmask(d.byteOffset, g.byteOffset, mask.byteOffset, L, eps); // g = 1/sqrt(Y + ε) ⊙ mask
   G.fill(0, 0, head);
@@ -487,9 +535,7 @@ function backwardTap3(p: Plan, z: Float32Array, eps: number, dy: Float32Array, N
   simd.tap3(t.byteOffset, g.byteOffset, -W, L, col[0], col[1], col[2]); // t[k] = Σ_a col_a g[k − aW]
   simd.tap3(d.byteOffset, t.byteOffset, -1, L, row[0], row[1], row[2]); // d[k] = Σ_b row_b t[k − b]
   simd.mul(d.byteOffset, s.byteOffset, 1, L); // dz = z ⊙ d
-  // tfjs-wasm copies a new tensor's values into its own heap at once, so a
-  // view on the scratch will do there; the cpu backend keeps the array itself.
-  return tf.getBackend() === "wasm" ? d.subarray(0, L) : d.slice(0, L);
+  return view ? d.subarray(0, L) : d.slice(0, L);
 }
 
 /**
@@ -503,12 +549,13 @@ function backward(
   eps: number,
   dy: Float32Array,
   N: number,
+  view: boolean,
 ) {
   const { rows, cols, top, left, outRows, outCols } = p;
   const E = rows * cols, P = outRows * outCols;
   const { W, M, L, slack } = grid(p, N);
   // g and s are overwritten up to L (their slack must be zero), d and t accumulate.
-  if (flat) return backwardFlat(p, z, inv, eps, dy, N);
+  if (flat) return backwardFlat(p, z, inv, eps, dy, N, view);
   if (!inv) throw new Error("cpuGroupSparsity: internal: no 1/sqrt(Y + ε) off the flat path");
   const [g, d, t] = scratch(L + slack); // g: zero outside the valid windows
   for (let n = 0; n < N; n++) {
@@ -591,8 +638,85 @@ export function cpuGroupSparsity(
     return {
       value: tf.tensor1d(fwd.r), // [N]
       gradFunc: (dy: Tensor1D) =>
-        tf.tensor2d(backward(plan, zv, fwd, eps, dy.dataSync() as Float32Array, N), [N, E]),
+        // tfjs-wasm copies a new tensor's values into its own heap at once, so a
+        // view on the scratch will do there; the cpu backend keeps the array itself.
+        tf.tensor2d(
+          backward(
+            plan,
+            zv,
+            fwd,
+            eps,
+            dy.dataSync() as Float32Array,
+            N,
+            tf.getBackend() === "wasm",
+          ),
+          [N, E],
+        ),
     };
   });
   return op(z) as Tensor1D;
+}
+
+/**
+ * R(z) per token `[N]` of the scores z `[N·E]` (row-major `[N, E]`, any
+ * Float32Array, e.g. a view on tfjs-wasm's heap), computed as
+ * {@linkcode cpuGroupSparsity}'s forward pass: the arithmetic of the
+ * registered kernel (`group_sparsity_kernel.ts`), without tensors.
+ *
+ * @example
+ * ```ts
+ * import { groupSparsityValues } from "./group_sparsity_cpu.ts";
+ * import { gaussianFilter } from "./filters.ts";
+ * const z = new Float32Array(2 * 16).fill(0.25); // [N = 2, E = 16]
+ * groupSparsityValues(z, 2, { rows: 4, cols: 4 }, gaussianFilter(3, 1.5), 1e-8, "valid"); // [N]
+ * ```
+ */
+export function groupSparsityValues(
+  z: Float32Array,
+  N: number,
+  layout: Layout,
+  H: Filter,
+  eps: number,
+  padding: Padding,
+): Float32Array {
+  return forward(makePlan(layout, H, padding), z, N, eps).r;
+}
+
+/**
+ * dz = dy_n · ∂R_n/∂z `[N·E]` for the scores z `[N·E]` and the upstream
+ * gradient dy `[N]`, as {@linkcode cpuGroupSparsity}'s backward pass, given
+ * the forward pass's result r `[N]` instead of what it kept: for "valid"
+ * padding and a separable 3 x 3 filter with every r finite, 1/sqrt(Y + ε) is
+ * recomputed from z (as the fused backward always does there); elsewhere the
+ * forward pass is rerun. The result may be a view on scratch memory that the
+ * next call overwrites (copy it out at once).
+ *
+ * @example
+ * ```ts
+ * import { groupSparsityGradValues, groupSparsityValues } from "./group_sparsity_cpu.ts";
+ * import { gaussianFilter } from "./filters.ts";
+ * const H = gaussianFilter(3, 1.5), layout = { rows: 4, cols: 4 };
+ * const z = new Float32Array(2 * 16).fill(0.25); // [N = 2, E = 16]
+ * const r = groupSparsityValues(z, 2, layout, H, 1e-8, "valid"); // [N]
+ * const dy = new Float32Array([1, 1]); // [N]
+ * const dz = groupSparsityGradValues(z, dy, r, 2, layout, H, 1e-8, "valid"); // [N·E]
+ * ```
+ */
+export function groupSparsityGradValues(
+  z: Float32Array,
+  dy: Float32Array,
+  r: Float32Array,
+  N: number,
+  layout: Layout,
+  H: Filter,
+  eps: number,
+  padding: Padding,
+): Float32Array {
+  const p = makePlan(layout, H, padding);
+  // The forward pass's own test: with a non-finite R_n, a token's NaN may have
+  // reached its neighbours (0·NaN) on the flat grid, so it used the padded grids.
+  if (flatPath(p) && p.h === 3 && p.sep && r.every(Number.isFinite)) {
+    return backwardTap3(p, z, eps, dy, N, true);
+  }
+  return backward(p, z, forward(p, z, N, eps), eps, dy, N, true);
 }
