@@ -11,7 +11,8 @@
  *
  * The classifier runs at two expert widths (default d_ff 16 and 64; on wasm
  * a point whose two models with AdamW would not fit tfjs-wasm's 4 GiB heap,
- * by `src/train/memory.ts`'s estimate, is skipped): R(z) costs the same at both, since it depends on E, not on d_ff. With `--models` it also
+ * by `src/train/memory.ts`'s estimate, is skipped): R(z) costs the same at
+ * both, since it depends on E, not on d_ff. With `--models` it also
  * alternates MoE and MoGE steps of the multi-layer `vit-tiny` and `lm-small`
  * (`model_overhead.ts`).
  *
@@ -76,17 +77,21 @@ export interface Point {
   moeHeldBytes: number;
   mogeHeldBytes: number;
   rssBytes: number;
-  /** Median time of R(z) forward + backward alone on the [200, E] scores. */
+  /**
+   * "Alone": median time of tf.grad of λ·mean R(z) on the [N, E] scores and
+   * the [N, E] gradient's readback, R(z) forward and backward included.
+   */
   regularizerMs: number;
-  /** regularizerMs / moeMedianMs: the overhead the regularizer's own kernels imply. */
+  /** regularizerMs / moeMedianMs: the gross share, timing floor included. */
   regularizerShare: number;
   /**
-   * Median time of the same harness (tf.grad of λ·mean of a [N] function of
-   * z, and the gradient's readback) with a plain row sum in place of R(z):
-   * what any fwd+bwd timing of a function of z pays besides the function.
+   * "Floor": median time of the same timing (tf.grad, λ·mean of an [N] value,
+   * the [N, E] gradient's readback) around an op that computes nothing
+   * (`floorOp`), alternated with the R(z) timing: what the measurement pays
+   * besides R(z)'s forward and backward kernels.
    */
-  harnessMs?: number;
-  /** (regularizerMs − harnessMs) / moeMedianMs: R(z)'s own share, net of the harness. */
+  floorMs?: number;
+  /** (regularizerMs − floorMs) / moeMedianMs: R(z)'s own share, net of the floor. */
   regularizerNetShare?: number;
 }
 
@@ -121,13 +126,37 @@ async function timed(m: BenchModel): Promise<number> {
 }
 
 /**
- * Median time of R(z) forward + backward alone, as the training step runs it,
- * alternated with the same harness around a plain row sum (see `harnessMs`).
+ * The timing floor's op: a `tf.customGrad` that computes nothing. Its value
+ * is `row` ([N]) reshaped and its gradient is its input `z` ([N, E]) reshaped,
+ * both views of existing buffers (reshape copies nothing on wasm and cpu), so
+ * that tf.grad around it pays the tape, the λ·mean of an [N] value and the
+ * readback of an [N, E] gradient, as around R(z), and no arithmetic on z.
+ *
+ * @example
+ * ```ts
+ * const z = tf.ones([200, 16]); // [N, E]
+ * const row = tf.zeros([200]); // [N]
+ * const g = tf.grad((t: tf.Tensor) => tf.mean(floorOp(t, row)))(z); // [N, E]
+ * ```
+ */
+export function floorOp(z: tf.Tensor, row: tf.Tensor): tf.Tensor {
+  return tf.customGrad((x) => ({
+    value: tf.reshape(row, row.shape), // [N]
+    gradFunc: () => tf.reshape(x as tf.Tensor, (x as tf.Tensor).shape), // [N, E]
+  }))(z) as tf.Tensor;
+}
+
+/** Rounds of the R(z) timing and of its floor, alternated, per point. */
+const REGULARIZER_ROUNDS = 100;
+
+/**
+ * Median time of R(z) forward + backward alone, as the training step runs it
+ * ("alone"), alternated with the same timing around `floorOp` ("floor").
  */
 async function regularizerMs(
   experts: number,
   reps: number,
-): Promise<{ regularizerMs: number; harnessMs: number }> {
+): Promise<{ regularizerMs: number; floorMs: number }> {
   const z = tf.tidy(() => tf.softmax(tf.randomNormal([BENCH.batch, experts], 0, 1, "float32", 5))); // [N, E]
   const opts = {
     sigma: BENCH.sigma,
@@ -143,15 +172,16 @@ async function regularizerMs(
     return performance.now() - t0;
   };
   const reg = (t: tf.Tensor) => groupSparsity(t, opts); // [N]
-  const plain = (t: tf.Tensor) => tf.sum(t, 1); // [N]
+  const row = tf.zeros([BENCH.batch]); // [N]
+  const plain = (t: tf.Tensor) => floorOp(t, row); // [N]
   for (let i = 0; i < 5; i++) await once(reg), await once(plain);
   const times: number[] = [], floor: number[] = [];
   for (let i = 0; i < reps; i++) {
     if (i % 2) times.push(await once(reg)), floor.push(await once(plain));
     else floor.push(await once(plain)), times.push(await once(reg));
   }
-  z.dispose();
-  return { regularizerMs: median(times), harnessMs: median(floor) };
+  tf.dispose([z, row]);
+  return { regularizerMs: median(times), floorMs: median(floor) };
 }
 
 async function peakBytes(m: BenchModel): Promise<number> {
@@ -195,7 +225,7 @@ async function measure(
   await moge.step();
   const mogeHeld = tf.memory().numBytes;
   const sortedR = [...ratios].sort((x, y) => x - y);
-  const reg = await regularizerMs(experts, 40);
+  const reg = await regularizerMs(experts, REGULARIZER_ROUNDS);
   moe.dispose();
   moge.dispose();
   tf.dispose([batch.x, batch.y]);
@@ -219,8 +249,8 @@ async function measure(
     rssBytes: Deno.memoryUsage().rss,
     regularizerMs: reg.regularizerMs,
     regularizerShare: reg.regularizerMs / median(tA),
-    harnessMs: reg.harnessMs,
-    regularizerNetShare: (reg.regularizerMs - reg.harnessMs) / median(tA),
+    floorMs: reg.floorMs,
+    regularizerNetShare: (reg.regularizerMs - reg.floorMs) / median(tA),
   };
 }
 
@@ -232,9 +262,11 @@ export function markdown(r: Report): string {
     `${p.ratioMedian.toFixed(4)} [${p.ratioQ1.toFixed(4)}, ${p.ratioQ3.toFixed(4)}] | ` +
     `${p.overheadPercent >= 0 ? "+" : ""}${p.overheadPercent.toFixed(2)} % | ` +
     `${p.regularizerMs.toFixed(2)} ms (${(100 * p.regularizerShare).toFixed(2)} %) | ` +
-    (p.harnessMs === undefined
-      ? "- | "
-      : `${p.harnessMs.toFixed(2)} ms (${(100 * p.regularizerNetShare!).toFixed(2)} %) | `) +
+    (p.floorMs === undefined
+      ? "- | - | "
+      : `${p.floorMs.toFixed(2)} ms | ${(p.regularizerMs - p.floorMs).toFixed(2)} ms (${
+        (100 * p.regularizerNetShare!).toFixed(2)
+      } %) | `) +
     `${mb(p.moePeakBytes)} | ` +
     `${p.extraPeakBytes >= 0 ? "+" : ""}${(p.extraPeakBytes / 1024).toFixed(1)} KiB (${
       p.extraPeakPercent.toFixed(3)
@@ -247,12 +279,18 @@ model (batch ${r.settings.batch}, top-${r.settings.topK}, C_f ${r.settings.capac
 AdamW at learning rate 0 so that both models keep routing identically,
 3x3 Gaussian σ ${r.settings.sigma}); ${r.settings.warmup} warm-up steps each, then ${r.settings.pairs} alternating
 MoE/MoGE pairs. Ratio: median of per-pair MoGE/MoE ratios [quartiles]. Peak: tfjs's peak tensor bytes
-during one step (\`tf.profile\`). RSS: the process's resident memory after the point. "R(z) alone":
-the median time of the regularizer's forward and backward pass by itself on the same [${r.settings.batch}, E]
-scores (tf.grad of λ·mean R(z) and the gradient's readback), and its share of the MoE step: the
-overhead its own kernels imply, free of the step-to-step noise that the A/B ratio carries on a busy
-machine. "Harness": the same timing around a plain row sum instead of R(z), alternated with it, and
-R(z)'s share net of that harness. Two expert widths: R(z)'s cost depends on E, not on d_ff (on
+during one step (\`tf.profile\`). RSS: the process's resident memory after the point.
+
+- "Alone" (gross): the median time of tf.grad of λ·mean R(z) on [${r.settings.batch}, E] softmax scores plus
+  the readback of the [${r.settings.batch}, E] gradient, R(z)'s forward and backward included (the 3x3
+  Gaussian, "valid", as the training step runs it), and its share of the MoE step.
+- "Floor": the median of the same timing (tf.grad, λ·mean of a [${r.settings.batch}] value, the [${r.settings.batch}, E]
+  gradient's readback) around a \`tf.customGrad\` that computes nothing (its value and gradient are
+  views of existing buffers), alternated with "alone" (${REGULARIZER_ROUNDS} rounds each, order swapped every
+  round): what the stand-alone timing pays besides R(z).
+- "Net": alone − floor, R(z)'s forward and backward themselves, and its share of the MoE step.
+
+Both shares are free of the step-to-step noise the A/B ratio carries on a busy machine. Two expert widths: R(z)'s cost depends on E, not on d_ff (on
 wasm, points whose two models with AdamW would not fit tfjs-wasm's heap are skipped).${
     r.loadAverage
       ? ` Load average (1, 5, 15 min) at the start ${
@@ -263,8 +301,8 @@ wasm, points whose two models with AdamW would not fit tfjs-wasm's heap are skip
 
 Reproduce: \`${r.command}\`
 
-| E | d_ff | MoE ms | MoGE ms | MoGE/MoE | overhead | R(z) fwd+bwd alone (share of MoE step) | harness alone (R(z) net share) | MoE peak MiB | MoGE extra peak | RSS MiB |
-|---|---|---|---|---|---|---|---|---|---|---|
+| E | d_ff | MoE ms | MoGE ms | MoGE/MoE | overhead | R(z) alone (gross share) | floor | R(z) net (net share) | MoE peak MiB | MoGE extra peak | RSS MiB |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 ${
     r.skipped.length
@@ -321,11 +359,17 @@ async function plot(): Promise<void> {
           name: `${r.backend.backend}, d_ff ${h}: R(z) alone / MoE step`,
           points: pts.map((p) => [p.experts, 100 * p.regularizerShare] as [number, number]),
         },
+        ...(pts.every((p) => p.regularizerNetShare !== undefined)
+          ? [{
+            name: `${r.backend.backend}, d_ff ${h}: R(z) net of the floor / MoE step`,
+            points: pts.map((p) => [p.experts, 100 * p.regularizerNetShare!] as [number, number]),
+          }]
+          : []),
       ];
     })
   );
   const spec = lineChartSpec(series, {
-    title: "MoGE's extra step time over MoE, % (A/B median, and R(z)'s own time)",
+    title: "MoGE's extra step time over MoE, % (A/B median; R(z) alone and net of the floor)",
     xLabel: "experts E (log scale)",
     yLabel: "overhead %",
     logX: true,
@@ -453,7 +497,7 @@ Usage: deno task bench:report [flags]
             p.regularizerMs.toFixed(2)
           } ms` +
           ` (${(100 * p.regularizerShare).toFixed(2)} % of the MoE step;` +
-          ` net of the ${p.harnessMs!.toFixed(2)} ms harness ${
+          ` net of the ${p.floorMs!.toFixed(2)} ms floor ${
             (100 * p.regularizerNetShare!).toFixed(2)
           } %)`,
       );
