@@ -290,8 +290,9 @@ during one step (\`tf.profile\`). RSS: the process's resident memory after the p
   round): what the stand-alone timing pays besides R(z).
 - "Net": alone − floor, R(z)'s forward and backward themselves, and its share of the MoE step.
 
-Both shares are free of the step-to-step noise the A/B ratio carries on a busy machine. Two expert widths: R(z)'s cost depends on E, not on d_ff (on
-wasm, points whose two models with AdamW would not fit tfjs-wasm's heap are skipped).${
+Both shares are free of the step-to-step noise the A/B ratio carries on a busy machine. Two expert
+widths: R(z)'s cost depends on E, not on d_ff (on wasm, points whose two models with AdamW would
+not fit tfjs-wasm's heap are skipped).${
     r.loadAverage
       ? ` Load average (1, 5, 15 min) at the start ${
         r.loadAverage.start.map((v) => v.toFixed(2)).join(", ")
