@@ -5,6 +5,7 @@
  * @module
  */
 
+import { heatmapSpec } from "../report/heatmap.ts";
 import { VEGA_LITE_SCHEMA, type VegaLiteSpec } from "../report/vega.ts";
 import type { BandCurve } from "./sweep_curves.ts";
 import { CURVE_X, METRICS } from "./sweep_metrics.ts";
@@ -109,7 +110,8 @@ export interface SweepChart {
 /**
  * The charts of a report, one per figure of {@linkcode CHART_KEYS} that has
  * curves: each group's mean over seeds with its 95 % band, over epochs (over
- * steps when the sweep has LM runs).
+ * steps when the sweep has LM runs); then, when the report has load maps, one
+ * panel per classifier group of its test-load share per map position.
  *
  * @param report the report (its groups and curves)
  * @returns the charts, in {@linkcode CHART_KEYS} order
@@ -128,7 +130,7 @@ export interface SweepChart {
 export function sweepCharts(report: SweepReport): SweepChart[] {
   const models = [...new Set(report.groups.map((g) => g.model))];
   const x = models.map((m) => CURVE_X[m]).includes("step") ? "step" : "epoch";
-  return CHART_KEYS.filter((key) => report.curves[key]?.length).map((key) => {
+  const charts = CHART_KEYS.filter((key) => report.curves[key]?.length).map((key) => {
     const def = models.map((m) => METRICS[m].find((d) => d.key === key)).find(Boolean)!;
     const title = `${def.label} over seeds (mean and 95 % interval)`;
     return {
@@ -138,4 +140,22 @@ export function sweepCharts(report: SweepReport): SweepChart[] {
       spec: bandChartSpec(report.curves[key], title, x, def.label),
     };
   });
+  const maps = report.loadMaps ?? [];
+  if (maps.length) {
+    const title = "share of test images per map position (mean over seeds)";
+    const panels = maps.map((m) => ({
+      title: m.label,
+      values: m.share,
+      rows: m.rows,
+      cols: m.cols,
+    }));
+    const cell = Math.max(4, Math.min(16, Math.floor(160 / Math.max(...maps.map((m) => m.cols)))));
+    charts.push({
+      key: "loadMap",
+      file: "load_map.svg",
+      title,
+      spec: heatmapSpec(panels, { cell, title }),
+    });
+  }
+  return charts;
 }

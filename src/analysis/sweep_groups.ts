@@ -21,7 +21,16 @@ import type { Json, ModelKind, RunRecord } from "./sweep_runs.ts";
 /** Config fields that do not define a group (the seed, and bookkeeping). */
 const NOT_GROUPING = new Set(["seed", "backendInfo", "outDir"]);
 /** Fields that only MoGE uses: ignored when looking for the MoE run to pair with. */
-const MOGE_ONLY = new Set(["lambda", "sigmaMax", "sigmaMin", "gamma", "filter", "filterSize"]);
+const MOGE_ONLY = new Set([
+  "lambda",
+  "sigmaMax",
+  "sigmaMin",
+  "gamma",
+  "filter",
+  "filterSize",
+  "padding",
+  "filterCentre",
+]);
 
 function configKey(config: Json, drop: Set<string>): string {
   const keys = Object.keys(config).filter((k) => !drop.has(k)).sort();
@@ -117,7 +126,7 @@ export interface PairedMetric {
   t: PairedTTest;
   /** Wilcoxon signed-rank test of MoGE − MoE. */
   wilcoxon: WilcoxonResult;
-  /** Seeds in which MoGE is strictly better (per the figure's direction). */
+  /** Seeds in which MoGE is strictly better (per the figure's direction; higher for "neither"). */
   mogeBetter: number;
 }
 
@@ -173,7 +182,7 @@ export function pairGroups(groups: RunGroup[]): GroupPair[] {
         }
       });
       if (seeds.length === 0) continue;
-      const better = b.filter((v, k) => m.better === "higher" ? v > a[k] : v < a[k]).length;
+      const better = b.filter((v, k) => m.better === "lower" ? v < a[k] : v > a[k]).length;
       metrics.push({
         key: m.key,
         seeds,

@@ -7,6 +7,7 @@
  */
 
 import type { Json, ModelKind, RunRecord } from "./sweep_runs.ts";
+import { borderShare } from "./sweep_load_maps.ts";
 
 /** A figure read from a run. */
 export interface MetricDef {
@@ -14,8 +15,8 @@ export interface MetricDef {
   key: string;
   /** Label, e.g. "test accuracy (%)". */
   label: string;
-  /** Which direction is better. */
-  better: "higher" | "lower";
+  /** Which direction is better ("neither" for a descriptive figure: the paired table counts higher). */
+  better: "higher" | "lower" | "neither";
   /** The final value of a run (null when the run lacks it). */
   final: (run: RunRecord) => number | null;
   /** The value on one metrics.jsonl line (for curves), if it has one. */
@@ -127,6 +128,13 @@ export const METRICS: Record<ModelKind, MetricDef[]> = {
       curve: (l) => num(l.deadExperts),
     },
     DROP_RATE,
+    {
+      key: "borderShare",
+      label: "test images on the map's border (%)",
+      better: "neither",
+      final: (r) => pct(borderShare(last(r).load)),
+      curve: (l) => pct(borderShare(l.load)),
+    },
     TRAIN_SECONDS,
   ],
   vit: [

@@ -9,6 +9,7 @@
 
 import type { BandCurve } from "./sweep_curves.ts";
 import type { GroupPair, RunGroup } from "./sweep_groups.ts";
+import type { LoadMap } from "./sweep_load_maps.ts";
 import type { Table1Summary } from "./sweep_table1.ts";
 import { reportIntro, sweepTables } from "./sweep_tables.ts";
 
@@ -28,6 +29,8 @@ export interface SweepReport {
   table1: Table1Summary[];
   /** Curves: figure key -> one band per group. */
   curves: Record<string, BandCurve[]>;
+  /** Test-load share per map position per classifier group (absent in older reports). */
+  loadMaps?: LoadMap[];
 }
 
 /**

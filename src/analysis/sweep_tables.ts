@@ -138,7 +138,9 @@ export function sweepTables(report: SweepReport): ReportTable[] {
           `${fmt(m.t.meanDiff, dg)} [${fmt(ci.lo, dg)}, ${fmt(ci.hi, dg)}]`,
           pval(m.t.p),
           pval(m.wilcoxon.p),
-          `${m.mogeBetter} of ${m.seeds.length} seeds (${d.better} is better)`,
+          d.better === "neither"
+            ? `higher in ${m.mogeBetter} of ${m.seeds.length} seeds`
+            : `${m.mogeBetter} of ${m.seeds.length} seeds (${d.better} is better)`,
         ];
       }),
     });

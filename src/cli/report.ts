@@ -5,6 +5,7 @@
  * @module
  */
 
+import { sweepLoadMaps } from "../analysis/sweep_load_maps.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
 import { sweepCharts } from "../analysis/sweep_charts.ts";
 import { writeChart } from "../report/vega.ts";
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
     pairs,
     table1,
     curves: sweepCurves(groups, byGroup),
+    loadMaps: sweepLoadMaps(groups, byGroup),
   };
   const charts = sweepCharts(report);
   for (const c of charts) await writeChart(`${outDir}/${c.file.replace(/\.svg$/, "")}`, c.spec);
