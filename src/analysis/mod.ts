@@ -28,3 +28,4 @@ export * from "./sweep_table1.ts";
 export * from "./sweep_tables.ts";
 export * from "./sweep_charts.ts";
 export * from "./sweep_report.ts";
+export * from "./sweep_load_maps.ts";
