@@ -47,7 +47,9 @@ export function modelOf(summary: Json): ModelKind {
 
 /**
  * Loads the finished runs of a sweep directory (the runs of its sweep.json,
- * else every subdirectory with a config.json); unfinished ones (no
+ * else every subdirectory, or symbolic link to a directory, with a
+ * config.json: runs of several sweeps can be compared by linking them into
+ * one directory); unfinished ones (no
  * readable summary.json with `completed: true`) are listed apart.
  *
  * @example
@@ -67,7 +69,10 @@ export async function loadSweepRuns(
     ids = [];
     try {
       for await (const e of Deno.readDir(sweepDir)) {
-        if (e.isDirectory && await readJsonOrNull(`${sweepDir}/${e.name}/config.json`)) {
+        if (
+          (e.isDirectory || e.isSymlink) &&
+          await readJsonOrNull(`${sweepDir}/${e.name}/config.json`)
+        ) {
           ids.push(e.name);
         }
       }
