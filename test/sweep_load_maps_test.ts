@@ -62,12 +62,15 @@ Deno.test("sweepLoadMaps: each group's mean test-load share per map position; Mo
       0.7,
     );
     await writeRun(
-      `${root}/moge_1`,
+      `${root}.other/moge_1`,
       { ...base, mode: "moge", padding: "full", seed: 1 },
       centre,
       0.9,
     );
+    // That MoGE seed-1 run lives elsewhere and is linked in (runs of two sweeps compared).
+    await Deno.symlink(`${root}.other/moge_1`, `${root}/moge_1`);
     const { groups, byGroup } = groupRuns((await loadSweepRuns(root)).runs);
+    equal(byGroup.flat().length, 4);
     const maps = sweepLoadMaps(groups, byGroup);
     equal(maps.length, 2);
     const moge = maps.find((m) => m.label.includes("moge"))!;
@@ -103,5 +106,6 @@ Deno.test("sweepLoadMaps: each group's mean test-load share per map position; Mo
     ok(JSON.stringify(chart.spec).includes('"panel"'));
   } finally {
     await Deno.remove(root, { recursive: true });
+    await Deno.remove(`${root}.other`, { recursive: true });
   }
 });
