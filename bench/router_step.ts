@@ -59,6 +59,14 @@ export interface RouterStepCase {
   meanMs: number;
   minMs: number;
   maxMs: number;
+  /**
+   * Median and quartiles over the rounds of this step's time over the same
+   * round's step of topk (same model, same mode): less sensitive to load
+   * drift than the medians themselves.
+   */
+  vsTopkMedian: number;
+  vsTopkQ1: number;
+  vsTopkQ3: number;
   /** Every timed step, in round order (ms). */
   timesMs: number[];
 }
@@ -114,7 +122,8 @@ function markdown(rep: RouterStepReport): string {
     `${rep.data} batch. LM: lm-small (E = ${DEFAULT_LM_CONFIG.experts}, k = ${DEFAULT_LM_CONFIG.topK},` +
     ` ${DEFAULT_LM_CONFIG.layers} layers, batch ${DEFAULT_LM_CONFIG.batchSize} x ` +
     `${DEFAULT_LM_CONFIG.contextLength}), random windows. Learning rate 0. ssr: about 1 step in 10 ` +
-    "runs Sinkhorn, so its mean exceeds its median.",
+    "runs Sinkhorn, so its mean exceeds its median. x topk: per round, the step time over the" +
+    " same round's topk step (same model and mode); median and quartiles over the rounds.",
     "",
     `numTensors after warm-up ${rep.numTensorsAfterWarmup}, after each round ${
       Math.min(...rep.numTensorsPerRound)
@@ -123,14 +132,16 @@ function markdown(rep: RouterStepReport): string {
     "",
     `Command: \`${rep.command}\``,
     "",
-    "| model | router | mode | E | median ms | [q1, q3] ms | mean ms | min..max ms |",
-    "|---|---|---|---|---|---|---|---|",
+    "| model | router | mode | E | median ms | [q1, q3] ms | mean ms | min..max ms | x topk [q1, q3] |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
   for (const c of rep.cases) {
     lines.push(
       `| ${c.model} | ${c.router} | ${c.mode} | ${c.experts} | ${f(c.medianMs)} | [${f(c.q1Ms)}, ${
         f(c.q3Ms)
-      }] | ${f(c.meanMs)} | ${f(c.minMs)}..${f(c.maxMs)} |`,
+      }] | ${f(c.meanMs)} | ${f(c.minMs)}..${f(c.maxMs)} | ${c.vsTopkMedian.toFixed(2)} [${
+        c.vsTopkQ1.toFixed(2)
+      }, ${c.vsTopkQ3.toFixed(2)}] |`,
     );
   }
   return lines.join("\n") + "\n";
@@ -252,6 +263,10 @@ async function main(): Promise<void> {
 
     const cases: RouterStepCase[] = entries.map((e) => {
       const s = [...e.times].sort((a, b) => a - b);
+      const topk = entries.find((t) =>
+        t.model === e.model && t.mode === e.mode && t.router === "topk"
+      )!;
+      const ratios = e.times.map((v, r) => v / topk.times[r]).sort((a, b) => a - b);
       return {
         model: e.model,
         router: e.router,
@@ -263,6 +278,9 @@ async function main(): Promise<void> {
         meanMs: s.reduce((p, v) => p + v, 0) / s.length,
         minMs: s[0],
         maxMs: s[s.length - 1],
+        vsTopkMedian: quantile(ratios, 0.5),
+        vsTopkQ1: quantile(ratios, 0.25),
+        vsTopkQ3: quantile(ratios, 0.75),
         timesMs: e.times.map((v) => Math.round(v * 100) / 100),
       };
     });
