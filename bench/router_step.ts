@@ -2,8 +2,8 @@
  * `deno task bench:routers`: the training-step time of every router, in MoE
  * and MoGE mode, on wasm, measured so that the routers can be compared: all
  * steppers are built first, then stepped round-robin in one process (warm-up
- * steps of each, then rounds of one timed step each, the order rotated every
- * round), so that a change of machine load hits every router alike. The
+ * steps of each, then rounds of one timed step each, in a fresh order every
+ * round, seeded), so that a change of machine load hits every router alike. The
  * load average is recorded before and after, and `tf.memory().numTensors`
  * after every round (it must stay flat).
  *
@@ -40,6 +40,7 @@ import { DEFAULT_LM_CONFIG } from "../src/train/lm_task.ts";
 import { BENCH, benchModel } from "./setup.ts";
 import { classifierBatch, quantile } from "./step.ts";
 import { lmStepper } from "./model_overhead.ts";
+import { Rng } from "../src/rng.ts";
 
 /** The routers timed on each model. */
 export const ROUTERS_BY_MODEL: Record<"classifier" | "lm", readonly RouterName[]> = {
@@ -112,7 +113,7 @@ function markdown(rep: RouterStepReport): string {
     `# Training step per router, ${rep.backend} (${rep.date})`,
     "",
     `wasm threads: ${rep.wasmThreads ?? "n/a"}; ${rep.warmup} warm-up steps each, then ` +
-    `${rep.rounds} round-robin rounds of 1 timed step per stepper (order rotated each round); ` +
+    `${rep.rounds} round-robin rounds of 1 timed step per stepper (order shuffled each round, seeded); ` +
     `${rep.wallSeconds.toFixed(0)} s. Load average (1, 5, 15 min) before ${
       la(rep.loadAverageBefore)
     }, after ${la(rep.loadAverageAfter)}; experiment sweeps at nice 10 shared the 2 cores.`,
@@ -247,10 +248,12 @@ async function main(): Promise<void> {
     }
     const numTensorsAfterWarmup = tf.memory().numTensors;
     const numTensorsPerRound: number[] = [];
-    const n = entries.length;
+    // A fresh seeded order every round: no stepper always follows the same
+    // one (an LM step leaves garbage that the next step may pay for).
+    const orderRng = new Rng(17);
     for (let r = 0; r < rounds; r++, i++) {
-      for (let k = 0; k < n; k++) {
-        const e = entries[(r + k) % n];
+      for (const k of orderRng.permutation(entries.length)) {
+        const e = entries[k];
         const s0 = performance.now();
         await e.step(i);
         e.times.push(performance.now() - s0);
