@@ -24,6 +24,7 @@ import {
   vitTrainStep,
 } from "../src/train/vit_task.ts";
 import { DEFAULT_LM_CONFIG, lmModelConfig, lmTrainStep } from "../src/train/lm_task.ts";
+import type { LmTrainConfig } from "../src/train/lm_config.ts";
 import { regularizerSettings } from "../src/train/moge_settings.ts";
 
 /** The multi-layer models this benchmark knows. */
@@ -91,9 +92,13 @@ export function vitStepper(withReg: boolean): Stepper {
   };
 }
 
-/** An lm-small training step on fixed random windows, at learning rate 0. */
-export function lmStepper(withReg: boolean): Stepper {
-  const cfg = { ...DEFAULT_LM_CONFIG, seed: 3, mode: "moge" as const };
+/**
+ * An lm-small training step on fixed random windows, at learning rate 0.
+ * `over` overrides the config (e.g. `{ router: "xmoe" }`; with `mode: "moe"`
+ * and `withReg`, R(z) is computed with λ = 0, as `deno task train` does).
+ */
+export function lmStepper(withReg: boolean, over: Partial<LmTrainConfig> = {}): Stepper {
+  const cfg: LmTrainConfig = { ...DEFAULT_LM_CONFIG, seed: 3, mode: "moge", ...over };
   const vocab = 80;
   const model = new MoeLm(lmModelConfig(cfg, vocab), cfg.seed);
   const opt = new AdamW({
@@ -110,7 +115,12 @@ export function lmStepper(withReg: boolean): Stepper {
   const reg = withReg ? regularizerSettings(cfg, 5) : null;
   return {
     step: async (i) => {
-      const { stats } = await lmTrainStep(model, opt, x, y, { seed: 1000 + i, reg, lr: 0 });
+      const { stats } = await lmTrainStep(model, opt, x, y, {
+        seed: 1000 + i,
+        reg,
+        lr: 0,
+        step: i,
+      });
       await stats.data();
       stats.dispose();
     },

@@ -13,7 +13,7 @@ import {
   describeBackend,
   useBackend,
 } from "../src/backend.ts";
-import { MoeClassifier } from "../src/models/classifier.ts";
+import { type ClassifierConfig, MoeClassifier } from "../src/models/classifier.ts";
 import { AdamW } from "../src/train/optim.ts";
 import type { RegularizerSettings } from "../src/moe/moe_layer.ts";
 import { trainStep } from "../src/train/classifier_task.ts";
@@ -52,12 +52,14 @@ export function benchBatch(seed = 1): { x: tf.Tensor2D; y: tf.Tensor1D } {
  * training step (forward, backward, AdamW update with learning rate 0) and
  * waits for it to finish (one small readback).
  * `mode` "moe" computes no regularizer at all; "moge" adds λ·mean R(z).
+ * `extra` overrides the model's settings (e.g. `{ router: "sinkhorn" }`).
  */
 export function benchModel(
   mode: "moe" | "moge",
   experts: number,
   hidden: number,
   batch: { x: tf.Tensor2D; y: tf.Tensor1D },
+  extra: Partial<ClassifierConfig> = {},
 ): BenchModel {
   const model = new MoeClassifier({
     inputDim: 784,
@@ -68,6 +70,7 @@ export function benchModel(
     activation: "gelu",
     capacityFactor: BENCH.capacityFactor,
     loadBalanceWeight: 0.01,
+    ...extra,
   }, 7);
   const opt = new AdamW({ learningRate: 1e-3, weightDecay: 0.05 });
   const reg: RegularizerSettings = {
@@ -85,8 +88,10 @@ export function benchModel(
       // Learning rate 0: AdamW does all its work but the weights stay put, so
       // MoE and MoGE (same seed, same batch, same noise) route identically at
       // every step and differ only by the regularizer.
+      const step = i++;
       const { stats, routing } = trainStep(model, opt, batch.x, batch.y, {
-        noiseSeed: i++,
+        noiseSeed: step,
+        step,
         reg: mode === "moge" ? reg : null,
         lr: 0,
       });

@@ -104,8 +104,14 @@ function setKernels(path: StepPath): void {
  * class-mixed draw), or random pixels with `--data random`. Real images
  * spread over the experts as in training; random pixels in [0, 1) are so
  * alike that the untrained router sends them to a few experts.
+ *
+ * @example
+ * ```ts ignore
+ * import { classifierBatch } from "./step.ts";
+ * const { x, y } = await classifierBatch("fashion-mnist"); // x [200, 784], y [200]
+ * ```
  */
-async function classifierBatch(data: string): Promise<{ x: tf.Tensor2D; y: tf.Tensor1D }> {
+export async function classifierBatch(data: string): Promise<{ x: tf.Tensor2D; y: tf.Tensor1D }> {
   if (data === "random") return benchBatch();
   const set = await loadDataset("fashion-mnist");
   const idx = new Rng(11).permutation(set.trainLabels.length).subarray(0, BENCH.batch);
@@ -185,7 +191,16 @@ async function profileStep(
   };
 }
 
-function quantile(sorted: number[], q: number): number {
+/**
+ * The q-quantile of ascending `sorted` values, interpolated linearly between ranks.
+ *
+ * @example
+ * ```ts ignore
+ * import { quantile } from "./step.ts";
+ * quantile([1, 2, 3, 4], 0.5); // 2.5
+ * ```
+ */
+export function quantile(sorted: number[], q: number): number {
   const i = (sorted.length - 1) * q;
   const lo = Math.floor(i), hi = Math.ceil(i);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
