@@ -200,8 +200,14 @@ Deno.test("sweep and invariance reports: the statistics of deno task report, run
     ok(sweep.includes("<td>mode=moe</td><td>1</td>"), "groups table");
     ok(!sweep.includes("lambda="), "λ does not name a group");
     ok(sweep.includes("MoGE (mode=moge) vs MoE (mode=moe), paired by seed"), "pair table");
-    // The charts are report.md's: one band chart per figure, ids after their SVG files.
-    deepEqual(chartIds(sweep), ["accuracy_vs_epoch", "reg_vs_epoch", "dead_experts_vs_epoch"]);
+    // The charts are report.md's: one band chart per figure, then the groups' test-load maps
+    // (the runs' metrics carry a load), ids after their SVG files.
+    deepEqual(chartIds(sweep), [
+      "accuracy_vs_epoch",
+      "reg_vs_epoch",
+      "dead_experts_vs_epoch",
+      "load_map",
+    ]);
     for (const id of chartIds(sweep)) {
       ok((await Deno.readTextFile(`${dir}/report.md`)).includes(`(${id}.svg)`), id);
     }
