@@ -35,6 +35,7 @@
 import { tf } from "../deps.ts";
 import type { Filter } from "./filters.ts";
 import type { Layout } from "./layout.ts";
+import { checkFusedArgs } from "./fused_args.ts";
 import { type PaddedWindows, paddedWindows, type Padding } from "./padding.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 import { simdAxpy } from "./axpy_simd.ts";
@@ -617,19 +618,8 @@ export function cpuGroupSparsity(
       `cpuGroupSparsity: needs the cpu or wasm backend, tfjs runs on "${tf.getBackend()}"`,
     );
   }
-  const h = H.length;
   const [N, E] = z.shape;
-  if (
-    z.rank !== 2 || z.dtype !== "float32" || layout.rows * layout.cols !== E ||
-    h < 1 || H.some((row) => row.length !== h) || h > Math.min(layout.rows, layout.cols) ||
-    !(eps >= 0)
-  ) {
-    throw new RangeError(
-      `cpuGroupSparsity: needs float32 z [N, r·c], an h x h filter with h <= r, c and eps >= 0;` +
-        ` got z ${z.dtype} [${z.shape}], layout ${layout.rows} x ${layout.cols},` +
-        ` filter ${h} x ${H[0]?.length}, eps ${eps}`,
-    );
-  }
+  checkFusedArgs("cpuGroupSparsity", z, layout, H, eps);
   const plan = makePlan(layout, H, padding);
   const op = tf.customGrad((x) => {
     // The scores and 1/sqrt(Y + ε) stay in this closure for the gradient (no second readback).

@@ -17,6 +17,7 @@
 import { tf } from "../deps.ts";
 import type { Filter } from "./filters.ts";
 import type { Layout } from "./layout.ts";
+import { checkFusedArgs } from "./fused_args.ts";
 import { paddedWindows, type Padding } from "./padding.ts";
 import type { Tensor1D, Tensor2D } from "../types.ts";
 import {
@@ -183,18 +184,7 @@ export function kernelGroupSparsity(
     );
   }
   const h = H.length;
-  const E = z.shape[1];
-  if (
-    z.rank !== 2 || z.dtype !== "float32" || layout.rows * layout.cols !== E ||
-    h < 1 || H.some((row) => row.length !== h) || h > Math.min(layout.rows, layout.cols) ||
-    !(eps >= 0)
-  ) {
-    throw new RangeError(
-      `kernelGroupSparsity: needs float32 z [N, r·c], an h x h filter with h <= r, c and` +
-        ` eps >= 0; got z ${z.dtype} [${z.shape}], layout ${layout.rows} x ${layout.cols},` +
-        ` filter ${h} x ${H[0]?.length}, eps ${eps}`,
-    );
-  }
+  checkFusedArgs("kernelGroupSparsity", z, layout, H, eps);
   paddedWindows(layout.rows, layout.cols, h, padding); // validates padding
   register();
   const attrs: Attrs = { rows: layout.rows, cols: layout.cols, h, H: H.flat(), eps, padding };

@@ -13,6 +13,7 @@
 import { tf, tfwebgpu } from "../deps.ts";
 import type { Filter } from "./filters.ts";
 import type { Layout } from "./layout.ts";
+import { checkFusedArgs } from "./fused_args.ts";
 import { type PaddedWindows, paddedWindows, type Padding } from "./padding.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../types.ts";
 
@@ -276,18 +277,8 @@ export function fusedGroupSparsity(
     );
   }
   const h = H.length;
-  const [N, E] = z.shape;
-  if (
-    z.rank !== 2 || z.dtype !== "float32" || layout.rows * layout.cols !== E ||
-    h < 1 || H.some((row) => row.length !== h) || h > Math.min(layout.rows, layout.cols) ||
-    !(eps >= 0)
-  ) {
-    throw new RangeError(
-      `fusedGroupSparsity: needs float32 z [N, r·c], an h x h filter with h <= r, c and eps >= 0;` +
-        ` got z ${z.dtype} [${z.shape}], layout ${layout.rows} x ${layout.cols},` +
-        ` filter ${h} x ${H[0]?.length}, eps ${eps}`,
-    );
-  }
+  const [N] = z.shape;
+  checkFusedArgs("fusedGroupSparsity", z, layout, H, eps);
   const uniforms = uniformData(H, eps);
   const op = tf.customGrad((x, save) => {
     (save as tf.GradSaveFunc)([x as Tensor]);
