@@ -155,7 +155,7 @@ Median (and quartiles) of the training-step time of every router, MoE and MoGE, 
   classifier (train defaults, E = 64): ${ROUTERS_BY_MODEL.classifier.join(", ")}
   lm (lm-small defaults, E = 16):      ${ROUTERS_BY_MODEL.lm.join(", ")}
 All steppers are built first, then --warmup steps each, then --rounds rounds of one timed
-step per stepper, round-robin in one process. Writes <out>/<date>-router-step-wasm.{json,md}.`;
+step per stepper, in a seeded shuffled order each round, in one process. Writes <out>/<date>-router-step-wasm.{json,md}.`;
 
 async function main(): Promise<void> {
   const flags = parseFlags(Deno.args, {
