@@ -22,6 +22,7 @@ import { kernelGroupSparsity } from "../src/moge/group_sparsity_kernel.ts";
 import { gaussianFilter } from "../src/moge/filters.ts";
 import { topographicLayout } from "../src/moge/layout.ts";
 import { useBackend } from "../src/backend.ts";
+import { alternateTimes } from "./alternate.ts";
 
 const rev = Deno.args[0] ?? "4234cfc";
 const rounds = Number(Deno.args[1] ?? 100);
@@ -59,15 +60,7 @@ for (const E of list) {
     "harness alone": timed((t) => tf.sum(t, 1)),
   };
   const names = Object.keys(variants);
-  const times: Record<string, number[]> = Object.fromEntries(names.map((k) => [k, []]));
-  for (let i = 0; i < 5; i++) for (const k of names) await variants[k]();
-  for (let i = 0; i < rounds; i++) {
-    for (const k of i % 2 ? names : [...names].reverse()) {
-      const t0 = performance.now();
-      await variants[k]();
-      times[k].push(performance.now() - t0);
-    }
-  }
+  const times = await alternateTimes(variants, rounds, 5);
   z.dispose();
   console.log(
     `E=${E}: ` + names.map((k) => `${k} ${fmt(times[k])}`).join(" | "),

@@ -23,6 +23,7 @@ import { groupSparsity } from "../src/moge/group_sparsity.ts";
 import { gaussianFilter } from "../src/moge/filters.ts";
 import { topographicLayout } from "../src/moge/layout.ts";
 import { useBackend } from "../src/backend.ts";
+import { alternateTimes } from "./alternate.ts";
 
 const rounds = Number(Deno.args[0] ?? 200);
 const list = (Deno.env.get("MOGE_BENCH_E") ?? "400").split(",").map(Number);
@@ -80,15 +81,7 @@ for (const E of list) {
     "tensor2d [N,E]": () => Promise.resolve(tf.tensor2d(d0, [N, E]).dispose()),
   };
   const names = Object.keys(variants);
-  const times: Record<string, number[]> = Object.fromEntries(names.map((k) => [k, []]));
-  for (let i = 0; i < 10; i++) for (const k of names) await variants[k]();
-  for (let i = 0; i < rounds; i++) {
-    for (const k of i % 2 ? names : [...names].reverse()) {
-      const t0 = performance.now();
-      await variants[k]();
-      times[k].push(performance.now() - t0);
-    }
-  }
+  const times = await alternateTimes(variants, rounds, 10);
   z.dispose();
   console.log(`E=${E} [${tf.getBackend()}]:`);
   for (const k of names) console.log(`  ${k.padEnd(28)} ${fmt(times[k])}`);
