@@ -38,6 +38,7 @@ import {
   type RouterStats,
   routeSync as routeNow,
   statsOf,
+  tapeId,
   zLoss,
 } from "./routers/mod.ts";
 
@@ -316,21 +317,26 @@ export class MoeLayer {
       );
     }
     let noise: Tensor2D | null = null;
+    let logits: Tensor2D | null = null; // [N, E] clean logits, for apply to reuse
     const selection = tf.tidy(() => {
       const sel = this.router.select(input, this.#context(options));
       noise = sel.noise ? tf.keep(sel.noise) : null;
+      if (sel.logits) logits = tf.keep(sel.values === sel.logits ? sel.logits.clone() : sel.logits);
       return sel.values; // [N, E] noisy logits
     });
     const { topK: k, capacityFactor, capacityRule } = this.config;
     try {
-      return deviceRoutedBatch(selection, noise, {
+      const batch: RoutedBatch = deviceRoutedBatch(selection, noise, {
         k,
         capacityFactor,
         capacityRule,
         counts: options.stats ?? false,
       });
+      if (logits) batch.logits = { tensor: logits, input: input.x.id, tape: tapeId() };
+      return batch;
     } catch (e) {
       if (noise) (noise as Tensor2D).dispose();
+      if (logits) (logits as Tensor2D).dispose();
       throw e;
     } finally {
       selection.dispose();
@@ -408,6 +414,7 @@ export class MoeLayer {
       leftBehind: 0,
       chosen: routed.chosen,
       noise: routed.noise,
+      logits: routed.logits,
     };
     return tf.tidy(() => {
       const r = this.router.forward(input, decision);

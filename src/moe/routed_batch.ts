@@ -10,7 +10,7 @@ import { tf } from "../deps.ts";
 import type { Tensor2D } from "../types.ts";
 import { type RowRoute, rowRoute } from "./dispatch.ts";
 import type { RoutingPlan } from "./routing.ts";
-import { disposeDecision, type RouterDecision } from "./routers/mod.ts";
+import { disposeDecision, type RouterDecision, type SelectedLogits } from "./routers/mod.ts";
 
 /**
  * The plan of a routed batch: the sizes every path has, and the CPU
@@ -51,6 +51,12 @@ export interface RoutedBatch<P extends RoutedPlan = RoutedPlan> {
    * ownership) or it is freed with the batch.
    */
   counts?: Tensor2D | null;
+  /**
+   * The clean router logits the device plan was made from (`routeDevice`),
+   * for the forward pass to reuse; a CPU-planned batch keeps them in
+   * `decision`.
+   */
+  logits?: SelectedLogits | null;
 }
 
 /** A batch routed on the CPU (`route`, `routeSync`): its plan has every field. */
@@ -67,6 +73,7 @@ export function disposeRouted(r: RoutedBatch): void {
   tf.dispose(r.chosen);
   if (r.noise) r.noise.dispose();
   if (r.counts) r.counts.dispose();
+  if (r.logits) r.logits.tensor.dispose();
 }
 
 /**

@@ -21,6 +21,7 @@ import { expertChoicePlan } from "./plan.ts";
 import {
   disposeParams,
   linearLogits,
+  logitsOnTape,
   ParamMaker,
   pickGates,
   type Router,
@@ -82,11 +83,15 @@ export function expertChoiceRouter(
     params: make.params,
     nonCausal: true,
     batchDependentInTraining: true,
-    select: (input, ctx) => ({
-      values: tf.softmax(logits(input.x)) as Tensor2D, // [N, E]
-      noise: null,
-      mode: ctx.training ? "train" : "eval",
-    }),
+    select: (input, ctx) => {
+      const L = logits(input.x); // [N, E]
+      return {
+        values: tf.softmax(L) as Tensor2D, // [N, E]
+        noise: null,
+        mode: ctx.training ? "train" : "eval",
+        logits: L,
+      };
+    },
     plan(values: Float32Array, N: number): RouterPlan {
       return expertChoicePlan(values, N, E, {
         capacityFactor,
@@ -97,7 +102,7 @@ export function expertChoiceRouter(
     },
     forward(input, decision) {
       return tf.tidy(() => {
-        const L = logits(input.x); // [N, E]
+        const L = logitsOnTape(decision, input.x) ?? logits(input.x); // [N, E]
         const S = tf.softmax(L) as Tensor2D; // [N, E]
         return {
           logits: L,

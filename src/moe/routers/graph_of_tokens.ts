@@ -19,6 +19,7 @@ import { tokenChoicePlan } from "./plan.ts";
 import {
   disposeParams,
   linearLogits,
+  logitsOnTape,
   ParamMaker,
   pickGates,
   type Router,
@@ -132,17 +133,21 @@ export function graphRouter(
     params: make.params,
     nonCausal: false,
     batchDependentInTraining: false,
-    select: (input, ctx) => ({
-      values: mixed(input, logits(input.x)),
-      noise: null,
-      mode: ctx.training ? "train" : "eval",
-    }),
+    select: (input, ctx) => {
+      const L = logits(input.x); // [N, E]
+      return {
+        values: mixed(input, L),
+        noise: null,
+        mode: ctx.training ? "train" : "eval",
+        logits: L,
+      };
+    },
     plan(values: Float32Array, N: number): RouterPlan {
       return tokenChoicePlan(values, N, E, config);
     },
     forward(input, decision) {
       return tf.tidy(() => {
-        const L = logits(input.x); // [N, E]
+        const L = logitsOnTape(decision, input.x) ?? logits(input.x); // [N, E]
         const z = mixed(input, L); // P̃ [N, E]
         let gates = pickGates(z, decision.chosen, k); // [N, k]
         if (config.renormalize) gates = tf.div(gates, tf.sum(gates, 1, true)) as Tensor2D;

@@ -130,6 +130,25 @@ export interface Selection {
   noise: Tensor2D | null;
   /** How this pass plans. */
   mode: RouterMode;
+  /**
+   * The raw router logits `[N, E]` select computed, if any: `forward` reuses
+   * them when it runs on the same input and gradient tape (see
+   * {@linkcode logitsOnTape}) instead of computing `X·W` again.
+   */
+  logits?: Tensor2D;
+}
+
+/**
+ * Router logits computed by `select`, with what they may be reused for: the
+ * input tensor's id and the gradient tape they were recorded on (0: none).
+ */
+export interface SelectedLogits {
+  /** `[N, E]` raw logits. */
+  tensor: Tensor2D;
+  /** `id` of the input tensor `x` they were computed from. */
+  input: number;
+  /** {@linkcode tapeId} when they were computed. */
+  tape: number;
 }
 
 /** A plan and whether each of its choices is real. */
@@ -156,6 +175,8 @@ export interface RouterDecision extends RouterPlan {
   chosen: Tensor2D;
   /** Routing noise added to the logits in training (top-k), or null. */
   noise: Tensor2D | null;
+  /** The logits `select` computed (freed with the decision), or absent. */
+  logits?: SelectedLogits | null;
 }
 
 /** What a router's differentiable forward pass gives. */
@@ -196,20 +217,94 @@ export interface Router {
   dispose(): void;
 }
 
+/** Ids of the gradient tapes seen (a tape is an array tfjs replaces when a new one starts). */
+const tapeIds = new WeakMap<object, number>();
+let nextTapeId = 1;
+
+/**
+ * Which gradient tape tfjs records on now: 0 when none, else a number that
+ * stays the same until that tape ends (nested `tf.grad` calls share one
+ * tape). Two tensors computed under the same non-zero id are on one tape, so
+ * a gradient flows from one through the other.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../deps.ts";
+ * import { tapeId } from "./router.ts";
+ * console.log(tapeId()); // 0
+ * tf.grad((x: tf.Tensor) => { console.log(tapeId() > 0); return x.square(); })(tf.scalar(2)); // true
+ * ```
+ */
+export function tapeId(): number {
+  const state = tf.engine().state as unknown as {
+    gradientDepth: number;
+    activeTape: object | null;
+  };
+  if (!(state.gradientDepth > 0) || state.activeTape == null) return 0;
+  let id = tapeIds.get(state.activeTape);
+  if (id === undefined) tapeIds.set(state.activeTape, id = nextTapeId++);
+  return id;
+}
+
+/**
+ * The router logits of `decision` when `forward` may use them for input `x`:
+ * computed by `select` from the same tensor `x` on the gradient tape
+ * recording now, and not freed; else null. Reusing them saves the router's
+ * `X·W` matmul, the largest kernel of a top-k step at E = 400, and gives the
+ * same values bit for bit. Off the tape they are never reused: the weights
+ * may have changed since `select` (an optimizer step, a finite-difference
+ * probe), and within one taped pass they cannot.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../deps.ts";
+ * import { createRouter, disposeDecision, logitsOnTape, routeSync } from "./mod.ts";
+ * const router = createRouter("topk", { inputDim: 4, numExperts: 3, topK: 1, capacityFactor: 0 });
+ * const x = tf.randomNormal([5, 4]) as tf.Tensor2D; // [N, d]
+ * tf.grad((w: tf.Tensor) => {
+ *   const decision = routeSync(router, { x }, { training: false });
+ *   console.log(logitsOnTape(decision, x) !== null); // true: same input, same tape
+ *   disposeDecision(decision);
+ *   return w.square();
+ * })(tf.scalar(1));
+ * ```
+ */
+export function logitsOnTape(decision: RouterDecision, x: Tensor2D): Tensor2D | null {
+  const l = decision.logits;
+  if (!l || l.tensor.isDisposed || l.input !== x.id || l.tape === 0) return null;
+  if (l.tape !== tapeId()) return null;
+  return l.tensor;
+}
+
 /** `router.select` in a tidy scope: only the selection's tensors survive. */
-function selectTidy(router: Router, input: RouterInput, ctx: RouterContext): Selection {
+function selectTidy(
+  router: Router,
+  input: RouterInput,
+  ctx: RouterContext,
+): Selection & { selected: SelectedLogits | null } {
   let mode: RouterMode = "eval";
+  let hasNoise = false;
   const kept = tf.tidy(() => {
     const sel = router.select(input, ctx);
     mode = sel.mode;
-    return sel.noise ? [sel.values, sel.noise] : [sel.values];
+    hasNoise = sel.noise !== null;
+    const out = sel.noise ? [sel.values, sel.noise] : [sel.values];
+    // The values are freed after the readback: keep the logits apart from them.
+    if (sel.logits) out.push(sel.logits === sel.values ? sel.logits.clone() : sel.logits);
+    return out;
   });
-  return { values: kept[0] as Tensor2D, noise: (kept[1] ?? null) as Tensor2D | null, mode };
+  const logits = kept[hasNoise ? 2 : 1] as Tensor2D | undefined;
+  return {
+    values: kept[0] as Tensor2D,
+    noise: (hasNoise ? kept[1] : null) as Tensor2D | null,
+    mode,
+    selected: logits ? { tensor: logits, input: input.x.id, tape: tapeId() } : null,
+  };
 }
 
 function decide(
   router: Router,
-  sel: Selection,
+  sel: Selection & { selected: SelectedLogits | null },
   values: Float32Array,
   N: number,
   E: number,
@@ -219,6 +314,7 @@ function decide(
     planned = router.plan(values, N, sel.mode);
   } catch (err) {
     if (sel.noise) sel.noise.dispose();
+    if (sel.selected) sel.selected.tensor.dispose();
     throw err;
   }
   const { plan, valid } = planned;
@@ -235,7 +331,16 @@ function decide(
   const hot = new Float32Array(N * k * E); // built here: tf.oneHot refuses E = 1
   for (let c = 0; c < N * k; c++) if (valid[c]) hot[c * E + plan.expert[c]] = 1;
   const chosen = tf.tensor2d(hot, [N * k, E]); // [N*k, E]
-  return { router: router.name, mode: sel.mode, plan, valid, leftBehind, chosen, noise: sel.noise };
+  return {
+    router: router.name,
+    mode: sel.mode,
+    plan,
+    valid,
+    leftBehind,
+    chosen,
+    noise: sel.noise,
+    logits: sel.selected,
+  };
 }
 
 /**
@@ -310,6 +415,7 @@ export function routeSync(
 export function disposeDecision(d: RouterDecision): void {
   d.chosen.dispose();
   if (d.noise) d.noise.dispose();
+  if (d.logits) d.logits.tensor.dispose();
 }
 
 /**

@@ -32,6 +32,7 @@ import { tokenChoicePlan } from "./plan.ts";
 import {
   disposeParams,
   linearLogits,
+  logitsOnTape,
   ParamMaker,
   pickGates,
   type Router,
@@ -101,6 +102,7 @@ export function sinkhornRouter(config: SinkhornRouterConfig, init: RouterInit = 
         values: ctx.training ? L : logActivation(L),
         noise: null,
         mode: ctx.training ? "train" : "eval",
+        logits: L,
       };
     },
     plan(values: Float32Array, N: number, mode: RouterMode): RouterPlan {
@@ -110,7 +112,7 @@ export function sinkhornRouter(config: SinkhornRouterConfig, init: RouterInit = 
     },
     forward(input, decision) {
       return tf.tidy(() => {
-        const L = logits(input.x); // [N, E]
+        const L = logitsOnTape(decision, input.x) ?? logits(input.x); // [N, E]
         return {
           logits: L,
           // z is the distribution the plan was read from: in training the rows of Π, at evaluation P.

@@ -30,6 +30,7 @@ import { tokenChoicePlan } from "./plan.ts";
 import {
   disposeParams,
   linearLogits,
+  logitsOnTape,
   ParamMaker,
   pickGates,
   type Router,
@@ -122,12 +123,14 @@ export function ssrRouter(config: SsrRouterConfig, init: RouterInit = {}): Route
     batchDependentInTraining: true,
     select(input, ctx) {
       const L = logits(input.x); // [N, E]
-      if (!ctx.training) return { values: tf.softmax(L) as Tensor2D, noise: null, mode: "eval" };
+      if (!ctx.training) {
+        return { values: tf.softmax(L) as Tensor2D, noise: null, mode: "eval", logits: L };
+      }
       const step = ctx.step ?? counter++;
       if (ssrSinkhornStep(step, drawSeed, p)) {
-        return { values: L, noise: null, mode: "train-sinkhorn" };
+        return { values: L, noise: null, mode: "train-sinkhorn", logits: L };
       }
-      return { values: tf.softmax(L) as Tensor2D, noise: null, mode: "train" };
+      return { values: tf.softmax(L) as Tensor2D, noise: null, mode: "train", logits: L };
     },
     plan(values: Float32Array, N: number, mode: RouterMode): RouterPlan {
       if (mode !== "train-sinkhorn") return tokenChoicePlan(values, N, E, config);
@@ -142,7 +145,7 @@ export function ssrRouter(config: SsrRouterConfig, init: RouterInit = {}): Route
     },
     forward(input, decision) {
       return tf.tidy(() => {
-        const L = logits(input.x); // [N, E]
+        const L = logitsOnTape(decision, input.x) ?? logits(input.x); // [N, E]
         const z = decision.mode === "train-sinkhorn"
           ? tf.softmax(sinkhornLogTensor(L, epsilon, T)) as Tensor2D // Ĝ: Π row-normalized [N, E]
           : tf.softmax(L) as Tensor2D; // P [N, E]

@@ -23,6 +23,7 @@ import { tokenChoicePlan } from "./plan.ts";
 import {
   disposeParams,
   linearLogits,
+  logitsOnTape,
   ParamMaker,
   pickGates,
   type Router,
@@ -115,6 +116,7 @@ export function topKRouter(config: TopKRouterConfig, init: RouterInit = {}): Rou
         values: noise ? tf.add(L, noise) as Tensor2D : L,
         noise,
         mode: ctx.training ? "train" : "eval",
+        logits: L,
       };
     },
     plan(values: Float32Array, N: number, _mode: RouterMode): RouterPlan {
@@ -122,7 +124,7 @@ export function topKRouter(config: TopKRouterConfig, init: RouterInit = {}): Rou
     },
     forward(input: RouterInput, decision: RouterDecision): RouterOutput {
       return tf.tidy(() => {
-        const L = logits(input.x); // [N, E]
+        const L = logitsOnTape(decision, input.x) ?? logits(input.x); // [N, E]
         const noisy = decision.noise ? tf.add(L, decision.noise) as Tensor2D : L; // [N, E]
         const z = tf.softmax(L) as Tensor2D; // [N, E]
         let gates: Tensor2D; // [N, k]
