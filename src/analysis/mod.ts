@@ -29,3 +29,4 @@ export * from "./sweep_tables.ts";
 export * from "./sweep_charts.ts";
 export * from "./sweep_report.ts";
 export * from "./sweep_load_maps.ts";
+export * from "./sweep_learning_curve.ts";

@@ -9,6 +9,7 @@
 
 import type { BandCurve } from "./sweep_curves.ts";
 import type { GroupPair, RunGroup } from "./sweep_groups.ts";
+import type { LearningCurveRow } from "./sweep_learning_curve.ts";
 import type { LoadMap } from "./sweep_load_maps.ts";
 import type { Table1Summary } from "./sweep_table1.ts";
 import { reportIntro, sweepTables } from "./sweep_tables.ts";
@@ -31,6 +32,8 @@ export interface SweepReport {
   curves: Record<string, BandCurve[]>;
   /** Test-load share per map position per classifier group (absent in older reports). */
   loadMaps?: LoadMap[];
+  /** The headline figure at each quarter of training, per group (absent in older reports). */
+  learningCurves?: LearningCurveRow[];
 }
 
 /**

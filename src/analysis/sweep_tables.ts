@@ -9,6 +9,7 @@
 
 import { type MeanCi, meanCi } from "./stats.ts";
 import { METRICS } from "./sweep_metrics.ts";
+import { CURVE_FRACTIONS } from "./sweep_learning_curve.ts";
 import type { SweepReport } from "./sweep_report.ts";
 
 /** One table of the report: a heading, a sentence under it, the header row and the rows. */
@@ -105,6 +106,41 @@ export function sweepTables(report: SweepReport): ReportTable[] {
         g.label,
         g.seeds.join(", "),
         ...defs.map((d) => ciText(g.metrics[d.key]?.ci ?? null, digitsOf(d.key))),
+      ]),
+    });
+  }
+  for (const model of models) {
+    const rows = (report.learningCurves ?? []).filter((r) => r.model === model);
+    if (!rows.length) continue;
+    const dg = digitsOf(rows[0].key);
+    const xName = model === "lm" ? "step" : "epoch";
+    const windows = [...new Set(rows.map((r) => r.window))];
+    tables.push({
+      id: `curve-${model}`,
+      title: `Learning curves (${model}): ${rows[0].metric} during training`,
+      intro: `Mean ± 95 % half-width over seeds of each seed's ${rows[0].metric}` +
+        (windows.length === 1 && windows[0] === 1
+          ? " at the last logged point up to each quarter of training"
+          : `, averaged over the last ${windows.join(" / ")} logged points up to each quarter of ` +
+            "training") +
+        ` (${xName} in brackets). Last quarter: end − 75 % per seed, mean [95 % CI]. ` +
+        "Under a cosine schedule the learning rate is small in the last quarter: a small change " +
+        "there says as much about the schedule as about convergence.",
+      head: [
+        "group",
+        "seeds",
+        ...CURVE_FRACTIONS.map((f) => (f === 1 ? "end" : `${f * 100} %`)),
+        "last quarter [95 % CI]",
+        `${rows[0].better === "higher" ? "rose" : "fell"} in`,
+      ],
+      rows: rows.map((r) => [
+        r.label,
+        r.seeds.join(", "),
+        ...r.at.map((ci, j) => `${ciText(ci, dg)} (${r.x[j]})`),
+        `${fmt(r.lastQuarter.mean, dg)} [${fmt(r.lastQuarter.lo, dg)}, ${
+          fmt(r.lastQuarter.hi, dg)
+        }]`,
+        `${r.improved} of ${r.seeds.length} seeds`,
       ]),
     });
   }

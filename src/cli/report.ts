@@ -11,6 +11,7 @@ import { sweepCharts } from "../analysis/sweep_charts.ts";
 import { writeChart } from "../report/vega.ts";
 import { writeSweepReport } from "../report/sweep_page.ts";
 import { sweepCurves } from "../analysis/sweep_curves.ts";
+import { learningCurves } from "../analysis/sweep_learning_curve.ts";
 import { groupRuns, pairGroups } from "../analysis/sweep_groups.ts";
 import { reportMarkdown, type SweepReport } from "../analysis/sweep_report.ts";
 import { loadSweepRuns } from "../analysis/sweep_runs.ts";
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
     table1,
     curves: sweepCurves(groups, byGroup),
     loadMaps: sweepLoadMaps(groups, byGroup),
+    learningCurves: learningCurves(groups, byGroup),
   };
   const charts = sweepCharts(report);
   for (const c of charts) await writeChart(`${outDir}/${c.file.replace(/\.svg$/, "")}`, c.spec);
