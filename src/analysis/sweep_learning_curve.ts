@@ -24,8 +24,9 @@ export interface LearningCurveRow {
   label: string;
   /** Which trainer. */
   model: ModelKind;
-  /** The figure's key and label, e.g. "testAcc", "test accuracy (%)". */
+  /** The figure's key, e.g. "testAcc". */
   key: string;
+  /** The figure's label, e.g. "test accuracy (%)". */
   metric: string;
   /** Which direction is better. */
   better: "higher" | "lower";
