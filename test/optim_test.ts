@@ -1,4 +1,5 @@
 import { AdamW } from "../src/train/optim.ts";
+import { simdAdamW, useSimdAdamW } from "../src/ops/adamw_simd.ts";
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { availableBackends } from "./backends.ts";
@@ -323,3 +324,56 @@ for (const backend of backends.filter((b) => b !== "webgpu")) {
     },
   );
 }
+
+Deno.test("optim [wasm]: the SIMD loop on tfjs-wasm's memory gives the TypeScript loop's numbers bit for bit", async () => {
+  await useBackend("wasm");
+  const b = tf.backend() as unknown as { wasm: { asm: { memory: WebAssembly.Memory } } };
+  ok(simdAdamW(b.wasm.asm.memory) !== null, "the SIMD loop is available on wasm here");
+  // Sizes with every tail length (n mod 4 = 0..3) and one below 4 (TypeScript loop only).
+  const shapes: Record<string, number[]> = { a: [1], b: [3], c: [4, 2], d: [7], e: [1027] };
+  const run = async (simd: boolean) => {
+    const before = useSimdAdamW(simd);
+    try {
+      const vars: Record<string, tf.Variable> = {};
+      let seed = 1;
+      for (const [name, shape] of Object.entries(shapes)) {
+        vars[name] = tf.variable(
+          tf.randomNormal(shape, 0, 1, "float32", seed++),
+          true,
+          `simd_${simd}_${name}`,
+        );
+      }
+      const opt = new AdamW({
+        learningRate: 3e-3,
+        weightDecay: 0.05,
+        excludeFromWeightDecay: (n) => n === "d",
+      });
+      equal(opt.simd, simd, "the optimizer runs the SIMD loop when it is on");
+      // A second holder of one weight's memory: that variable is updated into a new tensor.
+      const shared = vars.e.clone();
+      for (let s = 0; s < 5; s++) {
+        const g = gradsOf(vars);
+        opt.step(g, vars, 3e-3 * (1 + s));
+        tf.dispose(Object.values(g));
+      }
+      const out: Record<string, Float32Array> = {};
+      for (const [name, w] of Object.entries(vars)) out[name] = await w.data() as Float32Array;
+      const state = opt.getState();
+      for (const [name, t] of Object.entries(state.m)) {
+        out[`m.${name}`] = await t.data() as Float32Array;
+      }
+      for (const [name, t] of Object.entries(state.v)) {
+        out[`v.${name}`] = await t.data() as Float32Array;
+      }
+      shared.dispose();
+      opt.dispose();
+      tf.dispose(Object.values(vars));
+      return out;
+    } finally {
+      useSimdAdamW(before);
+    }
+  };
+  const simd = await run(true), plain = await run(false);
+  equal(Object.keys(simd).length, 15, "5 weights, 5 m, 5 v");
+  for (const key of Object.keys(plain)) deepEqual(simd[key], plain[key], key);
+});

@@ -137,6 +137,8 @@
  * @module
  */
 
+import { exported, leb128, section } from "../ops/wasm_bytes.ts";
+
 /** The module's code section body of `axpy` (see the text format above). */
 // deno-fmt-ignore
 const AXPY_BODY = [
@@ -383,27 +385,6 @@ const TAP3MUL_BODY = [
   0x20, 0x00, 0x20, 0x03, 0x49, 0x0d, 0x00, // br_if 0 ($y < $n)
   0x0b, 0x0b, 0x0b, // end loop, end block, end function
 ];
-
-/** n as an unsigned LEB128 number (how WebAssembly writes sizes). */
-function leb128(n: number): number[] {
-  const out: number[] = [];
-  do {
-    const byte = n & 0x7f;
-    n >>>= 7;
-    out.push(n ? byte | 0x80 : byte);
-  } while (n);
-  return out;
-}
-
-/** A section: its id, then its contents prefixed with their size. */
-function section(id: number, body: number[]): number[] {
-  return [id, ...leb128(body.length), ...body];
-}
-
-/** An export entry: name, kind (0 function, 2 memory) and index. */
-function exported(name: string, kind: number, index: number): number[] {
-  return [name.length, ...Array.from(name, (ch) => ch.charCodeAt(0)), kind, index];
-}
 
 /** The function bodies in index order. */
 const BODIES = [

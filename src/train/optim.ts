@@ -22,12 +22,15 @@
  * once when it stores m, v and w, where the kernel path rounds to float32
  * after every operation: the two agree to float32 rounding (tested), and the
  * fused one is the closer to the exact update. (Rounding every operation with
- * `Math.fround` made the loop 2x slower.) On webgpu the update runs as tfjs
- * kernels.
+ * `Math.fround` made the loop 2x slower.) On wasm a WebAssembly SIMD copy of
+ * the loop runs on tfjs-wasm's own memory (`../ops/adamw_simd.ts`): the same
+ * float64 arithmetic, bit for bit, two lanes at a time. On webgpu the update
+ * runs as tfjs kernels.
  *
  * @module
  */
 
+import { simdAdamW, type SimdAdamWFn } from "../ops/adamw_simd.ts";
 import { tf } from "../deps.ts";
 import type { Tensor, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
@@ -112,6 +115,21 @@ export class AdamW {
    * may be switched between steps (the state is the same either way).
    */
   fused: boolean;
+
+  /**
+   * Whether an update on the current backend runs the WebAssembly SIMD loop
+   * (fused, on wasm, where the runtime has WebAssembly SIMD; see
+   * `../ops/adamw_simd.ts`).
+   *
+   * @example
+   * ```ts
+   * import { AdamW } from "./optim.ts";
+   * console.log(typeof new AdamW({ learningRate: 1e-3 }).simd); // "boolean"
+   * ```
+   */
+  get simd(): boolean {
+    return this.fused && (hostMemory()?.simd ?? null) !== null;
+  }
   #exclude: (name: string) => boolean;
   #step = 0;
   #m = new Map<string, tf.Variable>();
@@ -417,10 +435,14 @@ interface HostMemory {
   target(t: tf.Variable, inPlace: boolean): Target;
   /** A view of t's values; take views after all `target` calls (the wasm heap may move). */
   view(t: Tensor): Float32Array;
+  /** The SIMD loop on this backend's memory (wasm), or null. */
+  simd: SimdAdamWFn | null;
+  /** Byte offset of t's values in that memory (wasm). */
+  offset(t: Tensor): number;
 }
 
 interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array };
+  wasm: { HEAPU8: Uint8Array; asm?: { memory?: WebAssembly.Memory } };
   dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
   refCount(dataId: unknown): number;
   makeOutput(shape: number[], dtype: string): tf.TensorInfo;
@@ -449,6 +471,8 @@ function hostMemory(): HostMemory | null {
         },
       view: (t) =>
         new Float32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(t.dataId).memoryOffset, t.size),
+      simd: b.wasm.asm?.memory instanceof WebAssembly.Memory ? simdAdamW(b.wasm.asm.memory) : null,
+      offset: (t) => b.dataIdMap.get(t.dataId).memoryOffset,
     };
   }
   if (name === "cpu") {
@@ -461,6 +485,8 @@ function hostMemory(): HostMemory | null {
         const values = b.data.get(t.dataId).values;
         return values instanceof Float32Array ? values : Float32Array.from(t.dataSync());
       },
+      simd: null,
+      offset: () => 0,
     };
   }
   return null;
@@ -488,9 +514,36 @@ function fusedAdamW(
   const { b1, b2, bc1, bc2, eps, wd, lr } = c;
   // Allocate first, then take the views, then no tfjs call until the loop ends.
   const mt = memory.target(m, true), vt = memory.target(v, true), wt = memory.target(w, false);
-  const gv = memory.view(g), mv = memory.view(m), vv = memory.view(v), wv = memory.view(w);
-  const mo = memory.view(mt.tensor), vo = memory.view(vt.tensor), wo = memory.view(wt.tensor);
-  adamwLoop(gv, mv, vv, wv, mo, vo, wo, b1, 1 - b1, b2, 1 - b2, bc1, bc2, eps, wd, lr);
+  // The SIMD loop (wasm) takes the largest multiple of 4 elements, the TypeScript loop the
+  // rest; both compute the same numbers (see `../ops/adamw_simd.ts`).
+  const n = w.size, n4 = memory.simd ? n - (n % 4) : 0;
+  if (n4 > 0) {
+    const at = memory.offset;
+    memory.simd!(
+      at(g),
+      at(m),
+      at(v),
+      at(w),
+      at(mt.tensor),
+      at(vt.tensor),
+      at(wt.tensor),
+      n4,
+      b1,
+      1 - b1,
+      b2,
+      1 - b2,
+      1 / bc1,
+      1 / Math.sqrt(bc2),
+      eps,
+      wd,
+      lr,
+    );
+  }
+  if (n4 < n) {
+    const [gv, mv, vv, wv] = [g, m, v, w].map((t) => memory.view(t).subarray(n4));
+    const [mo, vo, wo] = [mt, vt, wt].map((t) => memory.view(t.tensor).subarray(n4));
+    adamwLoop(gv, mv, vv, wv, mo, vo, wo, b1, 1 - b1, b2, 1 - b2, bc1, bc2, eps, wd, lr);
+  }
   commit(m, mt);
   commit(v, vt);
   commit(w, wt);
