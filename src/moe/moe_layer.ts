@@ -321,7 +321,9 @@ export class MoeLayer {
     const selection = tf.tidy(() => {
       const sel = this.router.select(input, this.#context(options));
       noise = sel.noise ? tf.keep(sel.noise) : null;
-      if (sel.logits) logits = tf.keep(sel.values === sel.logits ? sel.logits.clone() : sel.logits);
+      if (sel.logits && tapeId() !== 0) {
+        logits = tf.keep(sel.values === sel.logits ? sel.logits.clone() : sel.logits);
+      }
       return sel.values; // [N, E] noisy logits
     });
     const { topK: k, capacityFactor, capacityRule } = this.config;

@@ -284,13 +284,16 @@ function selectTidy(
 ): Selection & { selected: SelectedLogits | null } {
   let mode: RouterMode = "eval";
   let hasNoise = false;
+  const tape = tapeId(); // off the tape the logits are never reused: not kept
   const kept = tf.tidy(() => {
     const sel = router.select(input, ctx);
     mode = sel.mode;
     hasNoise = sel.noise !== null;
     const out = sel.noise ? [sel.values, sel.noise] : [sel.values];
     // The values are freed after the readback: keep the logits apart from them.
-    if (sel.logits) out.push(sel.logits === sel.values ? sel.logits.clone() : sel.logits);
+    if (sel.logits && tape !== 0) {
+      out.push(sel.logits === sel.values ? sel.logits.clone() : sel.logits);
+    }
     return out;
   });
   const logits = kept[hasNoise ? 2 : 1] as Tensor2D | undefined;
@@ -298,7 +301,7 @@ function selectTidy(
     values: kept[0] as Tensor2D,
     noise: (hasNoise ? kept[1] : null) as Tensor2D | null,
     mode,
-    selected: logits ? { tensor: logits, input: input.x.id, tape: tapeId() } : null,
+    selected: logits ? { tensor: logits, input: input.x.id, tape } : null,
   };
 }
 
