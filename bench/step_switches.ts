@@ -11,7 +11,10 @@
  *   every step did before (same values and gradients bit for bit:
  *   test/router_logits_reuse_test.ts);
  * - `adamw ts`: AdamW runs its TypeScript loop instead of the SIMD loop
- *   (`useSimdAdamW(false)`; the same numbers bit for bit: test/optim_test.ts).
+ *   (`useSimdAdamW(false)`; the same numbers bit for bit: test/optim_test.ts);
+ * - `experts xnnpack`: experts with few rows multiply with tfjs-wasm's
+ *   matmul instead of the SIMD products (`useSmallMatmul(false)`; the same
+ *   numbers to float32 rounding: test/moe_layer_test.ts).
  *
  * E from `MOGE_BENCH_E` (default 64,400), MoE and MoGE. Prints median
  * [quartiles] ms per variant and the median [quartiles] of the per-round
@@ -25,6 +28,7 @@ import { useBackend } from "../src/backend.ts";
 import { disposeRouted, type RoutedBatch } from "../src/moe/moe_layer.ts";
 import { routeInTape } from "../src/models/transformer.ts";
 import { useSimdAdamW } from "../src/ops/adamw_simd.ts";
+import { useSmallMatmul } from "../src/ops/small_matmul_simd.ts";
 import { applyGradients } from "../src/train/task.ts";
 import { alternateTimes } from "./alternate.ts";
 import { benchBatch, benchModel } from "./setup.ts";
@@ -43,9 +47,10 @@ for (const E of list) {
     const m = benchModel(mode, E, 64, batch);
     let i = 0;
     /** One training step as `trainStep` takes it, with the given switches. */
-    const step = (o: { logitsTwice?: boolean; adamwTs?: boolean }) => () => {
+    const step = (o: { logitsTwice?: boolean; adamwTs?: boolean; xnnpack?: boolean }) => () => {
       const s = i++;
       const simd = useSimdAdamW(!o.adamwTs);
+      const small = useSmallMatmul(!o.xnnpack);
       let routed: RoutedBatch | null = null;
       try {
         applyGradients(m.model.params, m.opt, () => {
@@ -63,6 +68,7 @@ for (const E of list) {
         }, 0);
       } finally {
         useSimdAdamW(simd);
+        useSmallMatmul(small);
         if (routed) disposeRouted(routed);
       }
       return Promise.resolve();
@@ -72,6 +78,7 @@ for (const E of list) {
         now: step({}),
         "logits twice": step({ logitsTwice: true }),
         "adamw ts": step({ adamwTs: true }),
+        "experts xnnpack": step({ xnnpack: true }),
       },
       rounds,
       3,
@@ -80,7 +87,8 @@ for (const E of list) {
     console.log(
       `E=${E} ${mode}: now ${fmt(t.now)} ms | logits twice ${fmt(t["logits twice"])} ms, ` +
         `now/it ${fmt(ratio("logits twice"), 3)} | adamw ts ${fmt(t["adamw ts"])} ms, ` +
-        `now/it ${fmt(ratio("adamw ts"), 3)}`,
+        `now/it ${fmt(ratio("adamw ts"), 3)} | experts xnnpack ${fmt(t["experts xnnpack"])} ms, ` +
+        `now/it ${fmt(ratio("experts xnnpack"), 3)}`,
     );
     m.dispose();
   }

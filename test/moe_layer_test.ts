@@ -3,6 +3,7 @@ import { useBackend } from "../src/backend.ts";
 import { disposeRouted, type MoeConfig, MoeLayer } from "../src/moe/moe_layer.ts";
 import { expertCapacity, planRouting } from "../src/moe/routing.ts";
 import { setFusedExperts } from "../src/moe/expert_ffn.ts";
+import { smallMatmul, useSmallMatmul } from "../src/ops/small_matmul_simd.ts";
 import { assertAllClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 
@@ -364,6 +365,51 @@ for (const backend of (await availableBackends()).filter((b) => b !== "webgpu"))
     );
   }
 }
+
+Deno.test("MoeLayer (wasm) fused experts with the SIMD products (few rows, widths multiples of 4): same output, loss and gradients as looped tfjs ops and as tfjs-wasm's matmul", async () => {
+  await useBackend("wasm");
+  const memory = (tf.backend() as unknown as { wasm: { asm: { memory: WebAssembly.Memory } } })
+    .wasm.asm.memory;
+  ok(smallMatmul(memory), "the SIMD products are available on wasm here");
+  // d = d_out = 8 and d_ff = 12: multiples of 4, so experts with at most 8 rows take the SIMD path.
+  const run = async (expertCompute: "fused" | "looped", simd: boolean) => {
+    const before = useSmallMatmul(simd);
+    try {
+      const layer = new MoeLayer(
+        { ...base, inputDim: 8, hiddenDim: 12, expertCompute, capacityFactor: 1 },
+        { seed: 5 },
+      );
+      const x = tf.randomNormal([11, 8], 0, 1, "float32", 7) as tf.Tensor2D;
+      const routed = await layer.route({ x }, { training: true, noiseSeed: 3 });
+      const { value, grads } = tf.variableGrads(() => {
+        const out = layer.apply({ x }, routed, null);
+        const w = tf.range(1, out.y.size + 1).reshape(out.y.shape).div(out.y.size);
+        return tf.add(tf.sum(tf.mul(tf.square(out.y), w)), out.penalty) as tf.Scalar;
+      }, Object.values(layer.params));
+      const g: Record<string, Float32Array> = {};
+      for (const [name, v] of Object.entries(layer.params)) {
+        if (grads[v.name]) g[name] = await grads[v.name].data() as Float32Array;
+      }
+      const loss = (await value.data())[0];
+      const maxLoad = Math.max(...MoeLayer.stats(routed).load);
+      tf.dispose([value, ...Object.values(grads), x]);
+      disposeRouted(routed);
+      layer.dispose();
+      return { loss, g, maxLoad };
+    } finally {
+      useSmallMatmul(before);
+    }
+  };
+  const simd = await run("fused", true);
+  ok(simd.maxLoad <= 8 && simd.maxLoad > 1, `every expert has 2..8 rows (largest ${simd.maxLoad})`);
+  for (const other of [await run("looped", true), await run("fused", false)]) {
+    assertAllClose([simd.loss], [other.loss], { atol: 1e-5, rtol: 1e-5 });
+    deepEqual(Object.keys(simd.g).sort(), Object.keys(other.g).sort());
+    for (const name of Object.keys(other.g)) {
+      assertAllClose(simd.g[name], other.g[name], { atol: 1e-5, rtol: 1e-4, msg: name });
+    }
+  }
+});
 
 for (const backend of (await availableBackends()).filter((b) => b !== "webgpu")) {
   for (const [topK, training] of [[1, true], [2, true], [2, false]] as const) {

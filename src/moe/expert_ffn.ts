@@ -17,6 +17,7 @@
 import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D } from "../types.ts";
 import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
+import { type SmallMatmul, smallMatmul } from "../ops/small_matmul_simd.ts";
 
 /** Expert hidden activation. */
 export type FfnActivation = "gelu" | "relu" | "tanh";
@@ -26,6 +27,30 @@ const BACKWARD = "MogeExpertFfnGrad";
 const GELU_C = Math.sqrt(2 / Math.PI);
 /** Experts with at most this many rows multiply as Wᵀ·xᵀ (see the forward kernel). */
 const SWAP_ROWS = 32;
+/**
+ * On wasm, experts with at most this many rows multiply with the SIMD loops
+ * of `../ops/small_matmul_simd.ts` (when d_ff and d_out are multiples of 4):
+ * below it they beat tfjs-wasm's matmul, at 8-16 rows the two take about as
+ * long (`bench/expert_rows.ts`).
+ */
+let simdRows = 8;
+
+/**
+ * Sets the most rows an expert may have to use the SIMD products on wasm
+ * (default 8), returning the previous limit: for benchmarks.
+ *
+ * @example
+ * ```ts
+ * import { setSimdRows } from "./expert_ffn.ts";
+ * const before = setSimdRows(16);
+ * setSimdRows(before);
+ * ```
+ */
+export function setSimdRows(rows: number): number {
+  const before = simdRows;
+  simdRows = rows;
+  return before;
+}
 
 /** Memory access to the backend's tensors (wasm heap or cpu arrays). */
 interface Host {
@@ -39,10 +64,14 @@ interface Host {
     transposeB: boolean,
   ): tf.TensorInfo;
   free(t: tf.TensorInfo): void;
+  /** The SIMD products on the backend's memory (wasm), or null. */
+  simd: SmallMatmul | null;
+  /** Byte offset of t's values in that memory (wasm). */
+  offset(t: tf.TensorInfo): number;
 }
 
 interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array };
+  wasm: { HEAPU8: Uint8Array; asm?: { memory?: WebAssembly.Memory } };
   dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: string): tf.TensorInfo;
   disposeData(dataId: unknown): boolean;
@@ -74,6 +103,10 @@ function hostOf(backendName: "wasm" | "cpu", backend: unknown): Host {
         ),
       matmul,
       free: (t) => void b.disposeData(t.dataId),
+      simd: b.wasm.asm?.memory instanceof WebAssembly.Memory
+        ? smallMatmul(b.wasm.asm.memory)
+        : null,
+      offset: (t) => b.dataIdMap.get(t.dataId).memoryOffset,
     };
   }
   const b = backend as CpuBackendLike;
@@ -98,6 +131,8 @@ function hostOf(backendName: "wasm" | "cpu", backend: unknown): Host {
       return out;
     },
     free: (t) => void b.disposeData(t.dataId),
+    simd: null,
+    offset: () => 0,
   };
 }
 
@@ -152,8 +187,14 @@ function forwardKernel(name: "wasm" | "cpu") {
     const f = inputs.w1_0.shape[1], o = inputs.w2_0.shape[1];
     const y = host.alloc([R, o]);
     const h = host.alloc([R, f]);
+    const simd = host.simd && f % 4 === 0 && o % 4 === 0 ? host.simd : null;
     let r0 = 0;
     sizes.forEach((n, j) => {
+      if (simd && n <= simdRows) {
+        forwardSimd(host, simd, inputs, j, { r0, n, d: x.shape[1], f, o }, act, y, h);
+        r0 += n;
+        return;
+      }
       const xj = rows(host, x, r0, n);
       // The weights are new tensors every step, and the matmul packs its right
       // operand anew for each new tensor: for a few rows, Wᵀ·xᵀ (right operand
@@ -202,8 +243,18 @@ function backwardKernel(name: "wasm" | "cpu") {
     const dx = host.alloc([R, d]);
     const dW1: tf.TensorInfo[] = [], db1: tf.TensorInfo[] = [];
     const dW2: tf.TensorInfo[] = [], db2: tf.TensorInfo[] = [];
+    const simd = host.simd && f % 4 === 0 && o % 4 === 0 ? host.simd : null;
     let r0 = 0;
     sizes.forEach((n, j) => {
+      if (simd && n <= simdRows) {
+        const g = backwardSimd(host, simd, inputs, j, { r0, n, d, f, o }, act, dx);
+        dW1.push(g.dW1);
+        db1.push(g.db1);
+        dW2.push(g.dW2);
+        db2.push(g.db2);
+        r0 += n;
+        return;
+      }
       const dyj = rows(host, dy, r0, n); // [n, o]
       const a = host.alloc([n, f]); // act(h)
       {
@@ -240,6 +291,95 @@ function backwardKernel(name: "wasm" | "cpu") {
     });
     return [dx, ...dW1, ...db1, ...dW2, ...db2];
   };
+}
+
+/** Sizes of one expert's block of rows: first row r0, n rows, widths d, f (d_ff), o. */
+interface Block {
+  r0: number;
+  n: number;
+  d: number;
+  f: number;
+  o: number;
+}
+
+/**
+ * The forward pass of expert j on rows [r0, r0 + n) with the SIMD products:
+ * h = x·W1 + b1 straight into h's rows, a = act(h), y = a·W2 + b2 straight
+ * into y's rows (the same bias and activation arithmetic as the matmul path).
+ */
+function forwardSimd(
+  host: Host,
+  simd: SmallMatmul,
+  inputs: Record<string, tf.TensorInfo>,
+  j: number,
+  { r0, n, d, f, o }: Block,
+  act: FfnActivation,
+  y: tf.TensorInfo,
+  h: tf.TensorInfo,
+): void {
+  const a = host.alloc([n, f]); // before any view or offset is taken: the heap may move
+  const at = host.offset;
+  simd.xw(at(inputs.x) + 4 * r0 * d, at(inputs[`w1_${j}`]), at(h) + 4 * r0 * f, n, d, f);
+  const hv = host.view(h), av = host.view(a), b1 = host.view(inputs[`b1_${j}`]);
+  for (let i = 0; i < n; i++) {
+    for (let u = 0; u < f; u++) {
+      const v = Math.fround(hv[(r0 + i) * f + u] + b1[u]);
+      hv[(r0 + i) * f + u] = v;
+      av[i * f + u] = activation(act, v);
+    }
+  }
+  simd.xw(at(a), at(inputs[`w2_${j}`]), at(y) + 4 * r0 * o, n, f, o);
+  const yv = host.view(y), b2 = host.view(inputs[`b2_${j}`]);
+  for (let i = 0; i < n; i++) for (let v = 0; v < o; v++) yv[(r0 + i) * o + v] += b2[v];
+  host.free(a);
+}
+
+/**
+ * The backward pass of expert j on rows [r0, r0 + n) with the SIMD products:
+ * dW2 = aᵀ·dy, da = dy·W2ᵀ ⊙ act'(h), dW1 = xᵀ·da, and dx's rows = da·W1ᵀ
+ * written in place; the bias gradients as loops.
+ */
+function backwardSimd(
+  host: Host,
+  simd: SmallMatmul,
+  inputs: Record<string, tf.TensorInfo>,
+  j: number,
+  { r0, n, d, f, o }: Block,
+  act: FfnActivation,
+  dx: tf.TensorInfo,
+): { dW1: tf.TensorInfo; db1: tf.TensorInfo; dW2: tf.TensorInfo; db2: tf.TensorInfo } {
+  const { dy, x, h } = inputs;
+  const a = host.alloc([n, f]), da = host.alloc([n, f]);
+  const dW1 = host.alloc([d, f]), db1 = host.alloc([f]);
+  const dW2 = host.alloc([f, o]), db2 = host.alloc([o]);
+  const at = host.offset;
+  {
+    const av = host.view(a), hv = host.view(h);
+    for (let k = 0; k < n * f; k++) av[k] = activation(act, hv[r0 * f + k]);
+  }
+  const dyj = at(dy) + 4 * r0 * o;
+  simd.atb(at(a), dyj, at(dW2), n, f, o); // [f, o] = aᵀ·dy
+  {
+    const g = host.view(db2).fill(0), dv = host.view(dy);
+    for (let i = 0; i < n; i++) for (let v = 0; v < o; v++) g[v] += dv[(r0 + i) * o + v];
+  }
+  simd.xwt(dyj, at(inputs[`w2_${j}`]), at(da), n, f, o); // [n, f] = dy·W2ᵀ
+  {
+    const dv = host.view(da), hv = host.view(h), g = host.view(db1).fill(0);
+    for (let i = 0; i < n; i++) {
+      for (let u = 0; u < f; u++) {
+        const k = i * f + u;
+        const v = dv[k] * activationGrad(act, hv[(r0 + i) * f + u]);
+        dv[k] = v;
+        g[u] += v;
+      }
+    }
+  }
+  simd.atb(at(x) + 4 * r0 * d, at(da), at(dW1), n, d, f); // [d, f] = xᵀ·dpre
+  simd.xwt(at(da), at(inputs[`w1_${j}`]), at(dx) + 4 * r0 * d, n, d, f); // [n, d] = dpre·W1ᵀ
+  host.free(a);
+  host.free(da);
+  return { dW1, db1, dW2, db2 };
 }
 
 let registered = false;

@@ -40,7 +40,7 @@
  * @module
  */
 
-import { exported, leb128, section } from "./wasm_bytes.ts";
+import { exported, leb128, MEMORY_IMPORT, PerMemory, section } from "./wasm_bytes.ts";
 
 const LOAD = [0xfd, 0x00, 0x00, 0x00]; // v128.load align=1 offset=0
 const STORE = [0xfd, 0x0b, 0x00, 0x00]; // v128.store align=1 offset=0
@@ -127,7 +127,7 @@ const ADAMW_BODY = [
 const ADAMW_MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
   ...section(0x01, [0x01, 0x60, 0x11, ...new Array(8).fill(0x7f), ...new Array(9).fill(0x7c), 0x00]),
-  ...section(0x02, [0x01, 0x03, 0x65, 0x6e, 0x76, 0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x01]),
+  ...MEMORY_IMPORT,
   ...section(0x03, [0x01, 0x00]),
   ...section(0x07, [0x01, ...exported("adamw", 0, 0)]),
   ...section(0x0a, [0x01, ...leb128(ADAMW_BODY.length), ...ADAMW_BODY]),
@@ -158,8 +158,7 @@ export type SimdAdamWFn = (
   lr: number,
 ) => void;
 
-const instances = new WeakMap<WebAssembly.Memory, SimdAdamWFn | null>();
-let enabled = true;
+const MODULE_ON_MEMORY = new PerMemory(ADAMW_MODULE, (e) => e.adamw as SimdAdamWFn);
 
 /**
  * The SIMD AdamW loop on `memory` (instantiated once per memory), or null
@@ -181,19 +180,7 @@ let enabled = true;
  * ```
  */
 export function simdAdamW(memory: WebAssembly.Memory): SimdAdamWFn | null {
-  if (!enabled) return null;
-  let fn = instances.get(memory);
-  if (fn !== undefined) return fn;
-  try {
-    fn = WebAssembly.validate(ADAMW_MODULE)
-      ? new WebAssembly.Instance(new WebAssembly.Module(ADAMW_MODULE), { env: { mem: memory } })
-        .exports.adamw as SimdAdamWFn
-      : null;
-  } catch {
-    fn = null;
-  }
-  instances.set(memory, fn);
-  return fn;
+  return MODULE_ON_MEMORY.get(memory);
 }
 
 /**
@@ -209,7 +196,5 @@ export function simdAdamW(memory: WebAssembly.Memory): SimdAdamWFn | null {
  * ```
  */
 export function useSimdAdamW(on: boolean): boolean {
-  const before = enabled;
-  enabled = on;
-  return before;
+  return MODULE_ON_MEMORY.use(on);
 }
