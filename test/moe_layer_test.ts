@@ -4,6 +4,7 @@ import { disposeRouted, type MoeConfig, MoeLayer } from "../src/moe/moe_layer.ts
 import { expertCapacity, planRouting } from "../src/moe/routing.ts";
 import { setFusedExperts } from "../src/moe/expert_ffn.ts";
 import { smallMatmul, useSmallMatmul } from "../src/ops/small_matmul_simd.ts";
+import { wasmBackendMemory } from "../src/ops/wasm_bytes.ts";
 import { assertAllClose, deepEqual, equal, ok, throws } from "./asserts.ts";
 import { availableBackends } from "./backends.ts";
 
@@ -368,9 +369,7 @@ for (const backend of (await availableBackends()).filter((b) => b !== "webgpu"))
 
 Deno.test("MoeLayer (wasm) fused experts with the SIMD products (few rows, widths multiples of 4): same output, loss and gradients as looped tfjs ops and as tfjs-wasm's matmul", async () => {
   await useBackend("wasm");
-  const memory = (tf.backend() as unknown as { wasm: { asm: { memory: WebAssembly.Memory } } })
-    .wasm.asm.memory;
-  ok(smallMatmul(memory), "the SIMD products are available on wasm here");
+  ok(smallMatmul(wasmBackendMemory(tf.backend())), "the SIMD products are available on wasm here");
   // d = d_out = 8 and d_ff = 12: multiples of 4, so experts with at most 8 rows take the SIMD path.
   const run = async (expertCompute: "fused" | "looped", simd: boolean) => {
     const before = useSmallMatmul(simd);

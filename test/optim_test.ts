@@ -1,5 +1,6 @@
 import { AdamW } from "../src/train/optim.ts";
 import { simdAdamW, useSimdAdamW } from "../src/ops/adamw_simd.ts";
+import { wasmBackendMemory } from "../src/ops/wasm_bytes.ts";
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { availableBackends } from "./backends.ts";
@@ -327,8 +328,10 @@ for (const backend of backends.filter((b) => b !== "webgpu")) {
 
 Deno.test("optim [wasm]: the SIMD loop on tfjs-wasm's memory gives the TypeScript loop's numbers bit for bit", async () => {
   await useBackend("wasm");
-  const b = tf.backend() as unknown as { wasm: { asm: { memory: WebAssembly.Memory } } };
-  ok(simdAdamW(b.wasm.asm.memory) !== null, "the SIMD loop is available on wasm here");
+  ok(
+    simdAdamW(wasmBackendMemory(tf.backend())) !== null,
+    "the SIMD loop is available on wasm here",
+  );
   // Sizes with every tail length (n mod 4 = 0..3) and one below 4 (TypeScript loop only).
   const shapes: Record<string, number[]> = { a: [1], b: [3], c: [4, 2], d: [7], e: [1027] };
   const run = async (simd: boolean) => {

@@ -5,6 +5,7 @@
  */
 
 import { smallMatmul } from "../src/ops/small_matmul_simd.ts";
+import { wasmBackendMemory } from "../src/ops/wasm_bytes.ts";
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
 import { assertAllClose, ok } from "./asserts.ts";
@@ -86,10 +87,9 @@ Deno.test("small matmuls: xw, xwt and atb equal float64 loops of their definitio
 Deno.test("small matmuls run on tfjs-wasm's memory: xw of two tensors into a third", async () => {
   await useBackend("wasm");
   const b = tf.backend() as unknown as {
-    wasm: { asm: { memory: WebAssembly.Memory } };
     dataIdMap: { get(id: unknown): { memoryOffset: number } };
   };
-  const mm = smallMatmul(b.wasm.asm.memory);
+  const mm = smallMatmul(wasmBackendMemory(b));
   ok(mm, "available on the wasm backend");
   const [n, K, F] = [3, 10, 8];
   const xv = values(n * K, 3), wv = values(K * F, 4);

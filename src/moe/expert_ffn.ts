@@ -18,6 +18,7 @@ import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D } from "../types.ts";
 import { installFastWasmKernels } from "../ops/wasm_kernels.ts";
 import { type SmallMatmul, smallMatmul } from "../ops/small_matmul_simd.ts";
+import { wasmBackendMemory } from "../ops/wasm_bytes.ts";
 
 /** Expert hidden activation. */
 export type FfnActivation = "gelu" | "relu" | "tanh";
@@ -71,7 +72,7 @@ interface Host {
 }
 
 interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array; asm?: { memory?: WebAssembly.Memory } };
+  wasm: { HEAPU8: Uint8Array };
   dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: string): tf.TensorInfo;
   disposeData(dataId: unknown): boolean;
@@ -103,9 +104,7 @@ function hostOf(backendName: "wasm" | "cpu", backend: unknown): Host {
         ),
       matmul,
       free: (t) => void b.disposeData(t.dataId),
-      simd: b.wasm.asm?.memory instanceof WebAssembly.Memory
-        ? smallMatmul(b.wasm.asm.memory)
-        : null,
+      simd: smallMatmul(wasmBackendMemory(b)),
       offset: (t) => b.dataIdMap.get(t.dataId).memoryOffset,
     };
   }

@@ -318,10 +318,11 @@ export class MoeLayer {
     }
     let noise: Tensor2D | null = null;
     let logits: Tensor2D | null = null; // [N, E] clean logits, for apply to reuse
+    const tape = tapeId(); // off the tape they are never reused: not kept
     const selection = tf.tidy(() => {
       const sel = this.router.select(input, this.#context(options));
       noise = sel.noise ? tf.keep(sel.noise) : null;
-      if (sel.logits && tapeId() !== 0) {
+      if (sel.logits && tape !== 0) {
         logits = tf.keep(sel.values === sel.logits ? sel.logits.clone() : sel.logits);
       }
       return sel.values; // [N, E] noisy logits
@@ -334,7 +335,7 @@ export class MoeLayer {
         capacityRule,
         counts: options.stats ?? false,
       });
-      if (logits) batch.logits = { tensor: logits, input: input.x.id, tape: tapeId() };
+      if (logits) batch.logits = { tensor: logits, input: input.x.id, tape };
       return batch;
     } catch (e) {
       if (noise) (noise as Tensor2D).dispose();

@@ -179,7 +179,7 @@ const MODULE_ON_MEMORY = new PerMemory(ADAMW_MODULE, (e) => e.adamw as SimdAdamW
  * }
  * ```
  */
-export function simdAdamW(memory: WebAssembly.Memory): SimdAdamWFn | null {
+export function simdAdamW(memory: WebAssembly.Memory | null): SimdAdamWFn | null {
   return MODULE_ON_MEMORY.get(memory);
 }
 

@@ -197,7 +197,7 @@ const MODULE_ON_MEMORY = new PerMemory(
  * }
  * ```
  */
-export function smallMatmul(memory: WebAssembly.Memory): SmallMatmul | null {
+export function smallMatmul(memory: WebAssembly.Memory | null): SmallMatmul | null {
   return MODULE_ON_MEMORY.get(memory);
 }
 

@@ -101,7 +101,7 @@ export class PerMemory<T> {
   }
 
   /**
-   * The module's exports on `memory`, or null.
+   * The module's exports on `memory`, or null (also for no memory).
    *
    * @example
    * ```ts
@@ -110,8 +110,8 @@ export class PerMemory<T> {
    * console.log(m.get(new WebAssembly.Memory({ initial: 1 }))); // null
    * ```
    */
-  get(memory: WebAssembly.Memory): T | null {
-    if (!this.#enabled) return null;
+  get(memory: WebAssembly.Memory | null): T | null {
+    if (!this.#enabled || memory === null) return null;
     let out = this.#instances.get(memory);
     if (out !== undefined) return out;
     try {
@@ -143,4 +143,20 @@ export class PerMemory<T> {
     this.#enabled = on;
     return before;
   }
+}
+
+/**
+ * The `WebAssembly.Memory` of a tfjs-wasm backend (`tf.backend()` on wasm,
+ * or the backend a kernel receives), where its tensors live; null for any
+ * other backend.
+ *
+ * @example
+ * ```ts
+ * import { wasmBackendMemory } from "./wasm_bytes.ts";
+ * console.log(wasmBackendMemory({})); // null
+ * ```
+ */
+export function wasmBackendMemory(backend: unknown): WebAssembly.Memory | null {
+  const memory = (backend as { wasm?: { asm?: { memory?: unknown } } } | null)?.wasm?.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? memory : null;
 }

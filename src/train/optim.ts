@@ -31,6 +31,7 @@
  */
 
 import { simdAdamW, type SimdAdamWFn } from "../ops/adamw_simd.ts";
+import { wasmBackendMemory } from "../ops/wasm_bytes.ts";
 import { tf } from "../deps.ts";
 import type { Tensor, Variable } from "../types.ts";
 import { checkInteger, checkNumber } from "../validate.ts";
@@ -442,7 +443,7 @@ interface HostMemory {
 }
 
 interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array; asm?: { memory?: WebAssembly.Memory } };
+  wasm: { HEAPU8: Uint8Array };
   dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
   refCount(dataId: unknown): number;
   makeOutput(shape: number[], dtype: string): tf.TensorInfo;
@@ -471,7 +472,7 @@ function hostMemory(): HostMemory | null {
         },
       view: (t) =>
         new Float32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(t.dataId).memoryOffset, t.size),
-      simd: b.wasm.asm?.memory instanceof WebAssembly.Memory ? simdAdamW(b.wasm.asm.memory) : null,
+      simd: simdAdamW(wasmBackendMemory(b)),
       offset: (t) => b.dataIdMap.get(t.dataId).memoryOffset,
     };
   }
