@@ -232,6 +232,31 @@ function forwardKernel(name: "wasm" | "cpu") {
   };
 }
 
+/**
+ * The backward pass through the activation of one expert's rows [r0, r0 + n):
+ * da ← da ⊙ act'(h) in place (`[n, f]`), and db1 ← the column sums of that.
+ */
+function throughActivation(
+  host: Host,
+  da: tf.TensorInfo,
+  h: tf.TensorInfo,
+  db1: tf.TensorInfo,
+  r0: number,
+  n: number,
+  f: number,
+  act: FfnActivation,
+): void {
+  const dv = host.view(da), hv = host.view(h), g = host.view(db1).fill(0);
+  for (let i = 0; i < n; i++) {
+    for (let u = 0; u < f; u++) {
+      const k = i * f + u;
+      const v = dv[k] * activationGrad(act, hv[(r0 + i) * f + u]);
+      dv[k] = v;
+      g[u] += v;
+    }
+  }
+}
+
 /** Backward: outputs dx, then dW1_j, db1_j, dW2_j, db2_j for every j (grouped by kind). */
 function backwardKernel(name: "wasm" | "cpu") {
   return ({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] => {
@@ -269,17 +294,7 @@ function backwardKernel(name: "wasm" | "cpu") {
       db2.push(gb2);
       const da = host.matmul(dyj, inputs[`w2_${j}`], false, true); // [n, f] = dy·W2ᵀ
       const gb1 = host.alloc([f]);
-      {
-        const dv = host.view(da), hv = host.view(h), g = host.view(gb1).fill(0);
-        for (let i = 0; i < n; i++) {
-          for (let u = 0; u < f; u++) {
-            const k = i * f + u;
-            const v = dv[k] * activationGrad(act, hv[(r0 + i) * f + u]);
-            dv[k] = v;
-            g[u] += v;
-          }
-        }
-      }
+      throughActivation(host, da, h, gb1, r0, n, f, act);
       db1.push(gb1);
       const xj = rows(host, x, r0, n);
       dW1.push(host.matmul(xj, da, true, false)); // [d, f] = xᵀ·dpre
@@ -363,17 +378,7 @@ function backwardSimd(
     for (let i = 0; i < n; i++) for (let v = 0; v < o; v++) g[v] += dv[(r0 + i) * o + v];
   }
   simd.xwt(dyj, at(inputs[`w2_${j}`]), at(da), n, f, o); // [n, f] = dy·W2ᵀ
-  {
-    const dv = host.view(da), hv = host.view(h), g = host.view(db1).fill(0);
-    for (let i = 0; i < n; i++) {
-      for (let u = 0; u < f; u++) {
-        const k = i * f + u;
-        const v = dv[k] * activationGrad(act, hv[(r0 + i) * f + u]);
-        dv[k] = v;
-        g[u] += v;
-      }
-    }
-  }
+  throughActivation(host, da, h, db1, r0, n, f, act);
   simd.atb(at(x) + 4 * r0 * d, at(da), at(dW1), n, d, f); // [d, f] = xᵀ·dpre
   simd.xwt(at(da), at(inputs[`w1_${j}`]), at(dx) + 4 * r0 * d, n, d, f); // [n, d] = dpre·W1ᵀ
   host.free(a);
