@@ -7,12 +7,12 @@ import { sweepTables } from "../src/analysis/sweep_tables.ts";
 import { sweepCurves } from "../src/analysis/sweep_curves.ts";
 import { escapeHtml } from "../src/report/html_page.ts";
 import { sweepReportHtml } from "../src/report/sweep_page.ts";
-import { table1ForPair } from "../src/analysis/table1.ts";
+import { TABLE1_FILE, table1ForPair, table1ForRun } from "../src/analysis/table1.ts";
 import { saveCheckpoint } from "../src/train/checkpoint.ts";
 import { loadFixture } from "../src/data/images.ts";
 import { useBackend } from "../src/backend.ts";
 import { tf } from "../src/deps.ts";
-import { assertClose, deepEqual, equal, ok } from "./asserts.ts";
+import { assertClose, deepEqual, equal, ok, rejects } from "./asserts.ts";
 
 const T_975_2 = 4.302653; // t_{0.975, 2} (t table)
 const T_975_1 = 12.706205; // t_{0.975, 1}
@@ -315,6 +315,53 @@ Deno.test({
         equal(c.mogeLower, 1, c.name); // lower in the second seed only
         assertClose(c.moeCi.mean, flatVsSharp[i].moge / 2, { rtol: 1e-12 });
       }
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "report: a run's Table 1 figures are kept in its table1.json and read back without the checkpoint, for the same images, seed, σ and steps only",
+  sanitizeResources: false,
+  fn: async () => {
+    await useBackend("cpu");
+    const root = await Deno.makeTempDir();
+    try {
+      const E = 16, dir = `${root}/run`;
+      const w = Float32Array.from({ length: 784 * E }, (_, i) => Math.sin(i * 12.9898) * 0.5);
+      await Deno.mkdir(dir, { recursive: true });
+      await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ experts: E }));
+      await Deno.writeTextFile(
+        `${dir}/summary.json`,
+        JSON.stringify({ steps: 30, completed: true }),
+      );
+      await saveCheckpoint(`${dir}/checkpoint`, {
+        tensors: { "param/moe.router.w": { shape: [784, E], dtype: "float32", values: w } },
+        meta: {},
+      });
+      const data = await loadFixture("fashion-mnist");
+      const measured = await table1ForRun(dir, { data, limit: 20 });
+      equal(measured.images, 20);
+      equal(measured.steps, 30);
+      equal(measured.columns.length, 12);
+      ok(measured.columns.every((c) => c.imed > 0));
+      deepEqual(JSON.parse(await Deno.readTextFile(`${dir}/${TABLE1_FILE}`)), measured);
+      // The pair's columns are the two runs' figures.
+      const pair = await table1ForPair(dir, dir, { data, limit: 20 });
+      deepEqual(pair.map((c) => c.moe), measured.columns.map((c) => c.imed));
+      // Without the checkpoint: the kept figures, bit for bit.
+      await Deno.remove(`${dir}/checkpoint`, { recursive: true });
+      deepEqual(await table1ForRun(dir, { data, limit: 20 }), measured);
+      // Other images, another seed, or a run trained further: refused, naming what differs.
+      await rejects(() => table1ForRun(dir, { data, limit: 10 }), /measured on 20 images.*not 10/);
+      await rejects(() => table1ForRun(dir, { data, limit: 20, seed: 1 }), /seed 0.*not 20, 1/);
+      await Deno.writeTextFile(
+        `${dir}/summary.json`,
+        JSON.stringify({ steps: 60, completed: true }),
+      );
+      await rejects(() => table1ForRun(dir, { data, limit: 20 }), /after 30 steps.*after 60/);
     } finally {
       await Deno.remove(root, { recursive: true });
     }

@@ -12,6 +12,7 @@ import { TABLE1_TRANSFORMS } from "./affine.ts";
 import { meanImed, routingScores, transformImages } from "./invariance.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { topographicLayout } from "../moge/layout.ts";
+import { writeJsonAtomic } from "../atomic.ts";
 
 /** The test split that Table 1 is measured on (a `Dataset` from src/data/images.ts fits). */
 export interface TestSplit {
@@ -63,10 +64,101 @@ export async function loadRouter(dir: string): Promise<{ routerW: Float32Array; 
   return { routerW: w.values as Float32Array, experts: Number(config.experts) };
 }
 
+/** What `table1.json` in a run directory holds: one run's Table 1 figures and how they were measured. */
+export interface RunTable1 {
+  /** Test images measured (the first `images` of the test split). */
+  images: number;
+  /** Seed of the random transforms. */
+  seed: number;
+  /** σ of the IMED Gaussian. */
+  imedSigma: number;
+  /** The run's optimizer steps when measured (`summary.json`'s `steps`; null without one). */
+  steps: number | null;
+  /** Mean squared IMED per transform, in the order of `TABLE1_TRANSFORMS`. */
+  columns: { name: string; imed: number }[];
+}
+
+/** The file in a run directory that keeps its Table 1 figures (see {@linkcode table1ForRun}). */
+export const TABLE1_FILE = "table1.json";
+
+async function readJson<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * One run's Table 1 figures: the mean squared IMED of its routing maps under
+ * each of the 12 transforms. Measured from the run's checkpoint (its router
+ * weights) and kept in the run directory as `table1.json`; later calls with
+ * the same images, seed and σ, for the same number of training steps, read
+ * that file, so a finished run keeps its figures after its checkpoint is gone
+ * (e.g. the small files of a run copied to another machine, where a sweep's
+ * other seeds are trained and reported with it).
+ *
+ * @example
+ * ```ts ignore
+ * import { table1ForRun } from "./table1.ts";
+ * import { loadFixture } from "../data/images.ts";
+ * const t = await table1ForRun("runs/s/mode-moge_seed-0",
+ *   { data: await loadFixture("fashion-mnist"), limit: 100 });
+ * t.columns[0]; // { name: "rotation 5", imed: ... }
+ * ```
+ */
+export async function table1ForRun(dir: string, opts: Table1Options): Promise<RunTable1> {
+  const limit = opts.limit ?? 0;
+  const seed = opts.seed ?? 0;
+  const imedSigma = opts.imedSigma ?? 1;
+  if (!Number.isInteger(limit) || limit < 0) {
+    throw new RangeError(`table1ForRun: limit = ${limit} must be an integer >= 0`);
+  }
+  if (!(imedSigma > 0)) {
+    throw new RangeError(`table1ForRun: imedSigma = ${imedSigma} must be > 0`);
+  }
+  const { data } = opts;
+  const n = limit > 0 ? Math.min(limit, data.testLabels.length) : data.testLabels.length;
+  const summary = await readJson<{ steps?: number }>(`${dir}/summary.json`);
+  const steps = typeof summary?.steps === "number" ? summary.steps : null;
+  const kept = await readJson<RunTable1>(`${dir}/${TABLE1_FILE}`);
+  const same = kept !== null && kept.images === n && kept.seed === seed &&
+    kept.imedSigma === imedSigma && kept.steps === steps &&
+    kept.columns?.length === TABLE1_TRANSFORMS.length &&
+    kept.columns.every((c, i) => c.name === TABLE1_TRANSFORMS[i].name);
+  if (same) return kept;
+  const ckExists = await Deno.stat(`${dir}/checkpoint`).then(() => true, () => false);
+  if (!ckExists && kept) {
+    throw new Error(
+      `${dir}: no checkpoint, and its ${TABLE1_FILE} was measured on ${kept.images} images with` +
+        ` seed ${kept.seed}, IMED σ ${kept.imedSigma} after ${kept.steps} steps, not ${n}, ${seed},` +
+        ` ${imedSigma} after ${steps}: rerun with those --limit and options, or restore the checkpoint`,
+    );
+  }
+  const run = await loadRouter(dir);
+  const size = data.imageSize;
+  const px = data.testImages.subarray(0, n * size * size);
+  const images = new Float32Array(px.length);
+  for (let i = 0; i < px.length; i++) images[i] = px[i] / 255;
+  const layout = topographicLayout(run.experts, 1);
+  const z0 = await routingScores(images, run.routerW, run.experts);
+  const columns = [];
+  for (const [i, t] of TABLE1_TRANSFORMS.entries()) {
+    const moved = transformImages(images, size, t.options, seed * 1000 + i);
+    const z1 = await routingScores(moved, run.routerW, run.experts);
+    columns.push({ name: t.name, imed: meanImed(z0, z1, layout, imedSigma).mean });
+  }
+  const out: RunTable1 = { images: n, seed, imedSigma, steps, columns };
+  await writeJsonAtomic(`${dir}/${TABLE1_FILE}`, out);
+  return out;
+}
+
 /**
  * Table 1 (12 columns) for a MoE run and a MoGE run: both models see the
  * same transformed images. Routing maps are laid out on the squarest grid
- * of E, as in `deno task invariance`.
+ * of E, as in `deno task invariance`. Each run's figures come from
+ * {@linkcode table1ForRun} (kept in its `table1.json`).
  *
  * @example
  * ```ts ignore
@@ -81,31 +173,7 @@ export async function table1ForPair(
   mogeDir: string,
   opts: Table1Options,
 ): Promise<Table1Column[]> {
-  const limit = opts.limit ?? 0;
-  const seed = opts.seed ?? 0;
-  const sigma = opts.imedSigma ?? 1;
-  if (!Number.isInteger(limit) || limit < 0) {
-    throw new RangeError(`table1ForPair: limit = ${limit} must be an integer >= 0`);
-  }
-  if (!(sigma > 0)) throw new RangeError(`table1ForPair: imedSigma = ${sigma} must be > 0`);
-  const runs = [await loadRouter(moeDir), await loadRouter(mogeDir)];
-  const { data } = opts;
-  const n = limit > 0 ? Math.min(limit, data.testLabels.length) : data.testLabels.length;
-  const size = data.imageSize;
-  const px = data.testImages.subarray(0, n * size * size);
-  const images = new Float32Array(px.length);
-  for (let i = 0; i < px.length; i++) images[i] = px[i] / 255;
-  const layouts = runs.map((r) => topographicLayout(r.experts, 1));
-  const z0 = await Promise.all(runs.map((r) => routingScores(images, r.routerW, r.experts)));
-  const out: Table1Column[] = [];
-  for (const [i, t] of TABLE1_TRANSFORMS.entries()) {
-    const moved = transformImages(images, size, t.options, seed * 1000 + i);
-    const d: number[] = [];
-    for (const k of [0, 1]) {
-      const z1 = await routingScores(moved, runs[k].routerW, runs[k].experts);
-      d.push(meanImed(z0[k], z1, layouts[k], sigma).mean);
-    }
-    out.push({ name: t.name, moe: d[0], moge: d[1] });
-  }
-  return out;
+  const moe = await table1ForRun(moeDir, opts);
+  const moge = await table1ForRun(mogeDir, opts);
+  return moe.columns.map((c, i) => ({ name: c.name, moe: c.imed, moge: moge.columns[i].imed }));
 }

@@ -28,8 +28,9 @@ Usage: deno task report SWEEP_DIR [flags]
 
   --out DIR          where to write [default SWEEP_DIR]
   --invariance       also measure Table 1 (IMED under 12 transforms) for every MoE / MoGE
-                     seed pair of classifier runs (needs their checkpoints; slow on the full
-                     test set, see --limit)
+                     seed pair of classifier runs (from their checkpoints, slow on the full
+                     test set, see --limit; each run keeps its figures in table1.json, which
+                     later reports with the same --limit read when the checkpoint is gone)
   --limit N          test images for --invariance (0: all) [default 1000]
   --backend NAME     backend for --invariance: auto | webgpu | wasm | cpu [default auto]
   -h, --help         this text

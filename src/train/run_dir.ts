@@ -37,7 +37,14 @@ export class RunDirectoryError extends Error {
 }
 
 /** The entries that make a directory a run directory. */
-export const RUN_ENTRIES = ["config.json", "metrics.jsonl", "summary.json", "checkpoint", "best"];
+export const RUN_ENTRIES = [
+  "config.json",
+  "metrics.jsonl",
+  "summary.json",
+  "checkpoint",
+  "best",
+  "table1.json", // the report's Table 1 figures (src/analysis/table1.ts)
+];
 
 /** What a path holds. */
 export interface RunDirState {
