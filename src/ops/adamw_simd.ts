@@ -6,17 +6,22 @@
  * tensors allocated for them), with no copy in or out.
  *
  * It computes exactly what the TypeScript loop `adamwLoop` computes, bit for
- * bit: each element in float64 (`f64x2`, two lanes; four float32 elements a
- * round), the same operations in the same order, rounded once to float32
- * when stored (WebAssembly has no fused multiply-add, nor has JavaScript):
+ * bit: float32 arithmetic (`f32x4`, four elements a round), every operation
+ * rounded to float32, the same operations in the same order (WebAssembly has
+ * no fused multiply-add, nor has JavaScript; the TypeScript loop rounds each
+ * operation with `Math.fround`, which for +, −, ·, / and sqrt of float32
+ * values gives the correctly rounded float32 result):
  *
  * ```text
  * m' = b1·m + a1·g              v' = b2·v + (a2·g)·g
  * w' = w − lr·((m'·c1) / (sqrt(v')·c2 + ε) + wd·w)
  * ```
  *
- * with a1 = 1 − b1, a2 = 1 − b2, c1 = 1/bc1 and c2 = 1/sqrt(bc2). The loop
- * covers a multiple of 4 elements; the caller does the rest.
+ * with a1 = 1 − b1, a2 = 1 − b2, c1 = 1/bc1 and c2 = 1/sqrt(bc2), each
+ * scalar rounded to float32. The loop covers a multiple of 4 elements; the
+ * caller does the rest. (An earlier version computed in float64, two lanes a
+ * round; float32 lanes take 8.3 million weights from 39.0 to 23.0 ms, median
+ * of 40 alternated rounds, `bench/results/2026-12-02-adamw-float32-lanes.md`.)
  *
  * ```wat
  * (module
@@ -26,14 +31,12 @@
  *     (param $mo i32) (param $vo i32) (param $wo i32) (param $n i32)
  *     (param $b1 f64) (param $a1 f64) (param $b2 f64) (param $a2 f64)
  *     (param $c1 f64) (param $c2 f64) (param $eps f64) (param $wd f64) (param $lr f64)
- *     ;; $B1 ... $LR: f64x2.splat of the nine scalars; $end = $g + 4n
+ *     ;; $B1 ... $LR: f32x4.splat (f32.demote_f64 scalar); $end = $g + 4n
  *     (loop  ;; while $g < $end, all seven addresses += 16 each round
- *       ;; G, M, V, W = v128.load of four float32 each; for the low, then the high two lanes:
- *       ;;   g = f64x2.promote_low_f32x4 (lanes of G), likewise m, v, w
- *       ;;   m' = $B1·m + $A1·g;  v' = $B2·v + ($A2·g)·g
- *       ;;   w' = w − $LR·((m'·$C1) / (sqrt(v')·$C2 + $EPS) + $WD·w)
- *       ;; and store f32x4.demote_f64x2_zero of the halves, joined by i8x16.shuffle,
- *       ;; at $mo, $vo, $wo.
+ *       ;; G, M, V, W = v128.load of four float32 each
+ *       ;; M' = $B1·M + $A1·G;  V' = $B2·V + ($A2·G)·G   (f32x4)
+ *       ;; store M' at $mo, V' at $vo
+ *       ;; store W − $LR·((M'·$C1) / (sqrt(V')·$C2 + $EPS) + $WD·W) at $wo
  *     )))
  * ```
  *
@@ -44,64 +47,26 @@ import { exported, leb128, MEMORY_IMPORT, PerMemory, section } from "./wasm_byte
 
 const LOAD = [0xfd, 0x00, 0x00, 0x00]; // v128.load align=1 offset=0
 const STORE = [0xfd, 0x0b, 0x00, 0x00]; // v128.store align=1 offset=0
-const ADD = [0xfd, 0xf0, 0x01]; // f64x2.add
-const SUB = [0xfd, 0xf1, 0x01]; // f64x2.sub
-const MUL = [0xfd, 0xf2, 0x01]; // f64x2.mul
-const DIV = [0xfd, 0xf3, 0x01]; // f64x2.div
-const SQRT = [0xfd, 0xef, 0x01]; // f64x2.sqrt
-const DEMOTE = [0xfd, 0x5e]; // f32x4.demote_f64x2_zero
-/** i8x16.shuffle: lanes 0, 1 of the first operand, then lanes 0, 1 of the second. */
-// deno-fmt-ignore
-const JOIN = [0xfd, 0x0d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+const SQRT = [0xfd, 0xe3, 0x01]; // f32x4.sqrt
+const ADD = [0xfd, 0xe4, 0x01]; // f32x4.add
+const SUB = [0xfd, 0xe5, 0x01]; // f32x4.sub
+const MUL = [0xfd, 0xe6, 0x01]; // f32x4.mul
+const DIV = [0xfd, 0xe7, 0x01]; // f32x4.div
 
 // Locals: parameters 0-7 (i32 addresses and n), 8-16 (f64 scalars); then
-// v128 17-25 (the scalars splatted), 26-29 (G, M, V, W as loaded), 30-33
-// (g, m', v', w as f64x2), 34-36 (the low halves of m', v', w' demoted), i32 37 ($end).
-const [G, M, V, W, GG, MM, VV, WW, MLO, VLO, WLO, END] = [
-  26,
-  27,
-  28,
-  29,
-  30,
-  31,
-  32,
-  33,
-  34,
-  35,
-  36,
-  37,
-];
+// v128 17-25 (the scalars splatted), 26-29 (G, M, V, W as loaded), 30-31
+// (M', V'), i32 32 ($end).
 const [B1, A1, B2, A2, C1, C2, EPS, WD, LR] = [17, 18, 19, 20, 21, 22, 23, 24, 25];
-
-/** Two lanes of local `x` (four float32) as f64x2: the low pair, or the high pair. */
-function half(x: number, high: boolean): number[] {
-  // deno-fmt-ignore
-  const swap = [0x20, x, 0xfd, 0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
-  return [0x20, x, ...(high ? swap : []), 0xfd, 0x5f]; // f64x2.promote_low_f32x4
-}
-
-/** m', v' into locals MM, VV and w' on the stack, for the low or high pair of lanes. */
-function update(high: boolean): number[] {
-  // deno-fmt-ignore
-  return [
-    ...half(G, high), 0x21, GG, // g
-    0x20, B1, ...half(M, high), ...MUL, 0x20, A1, 0x20, GG, ...MUL, ...ADD, 0x21, MM, // m'
-    0x20, B2, ...half(V, high), ...MUL, 0x20, A2, 0x20, GG, ...MUL, 0x20, GG, ...MUL, ...ADD,
-    0x21, VV, // v'
-    ...half(W, high), 0x21, WW, // w
-    0x20, WW, 0x20, LR, // w, lr
-    0x20, MM, 0x20, C1, ...MUL, // m'·c1
-    0x20, VV, ...SQRT, 0x20, C2, ...MUL, 0x20, EPS, ...ADD, // sqrt(v')·c2 + ε
-    ...DIV, 0x20, WD, 0x20, WW, ...MUL, ...ADD, // (...) / (...) + wd·w
-    ...MUL, ...SUB, // w − lr·(...)
-  ];
-}
+const [G, M, V, W, MM, VV, END] = [26, 27, 28, 29, 30, 31, 32];
+/** local.get */
+const get = (l: number) => [0x20, l];
 
 /** The code section body of `adamw` (see the text format above). */
 // deno-fmt-ignore
 const ADAMW_BODY = [
-  0x02, 0x14, 0x7b, 0x01, 0x7f, // locals: 20 v128 (17-36), 1 i32 (37)
-  ...[B1, A1, B2, A2, C1, C2, EPS, WD, LR].flatMap((l, i) => [0x20, 8 + i, 0xfd, 0x14, 0x21, l]),
+  0x02, 0x0f, 0x7b, 0x01, 0x7f, // locals: 15 v128 (17-31), 1 i32 (32)
+  // f32x4.splat(f32.demote_f64(scalar)) for the nine scalars
+  ...[B1, A1, B2, A2, C1, C2, EPS, WD, LR].flatMap((l, i) => [0x20, 8 + i, 0xb6, 0xfd, 0x13, 0x21, l]),
   0x20, 0x00, 0x20, 0x07, 0x41, 0x02, 0x74, 0x6a, 0x21, END, // $end = $g + ($n << 2)
   0x02, 0x40, // block
   0x20, 0x00, 0x20, END, 0x4f, 0x0d, 0x00, // br_if 0 ($g >= $end)
@@ -110,13 +75,17 @@ const ADAMW_BODY = [
   0x20, 0x01, ...LOAD, 0x21, M,
   0x20, 0x02, ...LOAD, 0x21, V,
   0x20, 0x03, ...LOAD, 0x21, W,
-  ...update(false), ...DEMOTE, 0x21, WLO, // the low pair: keep m', v', w' demoted
-  0x20, MM, ...DEMOTE, 0x21, MLO,
-  0x20, VV, ...DEMOTE, 0x21, VLO,
-  ...update(true), ...DEMOTE, 0x21, GG, // the high pair: w' demoted into GG (free now)
-  0x20, 0x04, 0x20, MLO, 0x20, MM, ...DEMOTE, ...JOIN, ...STORE, // store m' at $mo
-  0x20, 0x05, 0x20, VLO, 0x20, VV, ...DEMOTE, ...JOIN, ...STORE, // store v' at $vo
-  0x20, 0x06, 0x20, WLO, 0x20, GG, ...JOIN, ...STORE, // store w' at $wo
+  ...get(B1), ...get(M), ...MUL, ...get(A1), ...get(G), ...MUL, ...ADD, 0x21, MM, // m'
+  ...get(B2), ...get(V), ...MUL, ...get(A2), ...get(G), ...MUL, ...get(G), ...MUL, ...ADD,
+  0x21, VV, // v'
+  0x20, 0x04, ...get(MM), ...STORE, // store m' at $mo
+  0x20, 0x05, ...get(VV), ...STORE, // store v' at $vo
+  0x20, 0x06, // $wo, for the store below
+  ...get(W), ...get(LR), // w, lr
+  ...get(MM), ...get(C1), ...MUL, // m'·c1
+  ...get(VV), ...SQRT, ...get(C2), ...MUL, ...get(EPS), ...ADD, // sqrt(v')·c2 + ε
+  ...DIV, ...get(WD), ...get(W), ...MUL, ...ADD, // (...) / (...) + wd·w
+  ...MUL, ...SUB, ...STORE, // store w − lr·(...) at $wo
   ...[0, 1, 2, 3, 4, 5, 6].flatMap((p) => [0x20, p, 0x41, 0x10, 0x6a, 0x21, p]), // += 16
   0x20, 0x00, 0x20, END, 0x49, 0x0d, 0x00, // br_if 0 ($g < $end)
   0x0b, 0x0b, 0x0b, // end loop, end block, end function
