@@ -9,8 +9,9 @@
  * trained router spreads the batch over many more experts, and the experts'
  * work grows with the number of experts a step uses. RUN_DIR is a
  * `deno task train` run of the classifier (its `config.json` and
- * `checkpoint/`). Both models take the run's mode, E, d_ff, capacity and
- * activation; learning rate 0, so that every step does the same work. Prints
+ * `checkpoint/`). Both models are built from the run's config as training
+ * builds them (`buildModel`), the trained one then given the checkpoint's
+ * weights; σ at σ_min, learning rate 0, so that every step does the same work. Prints
  * median [quartiles] ms per step and, per model, the mean number of experts
  * that receive a token and of tokens kept (not dropped) per step.
  *
@@ -26,10 +27,11 @@ import { loadDataset } from "../src/data/image_sources.ts";
 import { batches as batchIndices, makeBatch } from "../src/data/image_batches.ts";
 import { Rng } from "../src/rng.ts";
 import { loadCheckpoint, restoreVariables } from "../src/train/checkpoint.ts";
-import { trainStep } from "../src/train/classifier_task.ts";
+import { buildModel, trainStep } from "../src/train/classifier_task.ts";
+import { regularizerSettings } from "../src/train/moge_settings.ts";
+import { AdamW } from "../src/train/optim.ts";
 import type { TrainConfig } from "../src/train/classifier_config.ts";
 import { alternateTimes } from "./alternate.ts";
-import { type BenchModel, benchModel } from "./setup.ts";
 
 const [runDir, roundsArg, only] = Deno.args;
 if (!runDir) {
@@ -48,15 +50,15 @@ const ds = await loadDataset(cfg.dataset);
 // very unlike a shuffled batch: 18 experts used against 74 for one run).
 const batches = batchIndices(ds, "train", cfg.batchSize, new Rng(11)).slice(0, 8)
   .map((idx) => makeBatch(ds.trainImages, ds.trainLabels, idx));
-const extra = {
-  capacityFactor: cfg.capacityFactor,
-  topK: cfg.topK,
-  activation: cfg.activation,
-};
-const fresh = benchModel(cfg.mode, cfg.experts, cfg.hiddenDim, batches[0], extra);
-const trained = benchModel(cfg.mode, cfg.experts, cfg.hiddenDim, batches[0], extra);
-const ck = await loadCheckpoint(`${runDir}/checkpoint`);
-restoreVariables(ck, trained.model.params);
+/** A model of the run's config with its own optimizer (learning rate 0 below). */
+const make = () => ({
+  model: buildModel(cfg, ds),
+  opt: new AdamW({ learningRate: cfg.learningRate, weightDecay: cfg.weightDecay }),
+});
+type BenchModel = ReturnType<typeof make>;
+const fresh = make(), trained = make();
+restoreVariables(await loadCheckpoint(`${runDir}/checkpoint`), trained.model.params);
+const reg = cfg.mode === "moge" ? regularizerSettings(cfg, cfg.sigmaMin) : null;
 
 /** Experts used and tokens kept per step, summed. */
 const routed = new Map<BenchModel, { experts: number; kept: number; steps: number }>();
@@ -69,7 +71,7 @@ const stepOf = (m: BenchModel) => {
     const { stats, routing } = trainStep(m.model, m.opt, b.x, b.y, {
       noiseSeed: s + 1,
       step: s,
-      reg: cfg.mode === "moge" ? m.reg : null,
+      reg,
       lr: 0,
     });
     await stats.data();
@@ -101,6 +103,8 @@ for (const [name, m] of [["trained", trained], ["fresh", fresh]] as const) {
 }
 if (t.fresh) console.log(`trained / fresh: ${fmt(t.trained.map((v, r) => v / t.fresh[r]), 2)}`);
 console.log(`load average at start ${loadStart.join(", ")}, at end ${Deno.loadavg().join(", ")}`);
-fresh.dispose();
-trained.dispose();
+for (const m of [fresh, trained]) {
+  m.model.dispose();
+  m.opt.dispose();
+}
 tf.dispose(batches.flatMap((b) => [b.x, b.y]));

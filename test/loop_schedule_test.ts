@@ -1,6 +1,6 @@
 import { tf } from "../src/deps.ts";
 import { useBackend } from "../src/backend.ts";
-import { trainAndEvaluate } from "../src/train/loop.ts";
+import { type LoopOptions, trainAndEvaluate } from "../src/train/loop.ts";
 import { cosineWithWarmup } from "../src/train/lr_schedule.ts";
 import { sigmaScheduleOf } from "../src/train/moge_settings.ts";
 import { DEFAULT_CONFIG, type TrainConfig } from "../src/train/classifier_config.ts";
@@ -82,17 +82,25 @@ const cfg: TrainConfig = {
 const sigma = sigmaScheduleOf(cfg, T);
 const lr = cosineWithWarmup({ baseLr: cfg.learningRate, warmupSteps: 3, totalSteps: T });
 
+/** A fresh record of calls. */
+const calls = (): Calls => ({ steps: [], evals: [], lines: [] });
+
+/** Runs the recording task into `outDir` (a new run unless `o.resume`). */
+function train(outDir: string, rec: Calls, o: Partial<LoopOptions<null, Calls["lines"][0]>> = {}) {
+  return trainAndEvaluate(recordingTask(T, rec), cfg, {
+    outDir,
+    data: null,
+    overwrite: !o.resume,
+    ...o,
+  });
+}
+
 Deno.test("trainAndEvaluate hands 0-based step s σ(s) and lr(s): step 0 trains at σ_max and the first warm-up rate", async () => {
   await useBackend("cpu");
   const outDir = await Deno.makeTempDir();
   try {
-    const rec: Calls = { steps: [], evals: [], lines: [] };
-    await trainAndEvaluate(recordingTask(T, rec), cfg, {
-      outDir,
-      data: null,
-      overwrite: true,
-      onEval: (l) => rec.lines.push(l),
-    });
+    const rec = calls();
+    await train(outDir, rec, { onEval: (l) => rec.lines.push(l) });
     const s = Array.from({ length: T }, (_, i) => i);
     deepEqual(rec.steps, s.map((i) => ({ step: i, sigma: sigma(i), lr: lr(i) })));
     equal(rec.steps[0].sigma, cfg.sigmaMax, "the first step trains at σ_max");
@@ -110,28 +118,13 @@ Deno.test("trainAndEvaluate stopped after 5 steps and resumed continues both sch
   await useBackend("cpu");
   const outDir = await Deno.makeTempDir();
   try {
-    const straight: Calls = { steps: [], evals: [], lines: [] };
-    await trainAndEvaluate(recordingTask(T, straight), cfg, {
-      outDir,
-      data: null,
-      overwrite: true,
-    });
-    const split: Calls = { steps: [], evals: [], lines: [] };
-    const first = await trainAndEvaluate(recordingTask(T, split), cfg, {
-      outDir,
-      data: null,
-      overwrite: true,
-      stopAfterSteps: 5,
-    });
+    const straight = calls(), split = calls();
+    await train(outDir, straight);
+    const first = await train(outDir, split, { stopAfterSteps: 5 });
     equal(first.completed, false);
     equal(split.steps.length, 5);
     let resumedAt = -1;
-    await trainAndEvaluate(recordingTask(T, split), cfg, {
-      outDir,
-      data: null,
-      resume: true,
-      onResume: ({ step }) => resumedAt = step,
-    });
+    await train(outDir, split, { resume: true, onResume: ({ step }) => resumedAt = step });
     equal(resumedAt, 5);
     deepEqual(split.steps, straight.steps);
     deepEqual(split.evals, straight.evals);

@@ -362,6 +362,9 @@ Deno.test({
         JSON.stringify({ steps: 60, completed: true }),
       );
       await rejects(() => table1ForRun(dir, { data, limit: 20 }), /after 30 steps.*after 60/);
+      // Neither checkpoint nor figures: said so, not a missing-file error from deep inside.
+      await Deno.remove(`${dir}/${TABLE1_FILE}`);
+      await rejects(() => table1ForRun(dir, { data, limit: 20 }), /no checkpoint and no table1/);
     } finally {
       await Deno.remove(root, { recursive: true });
     }

@@ -13,6 +13,7 @@ import { meanImed, routingScores, transformImages } from "./invariance.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { topographicLayout } from "../moge/layout.ts";
 import { writeJsonAtomic } from "../atomic.ts";
+import { readJsonOrNull } from "../sweep/run_files.ts";
 
 /** The test split that Table 1 is measured on (a `Dataset` from src/data/images.ts fits). */
 export interface TestSplit {
@@ -81,15 +82,6 @@ export interface RunTable1 {
 /** The file in a run directory that keeps its Table 1 figures (see {@linkcode table1ForRun}). */
 export const TABLE1_FILE = "table1.json";
 
-async function readJson<T>(path: string): Promise<T | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path)) as T;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
-}
-
 /**
  * One run's Table 1 figures: the mean squared IMED of its routing maps under
  * each of the 12 transforms. Measured from the run's checkpoint (its router
@@ -120,20 +112,24 @@ export async function table1ForRun(dir: string, opts: Table1Options): Promise<Ru
   }
   const { data } = opts;
   const n = limit > 0 ? Math.min(limit, data.testLabels.length) : data.testLabels.length;
-  const summary = await readJson<{ steps?: number }>(`${dir}/summary.json`);
+  const summary = await readJsonOrNull(`${dir}/summary.json`);
   const steps = typeof summary?.steps === "number" ? summary.steps : null;
-  const kept = await readJson<RunTable1>(`${dir}/${TABLE1_FILE}`);
+  // A missing or unreadable table1.json counts as none.
+  const kept = await readJsonOrNull(`${dir}/${TABLE1_FILE}`) as RunTable1 | null;
   const same = kept !== null && kept.images === n && kept.seed === seed &&
     kept.imedSigma === imedSigma && kept.steps === steps &&
     kept.columns?.length === TABLE1_TRANSFORMS.length &&
     kept.columns.every((c, i) => c.name === TABLE1_TRANSFORMS[i].name);
   if (same) return kept;
   const ckExists = await Deno.stat(`${dir}/checkpoint`).then(() => true, () => false);
-  if (!ckExists && kept) {
+  if (!ckExists) {
     throw new Error(
-      `${dir}: no checkpoint, and its ${TABLE1_FILE} was measured on ${kept.images} images with` +
-        ` seed ${kept.seed}, IMED σ ${kept.imedSigma} after ${kept.steps} steps, not ${n}, ${seed},` +
-        ` ${imedSigma} after ${steps}: rerun with those --limit and options, or restore the checkpoint`,
+      kept
+        ? `${dir}: no checkpoint, and its ${TABLE1_FILE} was measured on ${kept.images} images` +
+          ` with seed ${kept.seed}, IMED σ ${kept.imedSigma} after ${kept.steps} steps, not ${n},` +
+          ` ${seed}, ${imedSigma} after ${steps}: rerun with those --limit and options, or` +
+          ` restore the checkpoint`
+        : `${dir}: no checkpoint and no ${TABLE1_FILE}: Table 1 needs the run's router weights`,
     );
   }
   const run = await loadRouter(dir);

@@ -27,9 +27,10 @@
  * elements there, and the whole update on cpu. (Until 2026-12 both loops
  * computed in float64 and rounded once per stored value: closer to the exact
  * update, but on wasm the float32 lanes take the loop from 39 to 23 ms for 8.3
- * million weights. An earlier measurement found `Math.fround` on every
- * operation 2x slower in the TypeScript loop, which only the cpu backend runs
- * in full.) On webgpu the update runs as tfjs kernels.
+ * million weights; the TypeScript loop, which only the cpu backend runs in
+ * full, takes 14.6 instead of 7.3 ms for a million: see
+ * `bench/results/2026-12-02-adamw-float32-lanes.md`.) On webgpu the update
+ * runs as tfjs kernels.
  *
  * @module
  */
