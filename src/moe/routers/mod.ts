@@ -7,7 +7,7 @@
  * Which tensor z (MoGE's regularizer input) is, per router:
  * - topk: `softmax(L)`, noise-free;
  * - expert-choice: `S = softmax(L)`;
- * - sinkhorn: `softmax(L)` (Π only selects and has no gradient);
+ * - sinkhorn: the rows of Π in training (the plan is read from them), `softmax(L)` at evaluation;
  * - ssr: `Ĝ = N·Π` in Sinkhorn steps, `softmax(L)` otherwise (the map its gates are read from);
  * - xmoe: `softmax(s)` of the (scaled) cosine scores;
  * - similarity, attention: the mixed probabilities `P̃`.
