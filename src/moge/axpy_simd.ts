@@ -512,7 +512,7 @@ export interface SimdAxpy {
 let instance: SimdAxpy | null | undefined;
 
 /**
- * The SIMD module, instantiated once (synchronously, it is 230 bytes),
+ * The SIMD module, instantiated once (synchronously, it is small),
  * or null where the runtime has no WebAssembly SIMD.
  *
  * @example

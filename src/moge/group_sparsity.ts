@@ -68,7 +68,7 @@ const FUSED_BACKENDS: readonly string[] = ["webgpu", ...SYNC_BACKENDS];
 /**
  * The MoGE regularizer R(z) per token (Algorithm 1; eq. 9 adds λ·R to the
  * loss): reshape each token's scores z ∈ R^E row-major to the r x c map Z,
- * square it, convolve with the h x h filter H (valid, stride 1), take
+ * square it, correlate with the h x h filter H (valid, stride 1; as tf.conv2d), take
  * sqrt(· + ε) and sum all (r-h+1)(c-h+1) entries. Differentiable through tfjs
  * (by default with a fused forward and gradient: see `impl`). With `padding`
  * "same" or "full" the map is zero-padded first (a departure from

@@ -1,9 +1,9 @@
 /**
  * The MoGE regularizer (Algorithm 1) and its gradient as one hand-written
- * Float32Array routine each, for the cpu and wasm backends: z is read back
- * synchronously (both backends allow it), R(z) is computed in TypeScript on
- * float32 work arrays (per-token sums in float64) and returned as a tensor, with a
- * `tf.customGrad` whose gradient is computed the same way. This replaces the
+ * Float32Array routine each, for the cpu and wasm backends: R(z) is computed
+ * in TypeScript on float32 work arrays (per-token sums in float64), and its
+ * gradient the same way; the registered kernels of `group_sparsity_kernel.ts`
+ * (what `groupSparsity` runs) call them on z where the backend keeps it. This replaces the
  * ~15 small tfjs kernels (square, conv2d, add, sqrt, sum and their
  * gradients) of the op path, whose per-op overhead, not their arithmetic,
  * sets its speed.

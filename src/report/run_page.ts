@@ -147,7 +147,7 @@ function runCharts(rows: Row[], maps: RoutingMapsFile | null): Chart[] {
       ),
       ...layerSeries(rows, x, "test R(z)", (r) => moeLayers(r, "testMoe")?.map((m) => num(m.reg))),
     ];
-    line(charts, "reg", "Group-sparsity regularizer R(z) (MoGE eq. 3)", reg, xl, "R(z)");
+    line(charts, "reg", "Group-sparsity regularizer R(z) (MoGE Algorithm 1)", reg, xl, "R(z)");
     line(
       charts,
       "sigma",

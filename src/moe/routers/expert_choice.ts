@@ -2,7 +2,7 @@
  * Expert Choice routing (Zhou et al., NeurIPS 2022; flaxformer
  * `routing.py:647-717`, `ExpertsChooseMaskedRouter`): affinities
  * `S = softmax(X·W_g + b)` `[N, E]`; each expert takes its top-C tokens,
- * `C = max(C_min, round(cf·N/E))`, so every expert fills exactly C slots and
+ * `C = max(1, min(N, max(C_min, round(cf·N/E))))`, so every expert fills exactly C slots and
  * a token gets 0..E experts. The gate of a selected pair is `S[n, e]`, not
  * renormalized. No load-balancing loss (experts fill their buffers by
  * construction). z = S.

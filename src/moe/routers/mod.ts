@@ -1,14 +1,16 @@
 /**
  * The routers of the related work behind one contract ({@linkcode Router}),
  * plus the ST-MoE router z-loss and routing statistics. Adding a router: one
- * file exporting a factory `(config, init) => Router`, and its line in
- * {@linkcode ROUTER_FACTORIES}.
+ * file exporting a factory `(config, init) => Router`, its line in
+ * {@linkcode ROUTER_FACTORIES}, its name in the `RouterName` union of
+ * `./router.ts`, and in `PROPOSED_ROUTERS` if it is this project's reading of
+ * a paper without code.
  *
  * Which tensor z (MoGE's regularizer input) is, per router:
  * - topk: `softmax(L)`, noise-free;
  * - expert-choice: `S = softmax(L)`;
  * - sinkhorn: the rows of Π in training (the plan is read from them), `softmax(L)` at evaluation;
- * - ssr: `Ĝ = N·Π` in Sinkhorn steps, `softmax(L)` otherwise (the map its gates are read from);
+ * - ssr: `Ĝ` = Π with rows normalized (`N·Π` once converged) in Sinkhorn steps, `softmax(L)` otherwise (the map its gates are read from);
  * - xmoe: `softmax(s)` of the (scaled) cosine scores;
  * - similarity, attention: the mixed probabilities `P̃`.
  *

@@ -73,7 +73,7 @@ export function tokenChoicePlan(
 }
 
 /**
- * Expert-choice capacity `C = min(N, max(C_min, round(cf·N/E)))` (flaxformer
+ * Expert-choice capacity `C = max(1, min(N, max(C_min, round(cf·N/E))))` (flaxformer
  * `moe_layers.py:170-178`; the paper's k = n·c/e). Rounds half up (JS
  * `Math.round`), where Python's `round` rounds half to even.
  *

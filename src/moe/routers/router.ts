@@ -5,14 +5,16 @@
  *
  * - a routing plan ({@linkcode RoutingPlan} of `../routing.ts`: which
  *   (token, choice) goes to which expert slot, or is dropped), planned on the
- *   CPU from one readback, so that no top-k ever sits on the gradient tape;
+ *   CPU from one readback, so that no top-k ever sits on the gradient tape
+ *   (on webgpu the `topk` router is instead planned on the device inside the
+ *   taped pass, `MoeLayer.routeDevice`, with the same plan and no readback);
  * - differentiable gates `[N, k]`, one per (token, choice), read from a score
  *   tensor with the one-hot of the chosen experts;
  * - the score map z `[N, E]` that MoGE's regularizer R(z) (eq. 9) applies to;
  * - its auxiliary loss (unweighted; 0 for routers that balance by construction);
  * - the raw router logits, for the ST-MoE router z-loss (`z_loss.ts`).
  *
- * A step is two calls, like `MoeLayer.route` / `MoeLayer.apply` today:
+ * A CPU-planned step is two calls, like `MoeLayer.route` / `MoeLayer.apply`:
  * {@linkcode route} (or {@linkcode routeSync}) outside the gradient tape, then
  * `router.forward(input, decision)` inside it.
  *
@@ -204,7 +206,9 @@ export interface Router {
   readonly nonCausal: boolean;
   /**
    * In training, a token's routing depends on the other tokens of the batch
-   * (Sinkhorn, SSR, expert choice); document it on the LM.
+   * (Sinkhorn, SSR, expert choice); document it on the LM. (`similarity`
+   * says false: its graph is the token's sequence, which on the one-token
+   * classifier is the whole batch, in training and at evaluation alike.)
    */
   readonly batchDependentInTraining: boolean;
   /** Outside the tape: what the plan is made from. */

@@ -1,6 +1,6 @@
 /**
  * X-MoE hypersphere routing (Chi et al., NeurIPS 2022, arXiv 2204.09179), as
- * torchscale releases it (`torchscale/component/xmoe/routing.py`), plus the
+ * torchscale releases it (`torchscale/component/xmoe/routing.py`), plus
  * the options of docs/routers.md:
  *
  * 1. `H = X·W_red` `[N, p]`, a projection to a low dimension p (16).
