@@ -201,6 +201,33 @@ Deno.test("report: the CLI writes report.md, report.html (the same tables), repo
   }
 });
 
+Deno.test("report: bad flags fail at once with status 2; the sweep directory given again as --out is kept", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const dir = await classifierSweep(root);
+    const err = (o: Deno.CommandOutput) => new TextDecoder().decode(o.stderr);
+    // --out naming a file: one line naming the flag and the path, no report written.
+    await Deno.writeTextFile(`${root}/file`, "x");
+    const file = await runReport(dir, "--out", `${root}/file`);
+    equal(file.code, 2, err(file));
+    ok(err(file).includes(`--out "${root}/file"`), err(file));
+    await rejects(() => Deno.stat(`${dir}/report.md`));
+    // --limit or --backend without --invariance would be ignored: refused instead.
+    for (const flag of [["--limit", "10"], ["--backend", "cpu"]]) {
+      const o = await runReport(dir, ...flag);
+      equal(o.code, 2, err(o));
+      ok(err(o).includes("apply to --invariance only"), err(o));
+    }
+    // The sweep directory as its own --out (the default written out): the value is kept,
+    // where removing the positional argument by value also removed it.
+    const same = await runReport(dir, "--out", dir);
+    equal(same.code, 0, err(same));
+    ok((await Deno.stat(`${dir}/report.md`)).isFile);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("report.html: Table 1 over seeds, when measured, is a table of the page", async () => {
   const root = await Deno.makeTempDir();
   try {

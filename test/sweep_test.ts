@@ -4,7 +4,8 @@ import { printCommands } from "../src/sweep/print_commands.ts";
 import { readRunProgress, statusLine } from "../src/sweep/run_progress.ts";
 import { resumeFlag, runDiskState } from "../src/sweep/run_state.ts";
 import { splitArgs } from "../src/sweep/split_args.ts";
-import { deepEqual, equal, ok, throws } from "./asserts.ts";
+import { acquireSweepLock, LOCK_FILE } from "../src/sweep/lock.ts";
+import { deepEqual, equal, ok, rejects, throws } from "./asserts.ts";
 
 Deno.test("sweep: grid axes, lists and inclusive ranges", () => {
   deepEqual(parseGridAxis("seed=0..4"), { flag: "seed", values: ["0", "1", "2", "3", "4"] });
@@ -66,6 +67,65 @@ Deno.test("sweep: a second grid under the same name is refused, the same one con
     /sweep "s" already exists with another grid[\s\S]*existing: --grid seed=0,1 --preset tiny/,
   );
   throws(() => manifestFor(m, "s", grid, ["--preset", "paper"]), /already exists/);
+});
+
+Deno.test("sweep: one sweep per directory: a live holder's lock is refused, a dead one's taken over", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const release = await acquireSweepLock(dir);
+    const held = JSON.parse(await Deno.readTextFile(`${dir}/${LOCK_FILE}`));
+    equal(held.pid, Deno.pid);
+    await rejects(() => acquireSweepLock(dir), {
+      name: "RangeError",
+      message: new RegExp(`another sweep runs this directory \\(process ${Deno.pid},`),
+    });
+    await release();
+    await rejects(() => Deno.stat(`${dir}/${LOCK_FILE}`), Deno.errors.NotFound);
+    // A lock left by a process that has exited (kill -9, a restart) is replaced.
+    const gone = new Deno.Command(Deno.execPath(), { args: ["--version"], stdout: "null" }).spawn();
+    await gone.status;
+    await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, JSON.stringify({ pid: gone.pid }));
+    const again = await acquireSweepLock(dir);
+    equal(JSON.parse(await Deno.readTextFile(`${dir}/${LOCK_FILE}`)).pid, Deno.pid);
+    await again();
+    // An unreadable lock is not guessed at: refused, naming the file to delete.
+    await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, "");
+    await rejects(() => acquireSweepLock(dir), {
+      name: "RangeError",
+      message: /the lock file is unreadable[\s\S]*delete \S+sweep\.lock if no sweep is running/,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sweep: bad --runs, timer flags and a damaged sweep.json are usage errors naming them", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const sweep = async (...args: string[]) => {
+      const o = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", SWEEP_CLI, "--name", "s", "--grid", "seed=0..1", ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: o.code, err: new TextDecoder().decode(o.stderr) };
+    };
+    const empty = await sweep("--runs", "");
+    equal(empty.code, 2, empty.err);
+    ok(empty.err.includes('--runs "" is empty'), empty.err);
+    for (const [flag, value] of [["--status-every", "1e-9"], ["--grace", "1e308"]]) {
+      const o = await sweep("--runs", root, flag, value);
+      equal(o.code, 2, o.err);
+      ok(o.err.includes(`${flag} ${value === "1e308" ? "1e+308" : value}: must be between`), o.err);
+    }
+    await Deno.mkdir(`${root}/s`);
+    await Deno.writeTextFile(`${root}/s/sweep.json`, '{"version": 1, "runs": [');
+    const damaged = await sweep("--runs", root, "--status");
+    equal(damaged.code, 2, damaged.err);
+    ok(damaged.err.includes(`${root}/s/sweep.json is not valid JSON`), damaged.err);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
 
 Deno.test("sweep: run directory states and the flag each needs", async () => {

@@ -17,6 +17,10 @@ import { reportMarkdown, type SweepReport } from "../analysis/sweep_report.ts";
 import { loadSweepRuns } from "../analysis/sweep_runs.ts";
 import { summarizeTable1, type Table1Summary } from "../analysis/sweep_table1.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
+import { checkOutDir } from "./out_dir_check.ts";
+
+/** The report's flags that take a value (the word after one is not the sweep directory). */
+const VALUE_FLAGS = ["--out", "--limit", "--backend"];
 
 function help(): string {
   return `Summarizes a sweep over seeds: per group of runs that differ only in the seed, the mean
@@ -42,10 +46,12 @@ each run's own report.html, which it refreshes), report.json and
 
 async function main(): Promise<void> {
   const args = [...Deno.args];
-  const positional = args.filter((a, i) =>
-    !a.startsWith("-") && !["--out", "--limit", "--backend"].includes(args[i - 1])
+  // By position, not by value: `report runs/x --out runs/x` keeps its --out value.
+  const at = args.flatMap((a, i) =>
+    !a.startsWith("-") && !VALUE_FLAGS.includes(args[i - 1]) ? [i] : []
   );
-  const flags = parseFlags(args.filter((a) => !positional.includes(a)), {
+  const positional = at.map((i) => args[i]);
+  const flags = parseFlags(args.filter((_, i) => !at.includes(i)), {
     help: { type: "boolean", short: "h" },
     out: { type: "string" },
     invariance: { type: "boolean" },
@@ -69,6 +75,13 @@ async function main(): Promise<void> {
   if (!Number.isInteger(limit) || limit < 0) {
     throw new UsageError(`--limit ${limit}: must be an integer >= 0`);
   }
+  if (!flags.invariance && (flags.limit !== undefined || flags.backend !== undefined)) {
+    throw new UsageError(
+      "--limit and --backend apply to --invariance only: add it or leave them out",
+    );
+  }
+  // Before the runs load and Table 1 runs (minutes): a bad --out fails at once.
+  await checkOutDir(outDir, { flag: "--out" });
   let loaded;
   try {
     loaded = await loadSweepRuns(sweepDir);

@@ -45,9 +45,13 @@ Every other flag goes unchanged to each \`deno task train\` (--model vit|lm, --p
 
 Rerunning the same command continues the sweep: finished runs (summary.json complete) are
 skipped, runs with a checkpoint get --resume, runs with files but no checkpoint start over.
-Another grid under the same name is refused. Ctrl-C lets the running trainers save a
-checkpoint and stops. Summarize with: deno task report <runs>/NAME`;
+Another grid under the same name is refused (delete its sweep.json to change the grid). A
+second sweep of a directory that one is running is refused (sweep.lock). Ctrl-C lets the
+running trainers save a checkpoint and stops. Summarize with: deno task report <runs>/NAME`;
 }
+
+/** The longest --status-every and --grace: a timer's delay is at most 2^31 - 1 ms (24.8 days). */
+const MAX_SECONDS = 2_000_000;
 
 async function main(): Promise<void> {
   let split;
@@ -79,7 +83,10 @@ async function main(): Promise<void> {
         : `--name ${JSON.stringify(name)}: use letters, digits, ".", "_" and "-"`,
     );
   }
-  const root = typeof flags.runs === "string" ? flags.runs.replace(/\/+$/, "") : "runs";
+  if (typeof flags.runs === "string" && flags.runs.trim() === "") {
+    throw new UsageError('--runs "" is empty: give the directory that holds the sweeps');
+  }
+  const root = typeof flags.runs === "string" ? flags.runs.replace(/\/+$/, "") || "/" : "runs";
   const sweepDir = `${root}/${name}`;
   const existing = await readManifest(sweepDir);
 
@@ -126,9 +133,14 @@ async function main(): Promise<void> {
   const every = flags["status-every"] === undefined
     ? 30
     : numberFlag("status-every", String(flags["status-every"]));
-  if (!(every > 0)) throw new UsageError(`--status-every ${every}: must be > 0`);
+  // Timers take at most 2^31 - 1 ms; a longer delay would fire at once.
+  if (!(every >= 0.1 && every <= MAX_SECONDS)) {
+    throw new UsageError(`--status-every ${every}: must be between 0.1 and ${MAX_SECONDS} seconds`);
+  }
   const grace = flags.grace === undefined ? 5 : numberFlag("grace", String(flags.grace));
-  if (!(grace >= 0)) throw new UsageError(`--grace ${grace}: must be >= 0`);
+  if (!(grace >= 0 && grace <= MAX_SECONDS)) {
+    throw new UsageError(`--grace ${grace}: must be between 0 and ${MAX_SECONDS} seconds`);
+  }
 
   const controller = new AbortController();
   const onSignal = () => {

@@ -59,10 +59,24 @@ export async function readManifest(sweepDir: string): Promise<SweepManifest | nu
     text = await Deno.readTextFile(`${sweepDir}/sweep.json`);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
+    if (e instanceof Deno.errors.NotADirectory) {
+      throw new RangeError(`${sweepDir}: a path in it is a file, not a directory`);
+    }
     throw e;
   }
-  const m = JSON.parse(text) as SweepManifest;
-  if (m.version !== 1 || !Array.isArray(m.runs) || !Array.isArray(m.grid)) {
+  let m: SweepManifest;
+  try {
+    m = JSON.parse(text) as SweepManifest;
+  } catch (e) {
+    throw new RangeError(
+      `${sweepDir}/sweep.json is not valid JSON (${(e as Error).message}); ` +
+        "the runs' directories are intact: delete it and rerun the sweep with its flags",
+    );
+  }
+  if (
+    typeof m !== "object" || m === null || m.version !== 1 || !Array.isArray(m.runs) ||
+    !Array.isArray(m.grid) || !Array.isArray(m.fixed)
+  ) {
     throw new RangeError(`${sweepDir}/sweep.json is not a sweep manifest (version 1)`);
   }
   return m;
@@ -97,7 +111,8 @@ export function manifestFor(
         `sweep "${name}" already exists with another grid or other fixed flags:\n` +
           `  existing: ${show(existing.grid, existing.fixed)}\n` +
           `  given:    ${show(grid, fixed)}\n` +
-          `rerun with the existing flags to continue it, or choose another --name`,
+          `rerun with the existing flags to continue it, choose another --name, or delete its\n` +
+          `sweep.json to change the grid (finished runs stay, and the new grid skips those it has)`,
       );
     }
     return existing;

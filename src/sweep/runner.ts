@@ -11,6 +11,7 @@ import type { ManifestRun, SweepManifest } from "./manifest.ts";
 import { readRunProgress, type RunProgress, statusLines } from "./run_progress.ts";
 import { resumeFlag, runDiskState } from "./run_state.ts";
 import { type TaskCommand, taskCommand, trainKnowsOverwrite } from "./task_command.ts";
+import { acquireSweepLock } from "./lock.ts";
 
 /** Options of {@linkcode runSweep}. */
 export interface RunSweepOptions {
@@ -54,7 +55,9 @@ export interface SweepOutcome {
  * finished runs are skipped, runs with a checkpoint get `--resume`, runs
  * whose directory holds files but no checkpoint get `--overwrite` (or, when
  * the train command does not know that flag, their directory is emptied
- * first). The manifest is rewritten atomically after every change.
+ * first). The manifest is rewritten atomically after every change. Refused
+ * (`RangeError`) while another live process holds the directory's
+ * `sweep.lock` (`./lock.ts`).
  *
  * @example
  * ```ts ignore
@@ -66,12 +69,23 @@ export interface SweepOutcome {
  * ```
  */
 export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
-  const { sweepDir, manifest } = opts;
+  const { sweepDir } = opts;
   if (!Number.isInteger(opts.jobs) || opts.jobs < 1) {
     throw new RangeError(`--jobs ${opts.jobs}: must be an integer >= 1`);
   }
   const absDir = sweepDir.startsWith("/") ? sweepDir : `${Deno.cwd()}/${sweepDir}`;
   await Deno.mkdir(`${absDir}/logs`, { recursive: true });
+  const release = await acquireSweepLock(absDir);
+  try {
+    return await runLocked(opts, absDir);
+  } finally {
+    await release();
+  }
+}
+
+/** {@linkcode runSweep} once it holds the sweep directory's lock. */
+async function runLocked(opts: RunSweepOptions, absDir: string): Promise<SweepOutcome> {
+  const { manifest } = opts;
   const command = opts.command ?? await taskCommand("train");
   let hasOverwrite = opts.trainHasOverwrite;
   const outcome: SweepOutcome = {
