@@ -201,7 +201,7 @@ Deno.test("report: the CLI writes report.md, report.html (the same tables), repo
   }
 });
 
-Deno.test("report: bad flags fail at once with status 2; the sweep directory given again as --out is kept", async () => {
+Deno.test("report: bad flags and a run counted twice fail at once with status 2; the sweep directory given again as --out is kept", async () => {
   const root = await Deno.makeTempDir();
   try {
     const dir = await classifierSweep(root);
@@ -218,6 +218,18 @@ Deno.test("report: bad flags fail at once with status 2; the sweep directory giv
       equal(o.code, 2, err(o));
       ok(err(o).includes("apply to --invariance only"), err(o));
     }
+    // One run twice (a copy, or a link from another sweep) is refused, not counted as two seeds.
+    const twin = `${root}/twin`;
+    await Deno.mkdir(`${twin}/copy`, { recursive: true });
+    for (const id of ["mode-moe_seed-0", "mode-moe_seed-1"]) {
+      await Deno.symlink(`${dir}/${id}`, `${twin}/${id}`);
+    }
+    for (const f of ["config.json", "summary.json", "metrics.jsonl"]) {
+      await Deno.copyFile(`${dir}/mode-moe_seed-1/${f}`, `${twin}/copy/${f}`);
+    }
+    const dup = await runReport(twin);
+    equal(dup.code, 2, err(dup));
+    ok(/runs \S+ and \S+ have the same config and seed 1/.test(err(dup)), err(dup));
     // The sweep directory as its own --out (the default written out): the value is kept,
     // where removing the positional argument by value also removed it.
     const same = await runReport(dir, "--out", dir);

@@ -81,6 +81,17 @@ export function groupRuns(runs: RunRecord[]): { groups: RunGroup[]; byGroup: Run
   const lists = [...map.values()].map((rs) =>
     rs.sort((a, b) => Number(a.config.seed) - Number(b.config.seed))
   );
+  // The same config and seed twice (a run linked from two sweeps) would count as two seeds.
+  for (const rs of lists) {
+    for (let i = 1; i < rs.length; i++) {
+      if (Number(rs[i].config.seed) === Number(rs[i - 1].config.seed)) {
+        throw new RangeError(
+          `runs ${rs[i - 1].dir} and ${rs[i].dir} have the same config and seed ` +
+            `${rs[i].config.seed}: a group's statistics take each seed once; keep one of them`,
+        );
+      }
+    }
+  }
   // Fields whose values differ between groups name the groups.
   const fields = new Set<string>();
   for (const rs of lists) for (const k of Object.keys(rs[0].config)) fields.add(k);
