@@ -4,6 +4,7 @@ import { printCommands } from "../src/sweep/print_commands.ts";
 import { readRunProgress, statusLine } from "../src/sweep/run_progress.ts";
 import { resumeFlag, runDiskState } from "../src/sweep/run_state.ts";
 import { splitArgs } from "../src/sweep/split_args.ts";
+import { runSweep } from "../src/sweep/runner.ts";
 import { acquireSweepLock, LOCK_FILE } from "../src/sweep/lock.ts";
 import { deepEqual, equal, ok, rejects, throws } from "./asserts.ts";
 
@@ -316,38 +317,60 @@ Deno.test({
   },
 });
 
+Deno.test("sweep: a grid point train would reject is refused before the grid is recorded", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", SWEEP_CLI, "--runs", root, "--name", "bad", "--grid", "experts=16,-1"]
+        .concat(["--preset", "tiny", "--jobs", "1"]),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    equal(out.code, 2, err);
+    ok(err.includes("run experts--1: --experts"), err);
+    // Nothing recorded: the name is not locked to the bad grid, and nothing ran.
+    equal(await readManifest(`${root}/bad`), null);
+    // A fixed flag train does not know is refused the same way.
+    const typo = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", SWEEP_CLI, "--runs", root, "--name", "t", "--grid", "seed=0..1"]
+        .concat(["--epoch", "3"]),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    equal(typo.code, 2);
+    ok(new TextDecoder().decode(typo.stderr).includes("run seed-0: "));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test({
-  name: "sweep: a run the trainer rejects is marked failed, with its log, and the sweep exits 1",
+  name: "sweep: a run whose trainer fails is marked failed, with its exit status and log",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     const root = await Deno.makeTempDir();
     try {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          SWEEP_CLI,
-          "--runs",
-          root,
-          "--name",
-          "bad",
-          "--grid",
-          "experts=-1",
-          "--preset",
-          "tiny",
-          "--jobs",
-          "1",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      equal(out.code, 1);
-      ok(new TextDecoder().decode(out.stderr).includes(`${root}/bad/logs/experts--1.log`));
-      const m = await readManifest(`${root}/bad`);
+      // A stand-in trainer that fails as the train CLI does on bad input (status 2).
+      await Deno.writeTextFile(
+        `${root}/fail.ts`,
+        'console.error("error: rejected"); Deno.exit(2);',
+      );
+      const manifest = manifestFor(null, "f", [{ flag: "seed", values: ["0"] }], []);
+      const outcome = await runSweep({
+        sweepDir: `${root}/f`,
+        manifest,
+        jobs: 1,
+        command: { argv: [Deno.execPath(), "run", `${root}/fail.ts`], cwd: root },
+        trainHasOverwrite: true,
+      });
+      deepEqual(outcome.failed, ["seed-0"]);
+      const m = await readManifest(`${root}/f`);
       equal(m!.runs[0].status, "failed");
-      equal(m!.runs[0].exitCode, 2); // the train CLI's usage-error status
-      ok((await Deno.readTextFile(`${root}/bad/logs/experts--1.log`)).includes("error: "));
+      equal(m!.runs[0].exitCode, 2);
+      ok((await Deno.readTextFile(`${root}/f/logs/seed-0.log`)).includes("error: rejected"));
+      await rejects(() => Deno.stat(`${root}/f/sweep.lock`), Deno.errors.NotFound);
     } finally {
       await Deno.remove(root, { recursive: true });
     }

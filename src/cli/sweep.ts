@@ -14,6 +14,7 @@ import { runDiskState } from "../sweep/run_state.ts";
 import { runSweep } from "../sweep/runner.ts";
 import { splitArgs } from "../sweep/split_args.ts";
 import { numberFlag, parseFlags, runMain, UsageError } from "./args.ts";
+import { checkTrainArgs } from "./train.ts";
 
 const OWN = ["name", "grid", "jobs", "runs", "status-every", "grace"];
 const BOOLEANS = ["help", "print-commands", "status"];
@@ -112,6 +113,16 @@ async function main(): Promise<void> {
     manifest = manifestFor(existing, name, grid, split.train);
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+
+  // Each grid point must be a command train accepts, checked before sweep.json records the
+  // grid: a typo would otherwise fail every run and keep the name bound to the bad grid.
+  for (const r of manifest.runs) {
+    try {
+      checkTrainArgs(r.args);
+    } catch (e) {
+      throw new UsageError(`run ${r.id}: ${(e as Error).message}`);
+    }
   }
 
   if (flags["print-commands"]) {

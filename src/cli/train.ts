@@ -107,21 +107,28 @@ function flagError<C>(fields: FieldSpec<C>[], e: unknown): unknown {
 
 const show = (v: unknown) => typeof v === "string" ? v : JSON.stringify(v);
 
-async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }, S>(
+/** A task's flags parsed (its field table's flags plus the runner's own). */
+function parseTrainFlags<C extends AnyConfig, D, Ev, Line extends { step: number }, S>(
   task: Task<C, D, Ev, Line, S>,
-  view: TrainView<C, D, Line, S>,
-  args: string[],
-): Promise<void> {
+  args: readonly string[],
+): Record<string, unknown> {
   const spec: Record<string, FlagSpec> = { help: { type: "boolean", short: "h" } };
   for (const flag of ["resume", "overwrite", "quiet"]) spec[flag] = { type: "boolean" };
   for (const flag of ["model", "preset", "out", ...task.fields.map((f) => f.flag)]) {
     spec[flag] = { type: "string" };
   }
-  const flags = parseFlags(args, spec);
-  if (flags.help) {
-    console.log(trainHelp(task as Task<C, D, unknown, Line, unknown>, view));
-    return;
-  }
+  return parseFlags([...args], spec);
+}
+
+/**
+ * The config that parsed flags give (defaults, then the preset, then the
+ * flags), validated; with the preset's and the flags' own fields and the
+ * validation (for the resumed config). Reads no file.
+ */
+function configFromFlags<C extends AnyConfig, D, Ev, Line extends { step: number }, S>(
+  task: Task<C, D, Ev, Line, S>,
+  flags: Record<string, unknown>,
+): { cfg: C; preset: Partial<C>; given: Partial<C>; validate: (c: C) => void } {
   let cfg: C = { ...task.defaults };
   let preset: Partial<C> = {};
   if (typeof flags.preset === "string") {
@@ -152,6 +159,54 @@ async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }
     }
   };
   validate(cfg);
+  return { cfg, preset, given, validate };
+}
+
+/**
+ * Checks a train command line without running it: its flags parse and give a
+ * valid config for its `--model` (what `deno task sweep` does for every grid
+ * point before it records the grid). Throws a `UsageError` naming the flag
+ * and what is allowed. Reads no file.
+ *
+ * @example
+ * ```ts
+ * import { checkTrainArgs } from "./train.ts";
+ * checkTrainArgs(["--experts", "64", "--seed", "1"]);
+ * // checkTrainArgs(["--experts", "lots"]) throws: --experts "lots" is not a number
+ * ```
+ */
+export function checkTrainArgs(args: readonly string[]): void {
+  const model = modelFlag(args) ?? "classifier";
+  if (model === "classifier") {
+    configFromFlags(classifierTask, parseTrainFlags(classifierTask, args));
+  } else if (model === "vit") {
+    configFromFlags(vitTask, parseTrainFlags(vitTask, args));
+  } else if (model === "lm") {
+    configFromFlags(lmTask, parseTrainFlags(lmTask, args));
+  } else {
+    throw unknownModel(model);
+  }
+}
+
+function unknownModel(model: string): UsageError {
+  return new UsageError(
+    `--model ${model} is unknown: allowed are ${MODELS.join(", ")} (classifier is the default)`,
+  );
+}
+
+async function runTask<C extends AnyConfig, D, Ev, Line extends { step: number }, S>(
+  task: Task<C, D, Ev, Line, S>,
+  view: TrainView<C, D, Line, S>,
+  args: string[],
+): Promise<void> {
+  const flags = parseTrainFlags(task, args);
+  if (flags.help) {
+    console.log(trainHelp(task as Task<C, D, unknown, Line, unknown>, view));
+    return;
+  }
+  const parsed = configFromFlags(task, flags);
+  const { preset, given, validate } = parsed;
+  let cfg = parsed.cfg;
   const resume = Boolean(flags.resume);
   const outDir = typeof flags.out === "string" ? flags.out : task.defaultOutDir(cfg);
   if (resume && typeof flags.out !== "string") {
@@ -266,9 +321,7 @@ async function main(): Promise<void> {
   if (model === "classifier") return await runTask(classifierTask, classifierView, Deno.args);
   if (model === "vit") return await runTask(vitTask, vitView, Deno.args);
   if (model === "lm") return await runTask(lmTask, lmView, Deno.args);
-  throw new UsageError(
-    `--model ${model} is unknown: allowed are ${MODELS.join(", ")} (classifier is the default)`,
-  );
+  throw unknownModel(model);
 }
 
 if (import.meta.main) await runMain(main, "deno task train");
