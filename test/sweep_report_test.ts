@@ -315,6 +315,14 @@ Deno.test("report: LM runs report perplexity and per-layer figures", async () =>
     const c = bandCurves(groups, byGroup, "validPpl");
     deepEqual(c[0].x, [10, 20]);
     deepEqual(c[0].mean, [200, 106]);
+    // LM runs (per step) beside classifier runs (per epoch) cannot share a chart's x axis.
+    const mixed = await classifierSweep(root);
+    await Deno.symlink(`${root}/lm/s0`, `${mixed}/lm-s0`);
+    const out = await runReport(mixed);
+    const err = new TextDecoder().decode(out.stderr);
+    equal(out.code, 2, err);
+    ok(err.includes("logged per epoch and per step cannot share charts"), err);
+    ok(err.includes("per step: lm-s0") && err.includes("per epoch: mode-moe_seed-0, "), err);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

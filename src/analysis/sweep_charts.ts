@@ -129,7 +129,20 @@ export interface SweepChart {
  */
 export function sweepCharts(report: SweepReport): SweepChart[] {
   const models = [...new Set(report.groups.map((g) => g.model))];
-  const x = models.map((m) => CURVE_X[m]).includes("step") ? "step" : "epoch";
+  const units = [...new Set(models.map((m) => CURVE_X[m]))];
+  if (units.length > 1) {
+    // One x axis per chart: epochs and steps would be drawn on the same scale.
+    const shown = units.map((u) =>
+      `per ${u}: ${
+        report.groups.filter((g) => CURVE_X[g.model] === u).flatMap((g) => g.runs).join(", ")
+      }`
+    );
+    throw new RangeError(
+      `runs logged per epoch and per step cannot share charts (${shown.join("; ")}): ` +
+        "report them from separate directories",
+    );
+  }
+  const x = units[0] ?? "epoch";
   const charts = CHART_KEYS.filter((key) => report.curves[key]?.length).map((key) => {
     const def = models.map((m) => METRICS[m].find((d) => d.key === key)).find(Boolean)!;
     const title = `${def.label} over seeds (mean and 95 % interval)`;

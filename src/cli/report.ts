@@ -142,8 +142,9 @@ async function main(): Promise<void> {
   for (const c of charts) await writeChart(`${outDir}/${c.file.replace(/\.svg$/, "")}`, c.spec);
   await writeJsonAtomic(`${outDir}/report.json`, report);
   const md = reportMarkdown(report, charts.map((c) => c.file));
-  await writeFileAtomic(`${outDir}/report.md`, md);
   await writeSweepReport(report, outDir);
+  // Last: a report.md as new as its run means the whole set was written.
+  await writeFileAtomic(`${outDir}/report.md`, md);
   console.log(md);
   console.log(
     `files: ${outDir}/{report.md,report.html,report.json,${charts.map((c) => c.file).join(",")}}`,
