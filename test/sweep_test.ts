@@ -103,14 +103,7 @@ Deno.test("sweep: one sweep per directory: a live holder's lock is refused, a de
 Deno.test("sweep: bad --runs, timer flags and a damaged sweep.json are usage errors naming them", async () => {
   const root = await Deno.makeTempDir();
   try {
-    const sweep = async (...args: string[]) => {
-      const o = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", SWEEP_CLI, "--name", "s", "--grid", "seed=0..1", ...args],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return { code: o.code, err: new TextDecoder().decode(o.stderr) };
-    };
+    const sweep = (...args: string[]) => sweepCli("--name", "s", "--grid", "seed=0..1", ...args);
     const empty = await sweep("--runs", "");
     equal(empty.code, 2, empty.err);
     ok(empty.err.includes('--runs "" is empty'), empty.err);
@@ -190,6 +183,16 @@ Deno.test("sweep: run directory states and the flag each needs", async () => {
 });
 
 const SWEEP_CLI = new URL("../src/cli/sweep.ts", import.meta.url).pathname;
+
+/** Runs the sweep CLI to its end: exit status and stderr. */
+async function sweepCli(...args: string[]): Promise<{ code: number; err: string }> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SWEEP_CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: o.code, err: new TextDecoder().decode(o.stderr) };
+}
 
 function sweepCommand(root: string, extra: string[] = []): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
@@ -304,13 +307,9 @@ Deno.test({
       }
 
       // A different grid under the same name is refused with exit status 2.
-      const other = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", SWEEP_CLI, "--runs", root, "--name", "s", "--grid", "seed=0..9"],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const other = await sweepCli("--runs", root, "--name", "s", "--grid", "seed=0..9");
       equal(other.code, 2);
-      ok(new TextDecoder().decode(other.stderr).includes("already exists with another grid"));
+      ok(other.err.includes("already exists with another grid"), other.err);
     } finally {
       await Deno.remove(root, { recursive: true });
     }
@@ -320,26 +319,25 @@ Deno.test({
 Deno.test("sweep: a grid point train would reject is refused before the grid is recorded", async () => {
   const root = await Deno.makeTempDir();
   try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", SWEEP_CLI, "--runs", root, "--name", "bad", "--grid", "experts=16,-1"]
-        .concat(["--preset", "tiny", "--jobs", "1"]),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(out.stderr);
-    equal(out.code, 2, err);
-    ok(err.includes("run experts--1: --experts"), err);
+    const bad = ["--name", "bad", "--grid", "experts=16,-1", "--preset", "tiny", "--jobs", "1"];
+    const out = await sweepCli("--runs", root, ...bad);
+    equal(out.code, 2, out.err);
+    ok(out.err.includes("run experts--1: --experts"), out.err);
     // Nothing recorded: the name is not locked to the bad grid, and nothing ran.
     equal(await readManifest(`${root}/bad`), null);
     // A fixed flag train does not know is refused the same way.
-    const typo = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", SWEEP_CLI, "--runs", root, "--name", "t", "--grid", "seed=0..1"]
-        .concat(["--epoch", "3"]),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    equal(typo.code, 2);
-    ok(new TextDecoder().decode(typo.stderr).includes("run seed-0: "));
+    const typo = await sweepCli(
+      "--runs",
+      root,
+      "--name",
+      "t",
+      "--grid",
+      "seed=0..1",
+      "--epoch",
+      "3",
+    );
+    equal(typo.code, 2, typo.err);
+    ok(typo.err.includes("run seed-0: "), typo.err);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
