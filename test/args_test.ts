@@ -41,6 +41,21 @@ function caught(f: () => unknown): Error {
   throw new Error("expected a throw");
 }
 
+Deno.test("parseFlags(): an unknown flag is named, with the nearest known flag when one is close", () => {
+  // "--expert" is one deletion from "experts"; "--lamda" one insertion from "lambda".
+  equal(
+    caught(() => parseFlags(["--expert", "4"], SPEC)).message,
+    "unknown flag --expert (did you mean --experts?)",
+  );
+  equal(
+    caught(() => parseFlags(["--lamda=1"], SPEC)).message,
+    "unknown flag --lamda (did you mean --lambda?)",
+  );
+  // Nothing within two edits: no guess.
+  equal(caught(() => parseFlags(["--verbose"], SPEC)).message, "unknown flag --verbose");
+  ok(caught(() => parseFlags(["--verbose"], SPEC)) instanceof UsageError);
+});
+
 Deno.test("parseFlags() reads a negative number after a value flag as its value (--experts -4)", () => {
   deepEqual({ ...parseFlags(["--experts", "-4"], SPEC) }, { experts: "-4" });
   deepEqual({ ...parseFlags(["-e", "-4", "--quiet"], SPEC) }, { experts: "-4", quiet: true });

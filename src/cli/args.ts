@@ -116,12 +116,45 @@ export function parseFlags(
           `(a value that starts with "-" is written ${flag}=${next.slice(0, 40)})`,
       );
     }
+    const unknown = /^Unknown option '([^']*)'/.exec(message);
+    if (unknown) {
+      const near = nearestFlag(unknown[1].replace(/^-+/, ""), Object.keys(spec));
+      throw new UsageError(
+        `unknown flag ${unknown[1]}` + (near ? ` (did you mean --${near}?)` : ""),
+      );
+    }
     const missing = /^Option '([^']*)' argument missing/.exec(message);
     if (missing) {
       throw new UsageError(`${/--[\w-]+/.exec(missing[1])?.[0] ?? missing[1]} needs a value`);
     }
     throw new UsageError(message.split("\n")[0]);
   }
+}
+
+/**
+ * The known flag closest to a mistyped one: edit distance at most 2 (or one
+ * that starts with it), else null.
+ */
+function nearestFlag(name: string, known: string[]): string | null {
+  let best: string | null = null, bestD = 3;
+  for (const k of known) {
+    // Levenshtein distance, one row at a time.
+    let row = Array.from({ length: k.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= name.length; i++) {
+      const next = [i];
+      for (let j = 1; j <= k.length; j++) {
+        next[j] = Math.min(
+          row[j] + 1,
+          next[j - 1] + 1,
+          row[j - 1] + (name[i - 1] === k[j - 1] ? 0 : 1),
+        );
+      }
+      row = next;
+    }
+    const d = name.length >= 3 && k.startsWith(name) ? 1 : row[k.length];
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best;
 }
 
 /**
